@@ -1,0 +1,10 @@
+"""accelplan: Python client for the accelplan hardware-planning service.
+
+``accelplan.v1`` holds the generated protobuf and gRPC modules;
+``accelplan.client.PlannerClient`` is a small typed client over them.
+"""
+
+from accelplan.client import FieldViolation, PlannerClient, PlannerError
+
+__all__ = ["FieldViolation", "PlannerClient", "PlannerError"]
+__version__ = "0.1.0"

@@ -1,0 +1,316 @@
+"""The ``accelplan`` command: run the server, or ask a running one.
+
+Every subcommand except ``serve`` talks to a server over gRPC (``--server``)
+and prints a readable table, or proto3 JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from accelplan.client import DEFAULT_TARGET, PlannerClient, PlannerError
+from accelplan.fleetspec import parse_count, parse_fleet, parse_size
+from accelplan.v1 import (
+    cost_pb2,
+    hardware_pb2,
+    models_pb2,
+    planning_pb2,
+    quantization_pb2,
+    training_pb2,
+)
+
+
+def _enum_name(enum: Any, value: int, prefix: str) -> str:
+    try:
+        return str(enum.Name(value)).removeprefix(prefix)
+    except ValueError:
+        return str(value)
+
+
+def _level(value: int) -> str:
+    names = {1: "FP32", 2: "FP16", 3: "BF16", 4: "INT8", 5: "INT4"}
+    return names.get(value, _enum_name(quantization_pb2.QuantizationLevel, value, "QUANTIZATION_LEVEL_"))
+
+
+def gib(n: int) -> str:
+    """Bytes as GiB with one decimal."""
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    """Left-aligned columns."""
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _model(args: argparse.Namespace) -> models_pb2.ModelSpec:
+    if args.model_id:
+        return models_pb2.ModelSpec(model_id=args.model_id)
+    return models_pb2.ModelSpec(parameter_count=parse_count(args.params))
+
+
+def _quant(name: str) -> int:
+    value = quantization_pb2.QuantizationLevel
+    aliases = {"fp32": 1, "none": 1, "fp16": 2, "float16": 2, "bf16": 3, "bfloat16": 3, "int8": 4, "int4": 5}
+    key = name.strip().lower()
+    if key in aliases:
+        return aliases[key]
+    return int(value.Value(name.upper()))
+
+
+def _assumptions(msg: Any) -> str:
+    return "".join(f"\n  - {a}" for a in msg.assumptions)
+
+
+def cmd_quant(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    if args.level is None:
+        resp = client.list_quantization_levels()
+        rows = [(_level(i.level), i.bits_per_param, f"{i.memory_reduction_factor:g}x") for i in resp.levels]
+        return resp, table(rows, ("LEVEL", "BITS", "REDUCTION"))
+    req = quantization_pb2.ResolveQuantizationLevelRequest()
+    if args.level.isdigit():
+        req.bits = int(args.level)
+    else:
+        req.name = args.level
+    info = client.resolve_quantization_level(req)
+    return info, f"{info.display_name}: {info.bits_per_param} bits per parameter, {info.memory_reduction_factor:g}x smaller than FP32"
+
+
+def cmd_estimate(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    e = client.estimate_memory(planning_pb2.EstimateMemoryRequest(model=_model(args), quantization=_quant(args.quant)))
+    rows = [("weights", gib(e.weights_bytes), e.weights_bytes), ("overhead", gib(e.overhead_bytes), e.overhead_bytes),
+            ("total", gib(e.total_bytes), e.total_bytes)]
+    head = f"{e.parameter_count:,} parameters at {_level(e.quantization)}\n"
+    return e, head + table(rows, ("PART", "MEMORY", "BYTES")) + "\nassumptions:" + _assumptions(e)
+
+
+def _fleet(args: argparse.Namespace) -> hardware_pb2.Fleet:
+    return parse_fleet(args.fleet or "", args.link)
+
+
+def cmd_suggest(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    s = client.suggest_quantization(planning_pb2.SuggestQuantizationRequest(
+        model=_model(args), fleet=_fleet(args), consider_sharding=args.shard))
+    text = f"suggested: {_level(s.quantization)}\n{s.reason}"
+    if s.HasField("assumed_plan"):
+        text += "\n\nassumed plan:\n" + _plan_text(s.assumed_plan)
+    return s, text
+
+
+def _plan_text(p: planning_pb2.ShardingPlan) -> str:
+    strategy = _enum_name(planning_pb2.ShardingStrategy, p.strategy, "SHARDING_STRATEGY_")
+    speed = f"{p.estimated_tokens_per_second:,.1f} tokens/s (batch 1)" if p.HasField(
+        "estimated_tokens_per_second") else "unknown"
+    lines = [
+        f"strategy:      {strategy} over {p.device_count} device(s)",
+        f"total memory:  {gib(p.total_memory_bytes)}",
+        f"fits:          {'yes' if p.fits_in_memory else 'NO'}",
+        f"decode speed:  {speed}",
+        "",
+    ]
+    rows = [
+        (s.shard_id, f"{s.first_layer}-{s.last_layer}", gib(s.memory_bytes),
+         _enum_name(hardware_pb2.AcceleratorType, s.accelerator.type, "ACCELERATOR_TYPE_"),
+         s.accelerator_index, gib(s.accelerator.memory_bytes))
+        for s in p.shards
+    ]
+    body = table(rows, ("SHARD", "LAYERS", "MEMORY", "DEVICE", "FLEET#", "DEVICE MEMORY"))
+    return "\n".join(lines) + body + "\nassumptions:" + _assumptions(p)
+
+
+def cmd_plan(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    p = client.plan_sharding(planning_pb2.PlanShardingRequest(
+        model=_model(args), quantization=_quant(args.quant), fleet=_fleet(args)))
+    return p, _plan_text(p)
+
+
+def cmd_train(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    req = training_pb2.EstimateTrainingMemoryRequest(
+        model=_model(args),
+        method=training_pb2.TrainingMethod.Value("TRAINING_METHOD_" + args.method.upper().replace("-", "_")),
+        target=training_pb2.TrainingTarget.Value("TRAINING_TARGET_" + args.target.upper()),
+        qlora_bits=args.qlora_bits,
+    )
+    e = client.estimate_training_memory(req)
+    rows = [("model", gib(e.model_bytes)), ("optimizer", gib(e.optimizer_bytes)),
+            ("activations", gib(e.activation_bytes)), ("total", gib(e.total_bytes))]
+    return e, table(rows, ("PART", "MEMORY")) + "\nassumptions:" + _assumptions(e)
+
+
+def cmd_cost(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    r = client.recommend_instances(cost_pb2.RecommendInstancesRequest(
+        model=_model(args), quantization=_quant(args.quant), provider=args.provider or "", page_size=args.limit))
+    rows = [
+        (x.instance.provider, x.instance.name, f"{x.instance.accelerator_count}x {x.instance.accelerator_name}",
+         gib(x.instance.total_accelerator_memory_bytes), gib(x.headroom_bytes), f"${x.instance.price_per_hour_usd:,.2f}")
+        for x in r.recommendations
+    ]
+    if not rows:
+        return r, "no instance in the price list holds this model"
+    need = gib(r.recommendations[0].required_memory_bytes)
+    return r, f"model needs {need}\n" + table(rows, ("PROVIDER", "INSTANCE", "ACCELERATORS", "MEMORY", "HEADROOM", "PER HOUR"))
+
+
+def _model_rows(models: Sequence[models_pb2.ModelInfo]) -> list[tuple[object, ...]]:
+    return [(m.id, m.name, m.family, f"{m.parameter_count / 1e9:,.2f}B",
+             f"{m.active_parameter_count / 1e9:,.2f}B", m.max_context_length_tokens) for m in models]
+
+
+def cmd_models(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    if args.model_id:
+        m = client.get_model(args.model_id)
+        return m, table(_model_rows([m]), ("ID", "NAME", "FAMILY", "PARAMS", "ACTIVE", "CONTEXT")) + f"\nsource: {m.source_url}"
+    r = client.list_models(models_pb2.ListModelsRequest(family=args.family or "", page_size=1000))
+    return r, table(_model_rows(r.models), ("ID", "NAME", "FAMILY", "PARAMS", "ACTIVE", "CONTEXT"))
+
+
+def cmd_compatible(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    r = client.find_compatible_models(models_pb2.FindCompatibleModelsRequest(
+        quantization=_quant(args.quant), available_memory_bytes=parse_size(args.memory)))
+    rows = [(c.model.id, gib(c.required_memory_bytes), gib(c.headroom_bytes)) for c in r.models]
+    return r, table(rows, ("MODEL", "NEEDS", "HEADROOM")) if rows else "no catalogue model fits"
+
+
+def cmd_filter(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    kind = hardware_pb2.AcceleratorRequirementKind.Value(
+        "ACCELERATOR_REQUIREMENT_KIND_" + args.require.upper().replace("-", "_"))
+    r = client.filter_accelerators(hardware_pb2.FilterAcceleratorsRequest(
+        fleet=_fleet(args), requirement=hardware_pb2.AcceleratorRequirement(kind=kind, min_tpu_chips=args.min_chips)))
+    rows = [
+        (m.index, _enum_name(hardware_pb2.AcceleratorType, m.accelerator.type, "ACCELERATOR_TYPE_"),
+         gib(m.accelerator.memory_bytes),
+         _enum_name(hardware_pb2.AcceleratorFamily, m.capabilities.family, "ACCELERATOR_FAMILY_"),
+         m.capabilities.rank, _level(m.capabilities.preferred_quantization),
+         ",".join(_level(q) for q in m.capabilities.supported_quantizations))
+        for m in r.matches
+    ]
+    return r, table(rows, ("FLEET#", "TYPE", "MEMORY", "FAMILY", "RANK", "PREFERS", "SUPPORTS"))
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--model-id", help="catalogue model id, e.g. llama-3.1-70b (see `accelplan models`)")
+    g.add_argument("--params", help="raw parameter count, e.g. 70B or 7000M")
+
+
+def _add_fleet(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--fleet", required=required, help="devices, e.g. '8xcuda:80GiB' or 'tpu-v5p:4chips,cpu:512GiB'")
+    p.add_argument("--link", action="append", default=[], help="interconnect KIND:GBPS, e.g. nvswitch:900 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="accelplan", description=__doc__.splitlines()[0])
+    parser.add_argument("--server", default=os.environ.get("ACCELPLAN_SERVER", DEFAULT_TARGET),
+                        help="server address host:port (default $ACCELPLAN_SERVER or %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the response as proto3 JSON")
+    parser.add_argument("--timeout", type=float, default=10.0, help="deadline per call in seconds")
+    parser.add_argument("--token", default=os.environ.get("ACCELPLAN_TOKEN"), help="bearer token ($ACCELPLAN_TOKEN)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the gRPC server")
+    s.add_argument("--host", default="localhost", help="address to listen on (default %(default)s)")
+    s.add_argument("--port", type=int, default=50051, help="port (default %(default)s; 0 picks a free one)")
+    s.add_argument("--grace", type=float, default=10.0, help="seconds to drain calls on SIGTERM")
+    s.add_argument("--max-workers", type=int, default=16, help="handler threads")
+    s.add_argument("--data-dir", help="read catalogues from this folder instead of the embedded ones")
+    s.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+
+    q = sub.add_parser("quant", help="list quantization levels, or resolve one by name or bits")
+    q.add_argument("level", nargs="?", help="a name (bf16, int4, QUANTIZATION_LEVEL_NONE) or bit width (8)")
+    q.set_defaults(run=cmd_quant)
+
+    e = sub.add_parser("estimate", help="inference memory for a model")
+    _add_model(e)
+    e.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8 or int4")
+    e.set_defaults(run=cmd_estimate)
+
+    g = sub.add_parser("suggest", help="the precision that fits a fleet")
+    _add_model(g)
+    _add_fleet(g, required=False)
+    g.add_argument("--shard", action="store_true", help="also consider sharding across a family's devices")
+    g.set_defaults(run=cmd_suggest)
+
+    p = sub.add_parser("plan", help="plan sharding over a fleet")
+    _add_model(p)
+    p.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8 or int4")
+    _add_fleet(p, required=True)
+    p.set_defaults(run=cmd_plan)
+
+    t = sub.add_parser("train", help="fine-tuning memory")
+    _add_model(t)
+    t.add_argument("--method", required=True,
+                   choices=["full-fine-tune", "lora", "qlora", "prefix", "dpo", "rlhf", "distillation"])
+    t.add_argument("--target", default="gpu", choices=["gpu", "tpu", "gaudi", "cpu"])
+    t.add_argument("--qlora-bits", type=int, default=0, help="QLoRA base-weight bits (default 4)")
+    t.set_defaults(run=cmd_train)
+
+    c = sub.add_parser("cost", help="cloud instances that hold a model, cheapest first")
+    _add_model(c)
+    c.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8 or int4")
+    c.add_argument("--provider", help="aws, gcp or azure")
+    c.add_argument("--limit", type=int, default=10, help="most instances to show (1-100)")
+    c.set_defaults(run=cmd_cost)
+
+    m = sub.add_parser("models", help="list the model catalogue, or show one model")
+    m.add_argument("model_id", nargs="?", help="show this model")
+    m.add_argument("--family", help="only this family")
+    m.set_defaults(run=cmd_models)
+
+    k = sub.add_parser("compatible", help="catalogue models that fit a memory budget")
+    k.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8 or int4")
+    k.add_argument("--memory", required=True, help="budget, e.g. 80GiB")
+    k.set_defaults(run=cmd_compatible)
+
+    f = sub.add_parser("filter", help="fleet devices meeting a requirement")
+    _add_fleet(f, required=True)
+    f.add_argument("--require", default="none",
+                   choices=["none", "gpu", "tpu", "gaudi", "aws-neuron", "gpu-or-tpu", "any-accelerator"])
+    f.add_argument("--min-chips", type=int, default=0, help="for --require tpu: fewest chips")
+    f.set_defaults(run=cmd_filter)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+    from pathlib import Path
+
+    from accelplan_server.serve import ServerConfig, serve
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return serve(ServerConfig(host=args.host, port=args.port, max_workers=args.max_workers,
+                              grace_seconds=args.grace, data_dir=Path(args.data_dir) if args.data_dir else None))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``accelplan`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    run: Callable[[PlannerClient, argparse.Namespace], tuple[Message, str]] = args.run
+    try:
+        with PlannerClient(args.server, timeout=args.timeout, token=args.token) as client:
+            msg, text = run(client, args)
+    except PlannerError as e:
+        print(f"accelplan: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"accelplan: {e}", file=sys.stderr)
+        return 2
+    print(json_format.MessageToJson(msg) if args.json else text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

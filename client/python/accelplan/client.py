@@ -1,0 +1,168 @@
+"""A typed client for accelplan.v1.PlannerService that hides channel set-up and decodes errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from accelplan.v1 import (
+    cost_pb2,
+    hardware_pb2,
+    models_pb2,
+    planner_service_pb2_grpc,
+    planning_pb2,
+    quantization_pb2,
+    training_pb2,
+)
+
+Response = TypeVar("Response")
+
+DEFAULT_TARGET = "localhost:50051"
+DEFAULT_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad request field named by the server's google.rpc.BadRequest."""
+
+    field: str
+    description: str
+
+
+class PlannerError(Exception):
+    """A failed call: the gRPC status code, its message and any field violations."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, violations: Sequence[FieldViolation] = ()) -> None:
+        self.code = code
+        self.message = message
+        self.violations = list(violations)
+        super().__init__(f"{code.name}: {message}")
+
+    @classmethod
+    def from_rpc_error(cls, error: grpc.RpcError) -> PlannerError:
+        """Decode the status and the grpc-status-details-bin trailer of a failed call."""
+        call: Any = error
+        violations: list[FieldViolation] = []
+        status = rpc_status.from_call(call)
+        if status is not None:
+            for detail in status.details:
+                if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                    bad = error_details_pb2.BadRequest()
+                    detail.Unpack(bad)
+                    violations.extend(FieldViolation(v.field, v.description) for v in bad.field_violations)
+        return cls(call.code(), call.details() or "", violations)
+
+
+class _BearerToken(grpc.AuthMetadataPlugin):
+    def __init__(self, token: str) -> None:
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def __call__(self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback) -> None:
+        callback(self._metadata, None)
+
+
+class PlannerClient:
+    """Calls PlannerService with a per-call deadline; raises PlannerError on failure.
+
+    Plaintext by default; pass ``tls=True`` (optionally with ``root_certificates``
+    and a client key pair for mutual TLS) and ``token`` for bearer-token auth.
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        private_key: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        token: str | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.timeout = timeout
+        if tls:
+            creds = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
+            if token:
+                creds = grpc.composite_channel_credentials(creds, grpc.metadata_call_credentials(_BearerToken(token)))
+            self._channel = grpc.secure_channel(target, creds, options=options)
+            self._metadata: tuple[tuple[str, str], ...] = ()
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
+            self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.stub = planner_service_pb2_grpc.PlannerServiceStub(self._channel)
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def __enter__(self) -> PlannerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: Callable[..., Response], request: Any, timeout: float | None) -> Response:
+        try:
+            return method(request, timeout=self.timeout if timeout is None else timeout, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise PlannerError.from_rpc_error(e) from None
+
+    def list_quantization_levels(self, *, timeout: float | None = None
+                                 ) -> quantization_pb2.ListQuantizationLevelsResponse:
+        """Every quantization level."""
+        return self._call(self.stub.ListQuantizationLevels, quantization_pb2.ListQuantizationLevelsRequest(), timeout)
+
+    def resolve_quantization_level(self, request: quantization_pb2.ResolveQuantizationLevelRequest, *,
+                                   timeout: float | None = None) -> quantization_pb2.QuantizationLevelInfo:
+        """A level by value, bits or name."""
+        return self._call(self.stub.ResolveQuantizationLevel, request, timeout)
+
+    def estimate_memory(self, request: planning_pb2.EstimateMemoryRequest, *, timeout: float | None = None
+                        ) -> planning_pb2.MemoryEstimate:
+        """Inference memory."""
+        return self._call(self.stub.EstimateMemory, request, timeout)
+
+    def suggest_quantization(self, request: planning_pb2.SuggestQuantizationRequest, *,
+                             timeout: float | None = None) -> planning_pb2.SuggestQuantizationResponse:
+        """The precision that fits a fleet."""
+        return self._call(self.stub.SuggestQuantization, request, timeout)
+
+    def plan_sharding(self, request: planning_pb2.PlanShardingRequest, *, timeout: float | None = None
+                      ) -> planning_pb2.ShardingPlan:
+        """A sharding plan."""
+        return self._call(self.stub.PlanSharding, request, timeout)
+
+    def estimate_training_memory(self, request: training_pb2.EstimateTrainingMemoryRequest, *,
+                                 timeout: float | None = None) -> training_pb2.EstimateTrainingMemoryResponse:
+        """Fine-tuning memory."""
+        return self._call(self.stub.EstimateTrainingMemory, request, timeout)
+
+    def recommend_instances(self, request: cost_pb2.RecommendInstancesRequest, *, timeout: float | None = None
+                            ) -> cost_pb2.RecommendInstancesResponse:
+        """Cloud instances, cheapest first."""
+        return self._call(self.stub.RecommendInstances, request, timeout)
+
+    def list_models(self, request: models_pb2.ListModelsRequest | None = None, *, timeout: float | None = None
+                    ) -> models_pb2.ListModelsResponse:
+        """A page of the model catalogue."""
+        return self._call(self.stub.ListModels, request or models_pb2.ListModelsRequest(), timeout)
+
+    def get_model(self, model_id: str, *, timeout: float | None = None) -> models_pb2.ModelInfo:
+        """One catalogue model."""
+        return self._call(self.stub.GetModel, models_pb2.GetModelRequest(model_id=model_id), timeout).model
+
+    def find_compatible_models(self, request: models_pb2.FindCompatibleModelsRequest, *,
+                               timeout: float | None = None) -> models_pb2.FindCompatibleModelsResponse:
+        """Catalogue models that fit a budget."""
+        return self._call(self.stub.FindCompatibleModels, request, timeout)
+
+    def filter_accelerators(self, request: hardware_pb2.FilterAcceleratorsRequest, *,
+                            timeout: float | None = None) -> hardware_pb2.FilterAcceleratorsResponse:
+        """Fleet devices meeting a requirement."""
+        return self._call(self.stub.FilterAccelerators, request, timeout)

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC modules for accelplan.v1 (scripts/generate)."""

@@ -1,0 +1,15 @@
+# Python: message, service and type-stub modules for client/python/accelplan/v1,
+# from grpcio-tools' bundled protoc and mypy-protobuf's plugins.
+GENERATED_PATHS+=("client/python/accelplan/v1")
+
+gen_python() {
+  local out="$1/client/python"
+  mkdir -p "$out/accelplan/v1"
+  "$PYTHON" -m grpc_tools.protoc -I protos \
+    --python_out="$out" --grpc_python_out="$out" \
+    --mypy_out="$out" --mypy_grpc_out="$out" \
+    protos/accelplan/v1/*.proto
+  printf '"""Generated protobuf and gRPC modules for accelplan.v1 (scripts/generate)."""\n' \
+    > "$out/accelplan/v1/__init__.py"
+  touch "$out/accelplan/v1/py.typed"
+}

@@ -1,0 +1,20 @@
+"""Caps on what one request may ask for, so every request's work is bounded."""
+
+MAX_PARAMETER_COUNT = 10**15
+"""Largest parameter count accepted (one quadrillion, ~1,000x today's largest models)."""
+MAX_FLEET_ACCELERATORS = 4096
+"""Most accelerators in one fleet."""
+MAX_FLEET_INTERCONNECTS = 64
+"""Most interconnect entries in one fleet."""
+MAX_STRING_LENGTH = 256
+"""Longest free-text or id string accepted."""
+MAX_MEMORY_BYTES = 1 << 50
+"""Largest memory_bytes accepted for one device (1 PiB)."""
+MAX_BANDWIDTH_GBPS = 1e6
+"""Largest bandwidth accepted, in GB/s (1 PB/s)."""
+MAX_TPU_CHIPS = 65536
+"""Most TPU chips in one device entry."""
+DEFAULT_PAGE_SIZE_MODELS = 50
+MAX_PAGE_SIZE_MODELS = 1000
+DEFAULT_PAGE_SIZE_INSTANCES = 10
+MAX_PAGE_SIZE_INSTANCES = 100
