@@ -76,14 +76,15 @@ def plan_message(plan: Plan, fleet: hw.Fleet) -> planning_pb2.ShardingPlan:
     )
     for s in plan.shards:
         device = convert.accelerator_message(fleet.accelerators[s.device_index] if s.device_index >= 0 else s.device)
-        msg.shards.add(
+        shard = msg.shards.add(
             shard_id=s.shard_id,
             first_layer=s.first_layer,
             last_layer=s.last_layer,
             memory_bytes=s.memory_bytes,
             accelerator=device,
-            accelerator_index=max(s.device_index, 0),
         )
+        if s.device_index >= 0:
+            shard.accelerator_index = s.device_index
     if plan.tokens_per_second is not None:
         msg.estimated_tokens_per_second = plan.tokens_per_second
     return msg

@@ -121,7 +121,7 @@ def _plan_text(p: planning_pb2.ShardingPlan) -> str:
     rows = [
         (s.shard_id, f"{s.first_layer}-{s.last_layer}", gib(s.memory_bytes),
          _enum_name(hardware_pb2.AcceleratorType, s.accelerator.type, "ACCELERATOR_TYPE_"),
-         s.accelerator_index, gib(s.accelerator.memory_bytes))
+         s.accelerator_index if s.HasField("accelerator_index") else "-", gib(s.accelerator.memory_bytes))
         for s in p.shards
     ]
     body = table(rows, ("SHARD", "LAYERS", "MEMORY", "DEVICE", "FLEET#", "DEVICE MEMORY"))
@@ -188,7 +188,7 @@ def cmd_filter(client: PlannerClient, args: argparse.Namespace) -> tuple[Message
         fleet=_fleet(args), requirement=hardware_pb2.AcceleratorRequirement(kind=kind, min_tpu_chips=args.min_chips)))
     rows = [
         (m.index, _enum_name(hardware_pb2.AcceleratorType, m.accelerator.type, "ACCELERATOR_TYPE_"),
-         gib(m.accelerator.memory_bytes),
+         gib(m.capabilities.memory_bytes),
          _enum_name(hardware_pb2.AcceleratorFamily, m.capabilities.family, "ACCELERATOR_FAMILY_"),
          m.capabilities.rank, _level(m.capabilities.preferred_quantization),
          ",".join(_level(q) for q in m.capabilities.supported_quantizations))

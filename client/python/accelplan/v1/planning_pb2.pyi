@@ -265,7 +265,9 @@ class ModelShard(_message.Message):
     memory_bytes: _builtins.int
     """Memory this shard needs, in bytes."""
     accelerator_index: _builtins.int
-    """Position of that device in the request's fleet.accelerators."""
+    """Position of that device in the request's fleet.accelerators; unset for the
+    assumed host CPU that the fleet does not list.
+    """
     @_builtins.property
     def accelerator(self) -> _hardware_pb2.Accelerator:
         """The device the shard runs on, as sent in the fleet, with memory_bytes filled in
@@ -280,13 +282,15 @@ class ModelShard(_message.Message):
         last_layer: _builtins.int = ...,
         memory_bytes: _builtins.int = ...,
         accelerator: _hardware_pb2.Accelerator | None = ...,
-        accelerator_index: _builtins.int = ...,
+        accelerator_index: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accelerator", b"accelerator"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_accelerator_index", b"_accelerator_index", "accelerator", b"accelerator", "accelerator_index", b"accelerator_index"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accelerator", b"accelerator", "accelerator_index", b"accelerator_index", "first_layer", b"first_layer", "last_layer", b"last_layer", "memory_bytes", b"memory_bytes", "shard_id", b"shard_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_accelerator_index", b"_accelerator_index", "accelerator", b"accelerator", "accelerator_index", b"accelerator_index", "first_layer", b"first_layer", "last_layer", b"last_layer", "memory_bytes", b"memory_bytes", "shard_id", b"shard_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__accelerator_index: _TypeAlias = _typing.Literal["accelerator_index"]  # noqa: Y015
+    _WhichOneofArgType__accelerator_index: _TypeAlias = _typing.Literal["_accelerator_index", b"_accelerator_index"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__accelerator_index) -> _WhichOneofReturnType__accelerator_index | None: ...
 
 Global___ModelShard: _TypeAlias = ModelShard  # noqa: Y015
 
