@@ -7,10 +7,11 @@ raises one InvalidArgument naming them all.
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 
-from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2
+from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2, training_pb2
 from accelplan_server import limits
 from accelplan_server.core import hardware as hw
 from accelplan_server.core.catalog import Catalog, ModelEntry
@@ -34,7 +35,9 @@ class Violations:
             raise InvalidArgument(self.items)
 
 
-def enum_value(enum_cls: type[hw.enum.IntEnum], value: int, field: str, bad: Violations, *, required: bool) -> int | None:
+def enum_value(
+    enum_cls: type[enum.IntEnum], value: int, field: str, bad: Violations, *, required: bool
+) -> int | None:
     """``value`` when it names a member of ``enum_cls`` (0 allowed unless required), else a violation."""
     if value == 0 and required:
         bad.add(field, "must be set")
@@ -108,8 +111,10 @@ def accelerator(msg: hardware_pb2.Accelerator, field: str, bad: Violations) -> h
         hw.AcceleratorType(kind) if kind else None, msg.tpu_version, msg.gaudi_generation, msg.tpu_chip_count
     )
     if memory == 0:
-        bad.add(f"{field}.memory_bytes", "must be greater than 0 (only a TPU with tpu_version or a Gaudi "
-                "with gaudi_generation may leave it 0)")
+        bad.add(
+            f"{field}.memory_bytes",
+            "must be greater than 0 (only a TPU with tpu_version or a Gaudi with gaudi_generation may leave it 0)",
+        )
     elif msg.memory_bytes > limits.MAX_MEMORY_BYTES:
         bad.add(f"{field}.memory_bytes", f"must be at most {limits.MAX_MEMORY_BYTES} (1 PiB)")
     if msg.tpu_chip_count > limits.MAX_TPU_CHIPS:
@@ -118,8 +123,10 @@ def accelerator(msg: hardware_pb2.Accelerator, field: str, bad: Violations) -> h
     gaudi = enum_value(hw.GaudiGeneration, msg.gaudi_generation, f"{field}.gaudi_generation", bad, required=False)
     neuron = enum_value(hw.NeuronChipType, msg.neuron_chip_type, f"{field}.neuron_chip_type", bad, required=False)
     bandwidth = _finite_non_negative(
-        msg.memory_bandwidth_gigabytes_per_second, limits.MAX_BANDWIDTH_GBPS,
-        f"{field}.memory_bandwidth_gigabytes_per_second", bad,
+        msg.memory_bandwidth_gigabytes_per_second,
+        limits.MAX_BANDWIDTH_GBPS,
+        f"{field}.memory_bandwidth_gigabytes_per_second",
+        bad,
     )
     name = string(msg.name, f"{field}.name", bad)
     if len(bad.items) > before or kind is None:
@@ -160,7 +167,10 @@ def fleet(msg: hardware_pb2.Fleet, field: str, bad: Violations, *, required: boo
         path = f"{field}.interconnects[{i}]"
         kind = enum_value(hw.InterconnectKind, link.kind, f"{path}.kind", bad, required=True)
         bw = _finite_non_negative(
-            link.bandwidth_gigabytes_per_second, limits.MAX_BANDWIDTH_GBPS, f"{path}.bandwidth_gigabytes_per_second", bad
+            link.bandwidth_gigabytes_per_second,
+            limits.MAX_BANDWIDTH_GBPS,
+            f"{path}.bandwidth_gigabytes_per_second",
+            bad,
         )
         string(link.name, f"{path}.name", bad)
         if kind is not None:
@@ -168,17 +178,43 @@ def fleet(msg: hardware_pb2.Fleet, field: str, bad: Violations, *, required: boo
     return hw.Fleet(tuple(d for d in devices if d is not None), tuple(links))
 
 
+# Core enums share the proto enums' numbers; these give the generated stubs their typed values.
+def level_value(q: Quantization | None) -> quantization_pb2.QuantizationLevel.ValueType:
+    """The proto QuantizationLevel for a core level (UNSPECIFIED for None)."""
+    return quantization_pb2.QuantizationLevel.ValueType(int(q or 0))
+
+
+def family_value(f: hw.Family) -> hardware_pb2.AcceleratorFamily.ValueType:
+    """The proto AcceleratorFamily for a core family."""
+    return hardware_pb2.AcceleratorFamily.ValueType(int(f))
+
+
+def strategy_value(s: int) -> planning_pb2.ShardingStrategy.ValueType:
+    """The proto ShardingStrategy for a core strategy."""
+    return planning_pb2.ShardingStrategy.ValueType(int(s))
+
+
+def method_value(m: int) -> training_pb2.TrainingMethod.ValueType:
+    """The proto TrainingMethod for a core method."""
+    return training_pb2.TrainingMethod.ValueType(int(m))
+
+
+def target_value(t: int) -> training_pb2.TrainingTarget.ValueType:
+    """The proto TrainingTarget for a core target."""
+    return training_pb2.TrainingTarget.ValueType(int(t))
+
+
 def accelerator_message(device: hw.Accelerator) -> hardware_pb2.Accelerator:
     """The Accelerator message for a core device (as the caller sent it)."""
     msg = hardware_pb2.Accelerator(
-        type=int(device.type),
+        type=hardware_pb2.AcceleratorType.ValueType(int(device.type)),
         device_id=device.device_id,
         memory_bytes=device.memory_bytes,
         unavailable=not device.available,
         tpu_chip_count=device.tpu_chip_count,
-        tpu_version=int(device.tpu_version),
-        gaudi_generation=int(device.gaudi_generation),
-        neuron_chip_type=int(device.neuron_chip_type),
+        tpu_version=hardware_pb2.TpuVersion.ValueType(int(device.tpu_version)),
+        gaudi_generation=hardware_pb2.GaudiGeneration.ValueType(int(device.gaudi_generation)),
+        neuron_chip_type=hardware_pb2.NeuronChipType.ValueType(int(device.neuron_chip_type)),
         neuron_core_count=device.neuron_core_count,
         memory_bandwidth_gigabytes_per_second=device.memory_bandwidth_gbps,
         name=device.name,
@@ -201,7 +237,6 @@ __all__ = [
     "fleet",
     "model_spec",
     "model_spec_present",
-    "planning_pb2",
     "quantization",
     "string",
 ]

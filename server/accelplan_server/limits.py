@@ -1,7 +1,8 @@
 """Caps on what one request may ask for, so every request's work is bounded."""
 
-MAX_PARAMETER_COUNT = 10**15
-"""Largest parameter count accepted (one quadrillion, ~1,000x today's largest models)."""
+MAX_PARAMETER_COUNT = 10**18
+"""Largest parameter count accepted: a million times today's largest models, and small
+enough that every byte count the service derives stays below 2**64."""
 MAX_FLEET_ACCELERATORS = 4096
 """Most accelerators in one fleet."""
 MAX_FLEET_INTERCONNECTS = 64

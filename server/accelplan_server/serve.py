@@ -6,10 +6,12 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -55,11 +57,12 @@ class RunningServer:
         self.server.stop(grace_seconds).wait()
 
 
-def start(config: ServerConfig) -> RunningServer:
+def start(config: ServerConfig, interceptors: Sequence[grpc.ServerInterceptor[Any, Any]] = ()) -> RunningServer:
     """Build and start the server; the catalogue is loaded before the port opens."""
     catalog = load_catalog(config.data_dir)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="accelplan"),
+        interceptors=list(interceptors),
         options=[
             ("grpc.so_reuseport", 0),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

@@ -39,7 +39,7 @@ Ctx = grpc.ServicerContext
 def level_info(level: quant.Quantization) -> quantization_pb2.QuantizationLevelInfo:
     """The QuantizationLevelInfo message for a level."""
     return quantization_pb2.QuantizationLevelInfo(
-        level=int(level),
+        level=convert.level_value(level),
         bits_per_param=level.bits,
         memory_reduction_factor=level.memory_reduction_factor,
         display_name=level.display_name,
@@ -58,7 +58,7 @@ def model_info(m: ModelEntry) -> models_pb2.ModelInfo:
         parameter_count=m.parameter_count,
         active_parameter_count=m.active_parameter_count,
         hf_repo=m.hf_repo,
-        default_quantization=int(m.default_quantization or 0),
+        default_quantization=convert.level_value(m.default_quantization),
         max_context_length_tokens=m.max_context_length,
         source_url=m.source_url,
     )
@@ -67,7 +67,7 @@ def model_info(m: ModelEntry) -> models_pb2.ModelInfo:
 def plan_message(plan: Plan, fleet: hw.Fleet) -> planning_pb2.ShardingPlan:
     """The ShardingPlan message; each shard's accelerator is the fleet device it runs on."""
     msg = planning_pb2.ShardingPlan(
-        strategy=int(plan.strategy),
+        strategy=convert.strategy_value(plan.strategy),
         device_count=plan.device_count,
         total_memory_bytes=plan.total_memory_bytes,
         fits_in_memory=plan.fits_in_memory,
@@ -104,14 +104,16 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         self._levels = quantization_pb2.ListQuantizationLevelsResponse(levels=list(_LEVEL_INFOS.values()))
 
     @translate_errors
-    def ListQuantizationLevels(self, request: quantization_pb2.ListQuantizationLevelsRequest, context: Ctx
-                               ) -> quantization_pb2.ListQuantizationLevelsResponse:
+    def ListQuantizationLevels(
+        self, request: quantization_pb2.ListQuantizationLevelsRequest, context: Ctx
+    ) -> quantization_pb2.ListQuantizationLevelsResponse:
         """All levels, in enum order."""
         return self._levels
 
     @translate_errors
-    def ResolveQuantizationLevel(self, request: quantization_pb2.ResolveQuantizationLevelRequest, context: Ctx
-                                 ) -> quantization_pb2.QuantizationLevelInfo:
+    def ResolveQuantizationLevel(
+        self, request: quantization_pb2.ResolveQuantizationLevelRequest, context: Ctx
+    ) -> quantization_pb2.QuantizationLevelInfo:
         """A level by value, bit width or name."""
         which = request.WhichOneof("selector")
         if which == "bits":
@@ -138,7 +140,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         e = estimate_memory(params, level)
         return planning_pb2.MemoryEstimate(
             parameter_count=e.parameter_count,
-            quantization=int(level),
+            quantization=convert.level_value(level),
             weights_bytes=e.weights_bytes,
             overhead_bytes=e.overhead_bytes,
             total_bytes=e.total_bytes,
@@ -146,8 +148,9 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         )
 
     @translate_errors
-    def SuggestQuantization(self, request: planning_pb2.SuggestQuantizationRequest, context: Ctx
-                            ) -> planning_pb2.SuggestQuantizationResponse:
+    def SuggestQuantization(
+        self, request: planning_pb2.SuggestQuantizationRequest, context: Ctx
+    ) -> planning_pb2.SuggestQuantizationResponse:
         """The widest precision that fits the fleet."""
         bad = Violations()
         ref = convert.model_spec(request.model, "model", bad, present=request.HasField("model"))
@@ -156,9 +159,9 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         params, _ = ref.resolve(self.catalog)
         s = suggest_quantization(params, fleet, self.bandwidths, consider_sharding=request.consider_sharding)
         msg = planning_pb2.SuggestQuantizationResponse(
-            quantization=int(s.quantization),
+            quantization=convert.level_value(s.quantization),
             reason=s.reason,
-            family=int(s.family),
+            family=convert.family_value(s.family),
             required_memory_bytes=s.required_memory_bytes,
             available_memory_bytes=s.available_memory_bytes,
             fits=s.fits,
@@ -181,15 +184,16 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         return plan_message(plan_sharding(params, level, fleet, self.bandwidths), fleet)
 
     @translate_errors
-    def EstimateTrainingMemory(self, request: training_pb2.EstimateTrainingMemoryRequest, context: Ctx
-                               ) -> training_pb2.EstimateTrainingMemoryResponse:
+    def EstimateTrainingMemory(
+        self, request: training_pb2.EstimateTrainingMemoryRequest, context: Ctx
+    ) -> training_pb2.EstimateTrainingMemoryResponse:
         """Fine-tuning memory by component."""
         bad = Violations()
         ref = convert.model_spec(request.model, "model", bad, present=request.HasField("model"))
         method = convert.enum_value(TrainingMethod, request.method, "method", bad, required=True)
         target = convert.enum_value(TrainingTarget, request.target, "target", bad, required=False)
         bits = request.qlora_bits or DEFAULT_QLORA_BITS
-        if request.qlora_bits and request.method != TrainingMethod.QLORA:
+        if request.qlora_bits and request.method != training_pb2.TRAINING_METHOD_QLORA:
             bad.add("qlora_bits", "only applies to TRAINING_METHOD_QLORA")
         elif not 1 <= bits <= 16:
             bad.add("qlora_bits", "must be from 1 to 16 (0 means 4)")
@@ -202,14 +206,15 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             optimizer_bytes=e.optimizer_bytes,
             activation_bytes=e.activation_bytes,
             total_bytes=e.total_bytes,
-            method=int(e.method),
-            target=int(e.target),
+            method=convert.method_value(e.method),
+            target=convert.target_value(e.target),
             assumptions=e.assumptions,
         )
 
     @translate_errors
-    def RecommendInstances(self, request: cost_pb2.RecommendInstancesRequest, context: Ctx
-                           ) -> cost_pb2.RecommendInstancesResponse:
+    def RecommendInstances(
+        self, request: cost_pb2.RecommendInstancesRequest, context: Ctx
+    ) -> cost_pb2.RecommendInstancesResponse:
         """Instances that hold the model, cheapest first."""
         bad = Violations()
         ref = convert.model_spec(request.model, "model", bad, present=request.HasField("model"))
@@ -224,17 +229,28 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         params, _ = ref.resolve(self.catalog)
         need = estimate_memory(params, level).total_bytes
         fits = recommend_instances(self.catalog, need, provider)
-        items, token = page(fits, request.page_size, request.page_token, f"{need}|{provider}",
-                            default_size=limits.DEFAULT_PAGE_SIZE_INSTANCES, max_size=limits.MAX_PAGE_SIZE_INSTANCES)
+        items, token = page(
+            fits,
+            request.page_size,
+            request.page_token,
+            f"{need}|{provider}",
+            default_size=limits.DEFAULT_PAGE_SIZE_INSTANCES,
+            max_size=limits.MAX_PAGE_SIZE_INSTANCES,
+        )
         resp = cost_pb2.RecommendInstancesResponse(next_page_token=token)
         for f in items:
             i = f.instance
             resp.recommendations.add(
                 instance=cost_pb2.CloudInstance(
-                    name=i.name, provider=i.provider, accelerator_name=i.accelerator_name,
-                    accelerator_count=i.accelerator_count, accelerator_memory_bytes=i.accelerator_memory_bytes,
+                    name=i.name,
+                    provider=i.provider,
+                    accelerator_name=i.accelerator_name,
+                    accelerator_count=i.accelerator_count,
+                    accelerator_memory_bytes=i.accelerator_memory_bytes,
                     total_accelerator_memory_bytes=i.total_accelerator_memory_bytes,
-                    price_per_hour_usd=i.price_per_hour_usd, region=i.region, source_url=i.source_url,
+                    price_per_hour_usd=i.price_per_hour_usd,
+                    region=i.region,
+                    source_url=i.source_url,
                     accelerator_sku=i.accelerator_sku,
                 ),
                 required_memory_bytes=f.required_memory_bytes,
@@ -249,8 +265,14 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         if len(family) > limits.MAX_STRING_LENGTH:
             raise invalid("family", f"longer than {limits.MAX_STRING_LENGTH} characters")
         models = [m for m in self.catalog.models if not family or m.family.lower() == family]
-        items, token = page(models, request.page_size, request.page_token, f"family={family}",
-                            default_size=limits.DEFAULT_PAGE_SIZE_MODELS, max_size=limits.MAX_PAGE_SIZE_MODELS)
+        items, token = page(
+            models,
+            request.page_size,
+            request.page_token,
+            f"family={family}",
+            default_size=limits.DEFAULT_PAGE_SIZE_MODELS,
+            max_size=limits.MAX_PAGE_SIZE_MODELS,
+        )
         return models_pb2.ListModelsResponse(models=[model_info(m) for m in items], next_page_token=token)
 
     @translate_errors
@@ -264,8 +286,9 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         return models_pb2.GetModelResponse(model=model_info(self.catalog.model(model_id)))
 
     @translate_errors
-    def FindCompatibleModels(self, request: models_pb2.FindCompatibleModelsRequest, context: Ctx
-                             ) -> models_pb2.FindCompatibleModelsResponse:
+    def FindCompatibleModels(
+        self, request: models_pb2.FindCompatibleModelsRequest, context: Ctx
+    ) -> models_pb2.FindCompatibleModelsResponse:
         """Catalogue models that fit a budget, largest first."""
         bad = Violations()
         level = convert.quantization(request.quantization, "quantization", bad)
@@ -277,7 +300,8 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         return models_pb2.FindCompatibleModelsResponse(
             models=[
                 models_pb2.CompatibleModel(
-                    model=model_info(f.model), required_memory_bytes=f.required_memory_bytes,
+                    model=model_info(f.model),
+                    required_memory_bytes=f.required_memory_bytes,
                     headroom_bytes=f.headroom_bytes,
                 )
                 for f in fits
@@ -285,13 +309,13 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         )
 
     @translate_errors
-    def FilterAccelerators(self, request: hardware_pb2.FilterAcceleratorsRequest, context: Ctx
-                           ) -> hardware_pb2.FilterAcceleratorsResponse:
+    def FilterAccelerators(
+        self, request: hardware_pb2.FilterAcceleratorsRequest, context: Ctx
+    ) -> hardware_pb2.FilterAcceleratorsResponse:
         """Available devices meeting a requirement, with their capabilities."""
         bad = Violations()
         fleet = convert.fleet(request.fleet, "fleet", bad, required=False)
-        kind = convert.enum_value(hw.RequirementKind, request.requirement.kind, "requirement.kind", bad,
-                                  required=False)
+        kind = convert.enum_value(hw.RequirementKind, request.requirement.kind, "requirement.kind", bad, required=False)
         bad.raise_if_any()
         requirement = hw.RequirementKind(kind or 0)
         resp = hardware_pb2.FilterAcceleratorsResponse()
@@ -303,9 +327,9 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 index=index,
                 accelerator=request.fleet.accelerators[index],
                 capabilities=hardware_pb2.AcceleratorCapabilities(
-                    family=int(device.family),
-                    supported_quantizations=[int(q) for q in device.supported_quantizations],
-                    preferred_quantization=int(device.preferred_quantization),
+                    family=convert.family_value(device.family),
+                    supported_quantizations=[convert.level_value(q) for q in device.supported_quantizations],
+                    preferred_quantization=convert.level_value(device.preferred_quantization),
                     rank=device.rank,
                     memory_bandwidth_gigabytes_per_second=gbps,
                     memory_bandwidth_is_default=is_default,

@@ -30,9 +30,7 @@ def invalid_argument_status(error: InvalidArgument) -> grpc.Status:
             ]
         )
     )
-    return rpc_status.to_status(
-        status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(error), details=[detail])
-    )
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(error), details=[detail]))
 
 
 def not_found_status(error: NotFound) -> grpc.Status:
@@ -54,7 +52,7 @@ def translate_errors(handler: Handler) -> Handler:
         except NotFound as e:
             context.abort_with_status(not_found_status(e))
         except Exception:
-            if context.code() is not None:  # already aborted (abort raises)
+            if context.code() is not None:  # type: ignore[attr-defined]  # already aborted: abort() raises
                 raise
             log.exception("unexpected error in %s", handler.__name__)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error in {handler.__name__}")

@@ -48,7 +48,7 @@ def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
     """Left-aligned columns."""
     cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -59,13 +59,15 @@ def _model(args: argparse.Namespace) -> models_pb2.ModelSpec:
     return models_pb2.ModelSpec(parameter_count=parse_count(args.params))
 
 
-def _quant(name: str) -> int:
-    value = quantization_pb2.QuantizationLevel
-    aliases = {"fp32": 1, "none": 1, "fp16": 2, "float16": 2, "bf16": 3, "bfloat16": 3, "int8": 4, "int4": 5}
-    key = name.strip().lower()
-    if key in aliases:
-        return aliases[key]
-    return int(value.Value(name.upper()))
+def _quant(name: str) -> quantization_pb2.QuantizationLevel.ValueType:
+    level = quantization_pb2.QuantizationLevel
+    aliases = {"fp32": "NONE", "fp16": "FLOAT16", "bf16": "BFLOAT16"}
+    key = name.strip().upper()
+    key = aliases.get(key.lower(), key).removeprefix("QUANTIZATION_LEVEL_")
+    try:
+        return level.Value(f"QUANTIZATION_LEVEL_{key}")
+    except ValueError:
+        raise ValueError(f"unknown quantization {name!r}; use fp32, fp16, bf16, int8 or int4") from None
 
 
 def _assumptions(msg: Any) -> str:
@@ -73,6 +75,7 @@ def _assumptions(msg: Any) -> str:
 
 
 def cmd_quant(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    """List levels, or resolve one."""
     if args.level is None:
         resp = client.list_quantization_levels()
         rows = [(_level(i.level), i.bits_per_param, f"{i.memory_reduction_factor:g}x") for i in resp.levels]
@@ -83,13 +86,21 @@ def cmd_quant(client: PlannerClient, args: argparse.Namespace) -> tuple[Message,
     else:
         req.name = args.level
     info = client.resolve_quantization_level(req)
-    return info, f"{info.display_name}: {info.bits_per_param} bits per parameter, {info.memory_reduction_factor:g}x smaller than FP32"
+    return (
+        info,
+        f"{info.display_name}: {info.bits_per_param} bits per parameter, "
+        f"{info.memory_reduction_factor:g}x smaller than FP32",
+    )
 
 
 def cmd_estimate(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    """Inference memory."""
     e = client.estimate_memory(planning_pb2.EstimateMemoryRequest(model=_model(args), quantization=_quant(args.quant)))
-    rows = [("weights", gib(e.weights_bytes), e.weights_bytes), ("overhead", gib(e.overhead_bytes), e.overhead_bytes),
-            ("total", gib(e.total_bytes), e.total_bytes)]
+    rows = [
+        ("weights", gib(e.weights_bytes), e.weights_bytes),
+        ("overhead", gib(e.overhead_bytes), e.overhead_bytes),
+        ("total", gib(e.total_bytes), e.total_bytes),
+    ]
     head = f"{e.parameter_count:,} parameters at {_level(e.quantization)}\n"
     return e, head + table(rows, ("PART", "MEMORY", "BYTES")) + "\nassumptions:" + _assumptions(e)
 
@@ -99,8 +110,10 @@ def _fleet(args: argparse.Namespace) -> hardware_pb2.Fleet:
 
 
 def cmd_suggest(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
-    s = client.suggest_quantization(planning_pb2.SuggestQuantizationRequest(
-        model=_model(args), fleet=_fleet(args), consider_sharding=args.shard))
+    """Suggested precision."""
+    s = client.suggest_quantization(
+        planning_pb2.SuggestQuantizationRequest(model=_model(args), fleet=_fleet(args), consider_sharding=args.shard)
+    )
     text = f"suggested: {_level(s.quantization)}\n{s.reason}"
     if s.HasField("assumed_plan"):
         text += "\n\nassumed plan:\n" + _plan_text(s.assumed_plan)
@@ -109,8 +122,11 @@ def cmd_suggest(client: PlannerClient, args: argparse.Namespace) -> tuple[Messag
 
 def _plan_text(p: planning_pb2.ShardingPlan) -> str:
     strategy = _enum_name(planning_pb2.ShardingStrategy, p.strategy, "SHARDING_STRATEGY_")
-    speed = f"{p.estimated_tokens_per_second:,.1f} tokens/s (batch 1)" if p.HasField(
-        "estimated_tokens_per_second") else "unknown"
+    speed = (
+        f"{p.estimated_tokens_per_second:,.1f} tokens/s (batch 1)"
+        if p.HasField("estimated_tokens_per_second")
+        else "unknown"
+    )
     lines = [
         f"strategy:      {strategy} over {p.device_count} device(s)",
         f"total memory:  {gib(p.total_memory_bytes)}",
@@ -119,9 +135,14 @@ def _plan_text(p: planning_pb2.ShardingPlan) -> str:
         "",
     ]
     rows = [
-        (s.shard_id, f"{s.first_layer}-{s.last_layer}", gib(s.memory_bytes),
-         _enum_name(hardware_pb2.AcceleratorType, s.accelerator.type, "ACCELERATOR_TYPE_"),
-         s.accelerator_index if s.HasField("accelerator_index") else "-", gib(s.accelerator.memory_bytes))
+        (
+            s.shard_id,
+            f"{s.first_layer}-{s.last_layer}",
+            gib(s.memory_bytes),
+            _enum_name(hardware_pb2.AcceleratorType, s.accelerator.type, "ACCELERATOR_TYPE_"),
+            s.accelerator_index if s.HasField("accelerator_index") else "-",
+            gib(s.accelerator.memory_bytes),
+        )
         for s in p.shards
     ]
     body = table(rows, ("SHARD", "LAYERS", "MEMORY", "DEVICE", "FLEET#", "DEVICE MEMORY"))
@@ -129,12 +150,15 @@ def _plan_text(p: planning_pb2.ShardingPlan) -> str:
 
 
 def cmd_plan(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
-    p = client.plan_sharding(planning_pb2.PlanShardingRequest(
-        model=_model(args), quantization=_quant(args.quant), fleet=_fleet(args)))
+    """Sharding plan."""
+    p = client.plan_sharding(
+        planning_pb2.PlanShardingRequest(model=_model(args), quantization=_quant(args.quant), fleet=_fleet(args))
+    )
     return p, _plan_text(p)
 
 
 def cmd_train(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    """Fine-tuning memory."""
     req = training_pb2.EstimateTrainingMemoryRequest(
         model=_model(args),
         method=training_pb2.TrainingMethod.Value("TRAINING_METHOD_" + args.method.upper().replace("-", "_")),
@@ -142,56 +166,97 @@ def cmd_train(client: PlannerClient, args: argparse.Namespace) -> tuple[Message,
         qlora_bits=args.qlora_bits,
     )
     e = client.estimate_training_memory(req)
-    rows = [("model", gib(e.model_bytes)), ("optimizer", gib(e.optimizer_bytes)),
-            ("activations", gib(e.activation_bytes)), ("total", gib(e.total_bytes))]
+    rows = [
+        ("model", gib(e.model_bytes)),
+        ("optimizer", gib(e.optimizer_bytes)),
+        ("activations", gib(e.activation_bytes)),
+        ("total", gib(e.total_bytes)),
+    ]
     return e, table(rows, ("PART", "MEMORY")) + "\nassumptions:" + _assumptions(e)
 
 
 def cmd_cost(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
-    r = client.recommend_instances(cost_pb2.RecommendInstancesRequest(
-        model=_model(args), quantization=_quant(args.quant), provider=args.provider or "", page_size=args.limit))
+    """Cloud instances, cheapest first."""
+    r = client.recommend_instances(
+        cost_pb2.RecommendInstancesRequest(
+            model=_model(args), quantization=_quant(args.quant), provider=args.provider or "", page_size=args.limit
+        )
+    )
     rows = [
-        (x.instance.provider, x.instance.name, f"{x.instance.accelerator_count}x {x.instance.accelerator_name}",
-         gib(x.instance.total_accelerator_memory_bytes), gib(x.headroom_bytes), f"${x.instance.price_per_hour_usd:,.2f}")
+        (
+            x.instance.provider,
+            x.instance.name,
+            f"{x.instance.accelerator_count}x {x.instance.accelerator_name}",
+            gib(x.instance.total_accelerator_memory_bytes),
+            gib(x.headroom_bytes),
+            f"${x.instance.price_per_hour_usd:,.2f}",
+        )
         for x in r.recommendations
     ]
     if not rows:
         return r, "no instance in the price list holds this model"
     need = gib(r.recommendations[0].required_memory_bytes)
-    return r, f"model needs {need}\n" + table(rows, ("PROVIDER", "INSTANCE", "ACCELERATORS", "MEMORY", "HEADROOM", "PER HOUR"))
+    return r, f"model needs {need}\n" + table(
+        rows, ("PROVIDER", "INSTANCE", "ACCELERATORS", "MEMORY", "HEADROOM", "PER HOUR")
+    )
 
 
 def _model_rows(models: Sequence[models_pb2.ModelInfo]) -> list[tuple[object, ...]]:
-    return [(m.id, m.name, m.family, f"{m.parameter_count / 1e9:,.2f}B",
-             f"{m.active_parameter_count / 1e9:,.2f}B", m.max_context_length_tokens) for m in models]
+    return [
+        (
+            m.id,
+            m.name,
+            m.family,
+            f"{m.parameter_count / 1e9:,.2f}B",
+            f"{m.active_parameter_count / 1e9:,.2f}B",
+            m.max_context_length_tokens,
+        )
+        for m in models
+    ]
 
 
 def cmd_models(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    """The catalogue, or one model."""
     if args.model_id:
         m = client.get_model(args.model_id)
-        return m, table(_model_rows([m]), ("ID", "NAME", "FAMILY", "PARAMS", "ACTIVE", "CONTEXT")) + f"\nsource: {m.source_url}"
+        return m, table(
+            _model_rows([m]), ("ID", "NAME", "FAMILY", "PARAMS", "ACTIVE", "CONTEXT")
+        ) + f"\nsource: {m.source_url}"
     r = client.list_models(models_pb2.ListModelsRequest(family=args.family or "", page_size=1000))
     return r, table(_model_rows(r.models), ("ID", "NAME", "FAMILY", "PARAMS", "ACTIVE", "CONTEXT"))
 
 
 def cmd_compatible(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
-    r = client.find_compatible_models(models_pb2.FindCompatibleModelsRequest(
-        quantization=_quant(args.quant), available_memory_bytes=parse_size(args.memory)))
+    """Models that fit a budget."""
+    r = client.find_compatible_models(
+        models_pb2.FindCompatibleModelsRequest(
+            quantization=_quant(args.quant), available_memory_bytes=parse_size(args.memory)
+        )
+    )
     rows = [(c.model.id, gib(c.required_memory_bytes), gib(c.headroom_bytes)) for c in r.models]
     return r, table(rows, ("MODEL", "NEEDS", "HEADROOM")) if rows else "no catalogue model fits"
 
 
 def cmd_filter(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    """Devices meeting a requirement."""
     kind = hardware_pb2.AcceleratorRequirementKind.Value(
-        "ACCELERATOR_REQUIREMENT_KIND_" + args.require.upper().replace("-", "_"))
-    r = client.filter_accelerators(hardware_pb2.FilterAcceleratorsRequest(
-        fleet=_fleet(args), requirement=hardware_pb2.AcceleratorRequirement(kind=kind, min_tpu_chips=args.min_chips)))
+        "ACCELERATOR_REQUIREMENT_KIND_" + args.require.upper().replace("-", "_")
+    )
+    r = client.filter_accelerators(
+        hardware_pb2.FilterAcceleratorsRequest(
+            fleet=_fleet(args), requirement=hardware_pb2.AcceleratorRequirement(kind=kind, min_tpu_chips=args.min_chips)
+        )
+    )
     rows = [
-        (m.index, _enum_name(hardware_pb2.AcceleratorType, m.accelerator.type, "ACCELERATOR_TYPE_"),
-         gib(m.capabilities.memory_bytes),
-         _enum_name(hardware_pb2.AcceleratorFamily, m.capabilities.family, "ACCELERATOR_FAMILY_"),
-         m.capabilities.rank, _level(m.capabilities.preferred_quantization),
-         ",".join(_level(q) for q in m.capabilities.supported_quantizations))
+        (
+            m.index,
+            _enum_name(hardware_pb2.AcceleratorType, m.accelerator.type, "ACCELERATOR_TYPE_"),
+            gib(m.capabilities.memory_bytes),
+            _enum_name(hardware_pb2.AcceleratorFamily, m.capabilities.family, "ACCELERATOR_FAMILY_"),
+            m.capabilities.rank,
+            _level(m.capabilities.preferred_quantization),
+            ",".join(_level(q) for q in m.capabilities.supported_quantizations),
+        )
         for m in r.matches
     ]
     return r, table(rows, ("FLEET#", "TYPE", "MEMORY", "FAMILY", "RANK", "PREFERS", "SUPPORTS"))
@@ -211,8 +276,11 @@ def _add_fleet(p: argparse.ArgumentParser, required: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="accelplan", description=__doc__.splitlines()[0])
-    parser.add_argument("--server", default=os.environ.get("ACCELPLAN_SERVER", DEFAULT_TARGET),
-                        help="server address host:port (default $ACCELPLAN_SERVER or %(default)s)")
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("ACCELPLAN_SERVER", DEFAULT_TARGET),
+        help="server address host:port (default $ACCELPLAN_SERVER or %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print the response as proto3 JSON")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline per call in seconds")
     parser.add_argument("--token", default=os.environ.get("ACCELPLAN_TOKEN"), help="bearer token ($ACCELPLAN_TOKEN)")
@@ -249,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="fine-tuning memory")
     _add_model(t)
-    t.add_argument("--method", required=True,
-                   choices=["full-fine-tune", "lora", "qlora", "prefix", "dpo", "rlhf", "distillation"])
+    t.add_argument(
+        "--method", required=True, choices=["full-fine-tune", "lora", "qlora", "prefix", "dpo", "rlhf", "distillation"]
+    )
     t.add_argument("--target", default="gpu", choices=["gpu", "tpu", "gaudi", "cpu"])
     t.add_argument("--qlora-bits", type=int, default=0, help="QLoRA base-weight bits (default 4)")
     t.set_defaults(run=cmd_train)
@@ -274,8 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("filter", help="fleet devices meeting a requirement")
     _add_fleet(f, required=True)
-    f.add_argument("--require", default="none",
-                   choices=["none", "gpu", "tpu", "gaudi", "aws-neuron", "gpu-or-tpu", "any-accelerator"])
+    f.add_argument(
+        "--require",
+        default="none",
+        choices=["none", "gpu", "tpu", "gaudi", "aws-neuron", "gpu-or-tpu", "any-accelerator"],
+    )
     f.add_argument("--min-chips", type=int, default=0, help="for --require tpu: fewest chips")
     f.set_defaults(run=cmd_filter)
     return parser
@@ -288,8 +360,15 @@ def _serve(args: argparse.Namespace) -> int:
     from accelplan_server.serve import ServerConfig, serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return serve(ServerConfig(host=args.host, port=args.port, max_workers=args.max_workers,
-                              grace_seconds=args.grace, data_dir=Path(args.data_dir) if args.data_dir else None))
+    return serve(
+        ServerConfig(
+            host=args.host,
+            port=args.port,
+            max_workers=args.max_workers,
+            grace_seconds=args.grace,
+            data_dir=Path(args.data_dir) if args.data_dir else None,
+        )
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

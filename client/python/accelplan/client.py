@@ -113,43 +113,51 @@ class PlannerClient:
         except grpc.RpcError as e:
             raise PlannerError.from_rpc_error(e) from None
 
-    def list_quantization_levels(self, *, timeout: float | None = None
-                                 ) -> quantization_pb2.ListQuantizationLevelsResponse:
+    def list_quantization_levels(
+        self, *, timeout: float | None = None
+    ) -> quantization_pb2.ListQuantizationLevelsResponse:
         """Every quantization level."""
         return self._call(self.stub.ListQuantizationLevels, quantization_pb2.ListQuantizationLevelsRequest(), timeout)
 
-    def resolve_quantization_level(self, request: quantization_pb2.ResolveQuantizationLevelRequest, *,
-                                   timeout: float | None = None) -> quantization_pb2.QuantizationLevelInfo:
+    def resolve_quantization_level(
+        self, request: quantization_pb2.ResolveQuantizationLevelRequest, *, timeout: float | None = None
+    ) -> quantization_pb2.QuantizationLevelInfo:
         """A level by value, bits or name."""
         return self._call(self.stub.ResolveQuantizationLevel, request, timeout)
 
-    def estimate_memory(self, request: planning_pb2.EstimateMemoryRequest, *, timeout: float | None = None
-                        ) -> planning_pb2.MemoryEstimate:
+    def estimate_memory(
+        self, request: planning_pb2.EstimateMemoryRequest, *, timeout: float | None = None
+    ) -> planning_pb2.MemoryEstimate:
         """Inference memory."""
         return self._call(self.stub.EstimateMemory, request, timeout)
 
-    def suggest_quantization(self, request: planning_pb2.SuggestQuantizationRequest, *,
-                             timeout: float | None = None) -> planning_pb2.SuggestQuantizationResponse:
+    def suggest_quantization(
+        self, request: planning_pb2.SuggestQuantizationRequest, *, timeout: float | None = None
+    ) -> planning_pb2.SuggestQuantizationResponse:
         """The precision that fits a fleet."""
         return self._call(self.stub.SuggestQuantization, request, timeout)
 
-    def plan_sharding(self, request: planning_pb2.PlanShardingRequest, *, timeout: float | None = None
-                      ) -> planning_pb2.ShardingPlan:
+    def plan_sharding(
+        self, request: planning_pb2.PlanShardingRequest, *, timeout: float | None = None
+    ) -> planning_pb2.ShardingPlan:
         """A sharding plan."""
         return self._call(self.stub.PlanSharding, request, timeout)
 
-    def estimate_training_memory(self, request: training_pb2.EstimateTrainingMemoryRequest, *,
-                                 timeout: float | None = None) -> training_pb2.EstimateTrainingMemoryResponse:
+    def estimate_training_memory(
+        self, request: training_pb2.EstimateTrainingMemoryRequest, *, timeout: float | None = None
+    ) -> training_pb2.EstimateTrainingMemoryResponse:
         """Fine-tuning memory."""
         return self._call(self.stub.EstimateTrainingMemory, request, timeout)
 
-    def recommend_instances(self, request: cost_pb2.RecommendInstancesRequest, *, timeout: float | None = None
-                            ) -> cost_pb2.RecommendInstancesResponse:
+    def recommend_instances(
+        self, request: cost_pb2.RecommendInstancesRequest, *, timeout: float | None = None
+    ) -> cost_pb2.RecommendInstancesResponse:
         """Cloud instances, cheapest first."""
         return self._call(self.stub.RecommendInstances, request, timeout)
 
-    def list_models(self, request: models_pb2.ListModelsRequest | None = None, *, timeout: float | None = None
-                    ) -> models_pb2.ListModelsResponse:
+    def list_models(
+        self, request: models_pb2.ListModelsRequest | None = None, *, timeout: float | None = None
+    ) -> models_pb2.ListModelsResponse:
         """A page of the model catalogue."""
         return self._call(self.stub.ListModels, request or models_pb2.ListModelsRequest(), timeout)
 
@@ -157,12 +165,14 @@ class PlannerClient:
         """One catalogue model."""
         return self._call(self.stub.GetModel, models_pb2.GetModelRequest(model_id=model_id), timeout).model
 
-    def find_compatible_models(self, request: models_pb2.FindCompatibleModelsRequest, *,
-                               timeout: float | None = None) -> models_pb2.FindCompatibleModelsResponse:
+    def find_compatible_models(
+        self, request: models_pb2.FindCompatibleModelsRequest, *, timeout: float | None = None
+    ) -> models_pb2.FindCompatibleModelsResponse:
         """Catalogue models that fit a budget."""
         return self._call(self.stub.FindCompatibleModels, request, timeout)
 
-    def filter_accelerators(self, request: hardware_pb2.FilterAcceleratorsRequest, *,
-                            timeout: float | None = None) -> hardware_pb2.FilterAcceleratorsResponse:
+    def filter_accelerators(
+        self, request: hardware_pb2.FilterAcceleratorsRequest, *, timeout: float | None = None
+    ) -> hardware_pb2.FilterAcceleratorsResponse:
         """Fleet devices meeting a requirement."""
         return self._call(self.stub.FilterAccelerators, request, timeout)

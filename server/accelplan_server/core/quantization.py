@@ -56,8 +56,15 @@ _FROM_NAME: dict[str, Quantization] = {}
 for _q in Quantization:
     for _alias in (_q.name, _q.display_name, f"QUANTIZATION_LEVEL_{_q.name}"):
         _FROM_NAME[_alias.lower()] = _q
-_FROM_NAME.update({"fp32": Quantization.NONE, "float32": Quantization.NONE, "f32": Quantization.NONE,
-                   "f16": Quantization.FLOAT16, "bfloat16": Quantization.BFLOAT16})
+_FROM_NAME.update(
+    {
+        "fp32": Quantization.NONE,
+        "float32": Quantization.NONE,
+        "f32": Quantization.NONE,
+        "f16": Quantization.FLOAT16,
+        "bfloat16": Quantization.BFLOAT16,
+    }
+)
 
 MAX_NAME_LENGTH = 64
 

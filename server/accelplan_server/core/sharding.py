@@ -121,7 +121,7 @@ def pipeline_ranges(layers: int, stages: int) -> list[tuple[int, int]]:
     rather than repeating the final layer.
     """
     per_stage = max(_ceil_div(layers, stages), 1)
-    ranges = []
+    ranges: list[tuple[int, int]] = []
     start = 0
     while start < layers and len(ranges) < stages:
         end = layers - 1 if len(ranges) == stages - 1 else min(start + per_stage - 1, layers - 1)
@@ -167,13 +167,18 @@ def plan_sharding(parameter_count: int, quantization: Quantization, fleet: Fleet
     if tpus and sum(a.memory_bytes for _, a in tpus) >= needed:
         chips = [(i, a) for i, a in tpus for _ in range(a.chips)]
         per_chip = _ceil_div(needed, len(chips))
-        shards = [
-            Shard(n, 0, layers - 1, per_chip, a, i, 1 / len(chips)) for n, (i, a) in enumerate(chips)
-        ]
+        shards = [Shard(n, 0, layers - 1, per_chip, a, i, 1 / len(chips)) for n, (i, a) in enumerate(chips)]
         # A chip's share is checked against that chip's memory below via a per-chip view.
         shards = [
-            Shard(s.shard_id, s.first_layer, s.last_layer, s.memory_bytes,
-                  _chip_view(s.device), s.device_index, s.layer_fraction)
+            Shard(
+                s.shard_id,
+                s.first_layer,
+                s.last_layer,
+                s.memory_bytes,
+                _chip_view(s.device),
+                s.device_index,
+                s.layer_fraction,
+            )
             for s in shards
         ]
         return finish(Strategy.TENSOR_PARALLEL, shards, [f"Tensor parallel over {len(chips)} TPU chips."])
@@ -183,8 +188,11 @@ def plan_sharding(parameter_count: int, quantization: Quantization, fleet: Fleet
         bandwidth, nvswitch = fast_link_bandwidth_gbps(fleet)
         if nvswitch or (bandwidth > TENSOR_PARALLEL_BANDWIDTH_GBPS and len(pool) <= MAX_TENSOR_PARALLEL_DEVICES):
             why = "NVSwitch present" if nvswitch else f"fast links total {bandwidth:g} GB/s over {len(pool)} devices"
-            return finish(Strategy.TENSOR_PARALLEL, _even_shards(pool, needed, layers),
-                          [f"Tensor parallel over {len(pool)} devices ({why})."])
+            return finish(
+                Strategy.TENSOR_PARALLEL,
+                _even_shards(pool, needed, layers),
+                [f"Tensor parallel over {len(pool)} devices ({why})."],
+            )
         ordered = sorted(pool, key=lambda item: (item[1].numa_node is None, item[1].numa_node or 0))
         ranges = pipeline_ranges(layers, len(ordered))
         per = _ceil_div(needed, len(ranges))
@@ -193,8 +201,11 @@ def plan_sharding(parameter_count: int, quantization: Quantization, fleet: Fleet
             for n, (lo, hi) in enumerate(ranges)
         ]
         why = f"fast links total {bandwidth:g} GB/s, no NVSwitch"
-        return finish(Strategy.PIPELINE_PARALLEL, shards,
-                      [f"Pipeline parallel over {len(shards)} stages ordered by NUMA node ({why})."])
+        return finish(
+            Strategy.PIPELINE_PARALLEL,
+            shards,
+            [f"Pipeline parallel over {len(shards)} stages ordered by NUMA node ({why})."],
+        )
 
     cpus = [(i, a) for i, a in available if a.type is AcceleratorType.CPU]
     if cpus:
@@ -202,7 +213,9 @@ def plan_sharding(parameter_count: int, quantization: Quantization, fleet: Fleet
         note = f"Nothing else holds the model; runs on the CPU at fleet index {i}."
     else:
         i, cpu = -1, Accelerator(AcceleratorType.CPU, FALLBACK_CPU_MEMORY_BYTES, name="host CPU (not in fleet)")
-        note = "Nothing in the fleet holds the model; falls back to a host CPU the fleet does not list (16 GiB assumed)."
+        note = (
+            "Nothing in the fleet holds the model; falls back to a host CPU the fleet does not list (16 GiB assumed)."
+        )
     return finish(Strategy.NONE, [Shard(0, 0, layers - 1, needed, cpu, i, 1.0)], [note])
 
 

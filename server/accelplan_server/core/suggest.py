@@ -74,7 +74,10 @@ def suggest_quantization(
                     level,
                     f"{level.display_name} needs {_gib(need)}, which fits the largest available "
                     f"{cand.label} ({_gib(largest)}).",
-                    cand.family, need, largest, True,
+                    cand.family,
+                    need,
+                    largest,
+                    True,
                 )
             if consider_sharding and cand.shardable and len(members) > 1 and need <= together:
                 # Devices outside the family stay in place, marked unavailable, so
@@ -88,7 +91,11 @@ def suggest_quantization(
                     level,
                     f"{level.display_name} needs {_gib(need)}, which the {len(members)} available "
                     f"{cand.label} devices hold together ({_gib(together)}) when sharded.",
-                    cand.family, need, together, True, plan,
+                    cand.family,
+                    need,
+                    together,
+                    True,
+                    plan,
                 )
     cpu = max((a.memory_bytes for a in available if a.type is AcceleratorType.CPU), default=0)
     listed = cpu > 0
@@ -97,8 +104,22 @@ def suggest_quantization(
     for level in _CPU_LEVELS:
         need = estimate_memory(parameter_count, level).total_bytes
         if need <= cpu:
-            return Suggestion(level, f"No accelerator holds the model; {level.display_name} needs "
-                              f"{_gib(need)}, which fits {where} ({_gib(cpu)}).", Family.CPU, need, cpu, True)
+            return Suggestion(
+                level,
+                f"No accelerator holds the model; {level.display_name} needs "
+                f"{_gib(need)}, which fits {where} ({_gib(cpu)}).",
+                Family.CPU,
+                need,
+                cpu,
+                True,
+            )
     need = estimate_memory(parameter_count, Q.INT4).total_bytes
-    return Suggestion(Q.INT4, f"Nothing holds the model even at INT4 ({_gib(need)}); INT4 is the smallest "
-                      f"footprint ({where} has {_gib(cpu)}).", Family.CPU, need, cpu, False)
+    return Suggestion(
+        Q.INT4,
+        f"Nothing holds the model even at INT4 ({_gib(need)}); INT4 is the smallest "
+        f"footprint ({where} has {_gib(cpu)}).",
+        Family.CPU,
+        need,
+        cpu,
+        False,
+    )

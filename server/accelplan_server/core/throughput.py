@@ -9,6 +9,7 @@ sequence. Communication between devices is not modelled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -106,7 +107,7 @@ class BandwidthTable:
 
 
 def estimate_decode_tokens_per_second(
-    weights_bytes: int, shards: list[Sized] | tuple[Sized, ...], table: BandwidthTable, *, concurrent: bool
+    weights_bytes: int, shards: Sequence[Sized], table: BandwidthTable, *, concurrent: bool
 ) -> tuple[float | None, list[str]]:
     """(tokens/s for one sequence, assumptions); None when a device's bandwidth is unknown.
 
@@ -129,7 +130,9 @@ def estimate_decode_tokens_per_second(
         if is_default:
             d = table.default_for(shard.device)
             if d is not None:
-                defaulted.add(f"{shard.device.type.name} bandwidth unknown, assumed {d.name} ({d.gbps:g} GB/s per chip)")
+                defaulted.add(
+                    f"{shard.device.type.name} bandwidth unknown, assumed {d.name} ({d.gbps:g} GB/s per chip)"
+                )
         times.append(weights_bytes * shard.layer_fraction / (gbps * 1e9 * DECODE_BANDWIDTH_EFFICIENCY))
     seconds = max(times) if concurrent else sum(times)
     notes.extend(sorted(defaulted))

@@ -119,6 +119,4 @@ def estimate_training_memory(
     ]
     if method is TrainingMethod.QLORA:
         assumptions.append(f"QLoRA base weights quantized to {qlora_bits} bits.")
-    return TrainingMemoryEstimate(
-        method, target, int(base * m), int(base * o), int(base * a), assumptions
-    )
+    return TrainingMemoryEstimate(method, target, int(base * m), int(base * o), int(base * a), assumptions)

@@ -28,7 +28,7 @@ class ModelSpec(_message.Message):
     PARAMETER_COUNT_FIELD_NUMBER: _builtins.int
     MODEL_ID_FIELD_NUMBER: _builtins.int
     parameter_count: _builtins.int
-    """A raw parameter count (1 to 10^15). Sizing then uses ai-hwaccel's
+    """A raw parameter count (1 to 10^18). Sizing then uses ai-hwaccel's
     parameter-count heuristics.
     """
     model_id: _builtins.str

@@ -1,0 +1,92 @@
+"""The accelplan CLI against the real server: readable tables and proto3 JSON."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import ServerProcess
+
+
+def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "accelplan.cli", "--server", server.address, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_plan_catalogue_70b_readable(server: ServerProcess) -> None:
+    out = cli(
+        server,
+        "plan",
+        "--model-id",
+        "llama-3.1-70b",
+        "--quant",
+        "bf16",
+        "--fleet",
+        "8xcuda:80GiB",
+        "--link",
+        "nvswitch:900",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "TENSOR_PARALLEL over 8 device(s)" in out.stdout
+    assert "tokens/s" in out.stdout
+    shard_rows = [line for line in out.stdout.splitlines() if line[:1].isdigit() and "CUDA_GPU" in line]
+    assert len(shard_rows) == 8
+
+
+def test_plan_json_is_proto3_json(server: ServerProcess) -> None:
+    out = cli(
+        server,
+        "--json",
+        "plan",
+        "--model-id",
+        "llama-3.1-70b",
+        "--quant",
+        "bf16",
+        "--fleet",
+        "4xcuda:24GiB@1,4xcuda:24GiB@0",
+    )
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["strategy"] == "SHARDING_STRATEGY_PIPELINE_PARALLEL"
+    assert plan["deviceCount"] == 8
+    assert isinstance(plan["totalMemoryBytes"], str)  # 64-bit integers are strings in proto3 JSON
+    assert [s["accelerator"].get("numaNode") for s in plan["shards"]] == [0] * 4 + [1] * 4
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (("quant",), "INT4"),
+        (("quant", "8"), "INT8: 8 bits"),
+        (("estimate", "--params", "70B", "--quant", "bf16"), "168000000000"),
+        (("suggest", "--model-id", "llama-3.1-70b", "--fleet", "8xcuda:24GiB", "--shard"), "suggested: FP16"),
+        (("train", "--params", "7000M", "--method", "lora"), "15.6 GiB"),
+        (("cost", "--model-id", "llama-3.1-8b", "--quant", "bf16", "--provider", "aws", "--limit", "2"), "aws"),
+        (("models",), "llama-3.1-405b"),
+        (("models", "mixtral-8x7b"), "46.70B"),
+        (("compatible", "--quant", "int4", "--memory", "24GiB"), "qwen2.5-32b"),
+        (("filter", "--fleet", "cpu:64GiB,tpu-v5p:4chips", "--require", "tpu"), "380.0 GiB"),
+    ],
+)
+def test_subcommands(server: ServerProcess, args: tuple[str, ...], expect: str) -> None:
+    out = cli(server, *args)
+    assert out.returncode == 0, out.stderr
+    assert expect in out.stdout
+
+
+def test_errors_name_the_field(server: ServerProcess) -> None:
+    out = cli(server, "estimate", "--params", "0", "--quant", "bf16")
+    assert out.returncode == 1
+    assert "INVALID_ARGUMENT" in out.stderr and "model.parameter_count" in out.stderr
+    out = cli(server, "plan", "--model-id", "nope", "--quant", "bf16", "--fleet", "cuda:80GiB")
+    assert out.returncode == 1 and "NOT_FOUND" in out.stderr
+
+
+def test_bad_fleet_notation(server: ServerProcess) -> None:
+    out = cli(server, "plan", "--params", "7B", "--quant", "bf16", "--fleet", "8xwarp:80GiB")
+    assert out.returncode == 2 and "bad device" in out.stderr
