@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
+from google.protobuf.message import Message
 from grpc_status import rpc_status
 
 from accelplan.v1 import (
@@ -112,6 +113,14 @@ class PlannerClient:
             return method(request, timeout=self.timeout if timeout is None else timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise PlannerError.from_rpc_error(e) from None
+
+    def call(self, rpc: str, request: Message, *, timeout: float | None = None) -> Message:
+        """Call any PlannerService method by name (``"PlanSharding"``) with its request message."""
+        method = getattr(self.stub, rpc, None)
+        if method is None or rpc.startswith("_"):
+            raise ValueError(f"PlannerService has no method {rpc!r}")
+        response: Message = self._call(method, request, timeout)
+        return response
 
     def list_quantization_levels(
         self, *, timeout: float | None = None
