@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck generate check-generated buf-lint buf-breaking clean
+.PHONY: serve test test-python conformance lint typecheck generate check-generated buf-lint buf-breaking clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,16 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/accelplan serve
 
-## test: the whole suite: generated-code freshness, buf lint, ruff, mypy, pytest
-test: $(STAMP) check-generated buf-lint lint typecheck
+## test: the whole suite
+test: test-python conformance
+
+## test-python: codegen freshness, proto lint and breaking check, ruff, mypy, pytest
+test-python: check-generated buf-lint buf-breaking lint typecheck
 	$(BIN)/pytest
+
+## conformance: every SDK against one real server (scripts/conformance)
+conformance: $(STAMP)
+	scripts/conformance
 
 generate: $(STAMP)
 	scripts/generate
@@ -29,6 +36,9 @@ check-generated: $(STAMP)
 
 buf-lint: $(STAMP)
 	$(BIN)/buf lint
+
+buf-breaking: $(STAMP)
+	scripts/check-breaking
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
