@@ -35,9 +35,7 @@ class Violations:
             raise InvalidArgument(self.items)
 
 
-def enum_value(
-    enum_cls: type[enum.IntEnum], value: int, field: str, bad: Violations, *, required: bool
-) -> int | None:
+def enum_value(enum_cls: type[enum.IntEnum], value: int, field: str, bad: Violations, *, required: bool) -> int | None:
     """``value`` when it names a member of ``enum_cls`` (0 allowed unless required), else a violation."""
     if value == 0 and required:
         bad.add(field, "must be set")

@@ -287,12 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the gRPC server")
-    s.add_argument("--host", default="localhost", help="address to listen on (default %(default)s)")
-    s.add_argument("--port", type=int, default=50051, help="port (default %(default)s; 0 picks a free one)")
-    s.add_argument("--grace", type=float, default=10.0, help="seconds to drain calls on SIGTERM")
-    s.add_argument("--max-workers", type=int, default=16, help="handler threads")
-    s.add_argument("--data-dir", help="read catalogues from this folder instead of the embedded ones")
-    s.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    _serve_arguments(s)
 
     q = sub.add_parser("quant", help="list quantization levels, or resolve one by name or bits")
     q.add_argument("level", nargs="?", help="a name (bf16, int4, QUANTIZATION_LEVEL_NONE) or bit width (8)")
@@ -353,22 +348,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    try:
+        from accelplan_server import serve_cli
+    except ImportError:  # client-only install: no server package
+        parser.set_defaults(serve_unavailable=True)
+        return
+    serve_cli.add_arguments(parser)
+
+
 def _serve(args: argparse.Namespace) -> int:
-    import logging
-    from pathlib import Path
+    if getattr(args, "serve_unavailable", False):
+        print("accelplan: the server package (accelplan_server) is not installed", file=sys.stderr)
+        return 2
+    from accelplan_server import serve_cli
 
-    from accelplan_server.serve import ServerConfig, serve
-
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return serve(
-        ServerConfig(
-            host=args.host,
-            port=args.port,
-            max_workers=args.max_workers,
-            grace_seconds=args.grace,
-            data_dir=Path(args.data_dir) if args.data_dir else None,
-        )
-    )
+    return serve_cli.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
