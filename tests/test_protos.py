@@ -21,8 +21,9 @@ def test_buf_lint_passes() -> None:
 
 def test_unchanged_protos_are_not_breaking(tmp_path: Path) -> None:
     module = copy_module(tmp_path)
-    out = subprocess.run([str(ROOT / "scripts" / "check-breaking"), str(module)], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "check-breaking"), str(module)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -32,8 +33,9 @@ def test_renumbered_field_is_breaking(tmp_path: Path) -> None:
     text = proto.read_text()
     assert "uint64 parameter_count = 1;" in text
     proto.write_text(text.replace("uint64 parameter_count = 1;", "uint64 parameter_count = 9;", 1))
-    out = subprocess.run([str(ROOT / "scripts" / "check-breaking"), str(module)], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "check-breaking"), str(module)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode != 0
     assert "parameter_count" in out.stdout + out.stderr
 

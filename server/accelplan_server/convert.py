@@ -8,31 +8,43 @@ raises one InvalidArgument naming them all.
 from __future__ import annotations
 
 import enum
+import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2, training_pb2
 from accelplan_server import limits
 from accelplan_server.core import hardware as hw
-from accelplan_server.core.catalog import Catalog, ModelEntry
-from accelplan_server.core.errors import FieldViolation, InvalidArgument
+from accelplan_server.core.architecture import Architecture
+from accelplan_server.core.catalog import AcceleratorModel, Catalog
+from accelplan_server.core.errors import FieldViolation, InvalidArgument, NotFound
+from accelplan_server.core.footprint import ModelProfile
 from accelplan_server.core.quantization import Quantization
 
 
 class Violations:
-    """Collects field violations for one request."""
+    """Collects field violations (and unknown names) for one request."""
 
     def __init__(self) -> None:
         self.items: list[FieldViolation] = []
+        self.missing: list[NotFound] = []
 
     def add(self, field: str, description: str) -> None:
         """Record one bad field."""
         self.items.append(FieldViolation(field, description))
 
+    def extend(self, error: InvalidArgument) -> None:
+        """Record every violation of ``error``."""
+        self.items.extend(error.violations)
+
     def raise_if_any(self) -> None:
-        """Raise InvalidArgument if anything was recorded."""
+        """Raise InvalidArgument if a field is bad, else NotFound if a name is unknown."""
         if self.items:
             raise InvalidArgument(self.items)
+        if self.missing:
+            raise self.missing[0]
 
 
 def enum_value(enum_cls: type[enum.IntEnum], value: int, field: str, bad: Violations, *, required: bool) -> int | None:
@@ -61,25 +73,54 @@ def string(value: str, field: str, bad: Violations) -> str:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A validated ModelSpec: a raw count or a catalogue id (not yet looked up)."""
+    """A validated ModelSpec: a raw count, a catalogue id (looked up later) or a parsed architecture."""
 
     parameter_count: int = 0
     model_id: str = ""
+    architecture: Architecture | None = None
     field: str = "model"
 
-    def resolve(self, catalog: Catalog) -> tuple[int, ModelEntry | None]:
-        """(parameter count, catalogue entry or None); NotFound for an unknown id."""
+    def resolve(self, catalog: Catalog, profiles: Mapping[str, ModelProfile]) -> ModelProfile:
+        """The model's profile; NotFound for an unknown catalogue id."""
         if self.model_id:
             entry = catalog.model(self.model_id, f"{self.field}.model_id")
-            return entry.parameter_count, entry
-        return self.parameter_count, None
+            return profiles[entry.id]
+        if self.architecture is not None:
+            return ModelProfile.from_architecture(self.architecture)
+        return ModelProfile.from_count(self.parameter_count)
+
+
+def architecture_config(msg: models_pb2.ModelArchitecture) -> dict[str, Any]:
+    """The config.json-style mapping of the fields a ModelArchitecture sets."""
+    config: dict[str, Any] = {f.name: value for f, value in msg.ListFields()}
+    if "layer_types" in config:
+        config["layer_types"] = list(config["layer_types"])
+    return config
+
+
+def _parse_config_json(text: str, field: str, bad: Violations) -> dict[str, Any] | None:
+    if len(text) > limits.MAX_CONFIG_JSON_CHARS:
+        bad.add(field, f"longer than {limits.MAX_CONFIG_JSON_CHARS} characters")
+        return None
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        bad.add(field, f"not valid JSON: {e}")
+        return None
+    if not isinstance(config, dict):
+        bad.add(field, "must be a JSON object")
+        return None
+    text_config = config.get("text_config")
+    if "num_hidden_layers" not in config and isinstance(text_config, dict):
+        return text_config  # multimodal configs nest the language model
+    return config
 
 
 def model_spec(msg: models_pb2.ModelSpec, field: str, bad: Violations, *, present: bool) -> ModelRef:
     """Validate a ModelSpec; ``present`` is whether the request set the field at all."""
     which = msg.WhichOneof("source") if present else None
     if which is None:
-        bad.add(field, "set parameter_count or model_id")
+        bad.add(field, "set parameter_count, model_id, architecture or hf_config_json")
         return ModelRef(field=field)
     if which == "parameter_count":
         count = msg.parameter_count
@@ -88,6 +129,28 @@ def model_spec(msg: models_pb2.ModelSpec, field: str, bad: Violations, *, presen
         elif count > limits.MAX_PARAMETER_COUNT:
             bad.add(f"{field}.parameter_count", f"must be at most {limits.MAX_PARAMETER_COUNT:.0e}")
         return ModelRef(parameter_count=count, field=field)
+    if which in ("architecture", "hf_config_json"):
+        path = f"{field}.{which}"
+        config = (
+            architecture_config(msg.architecture)
+            if which == "architecture"
+            else _parse_config_json(msg.hf_config_json, path, bad)
+        )
+        if config is None:
+            return ModelRef(field=field)
+        try:
+            arch = Architecture.from_config(config, path)
+        except InvalidArgument as e:
+            bad.extend(e)
+            return ModelRef(field=field)
+        if arch.parameters.total > limits.MAX_PARAMETER_COUNT:
+            bad.add(
+                path,
+                f"describes {arch.parameters.total:.3g} parameters; at most "
+                f"{limits.MAX_PARAMETER_COUNT:.0e} are accepted",
+            )
+            return ModelRef(field=field)
+        return ModelRef(architecture=arch, field=field)
     model_id = string(msg.model_id, f"{field}.model_id", bad)
     if not model_id.strip():
         bad.add(f"{field}.model_id", "must not be empty")
@@ -101,12 +164,34 @@ def _finite_non_negative(value: float, cap: float, field: str, bad: Violations) 
     return value
 
 
-def accelerator(msg: hardware_pb2.Accelerator, field: str, bad: Violations) -> hw.Accelerator | None:
-    """Validate one Accelerator message."""
+def accelerator(
+    msg: hardware_pb2.Accelerator, field: str, bad: Violations, skus: Mapping[str, AcceleratorModel] | None = None
+) -> hw.Accelerator | None:
+    """Validate one Accelerator message; a catalogue ``sku`` fills in the fields left at zero."""
     before = len(bad.items)
-    kind = enum_value(hw.AcceleratorType, msg.type, f"{field}.type", bad, required=True)
-    memory = msg.memory_bytes or hw.default_memory_bytes(
-        hw.AcceleratorType(kind) if kind else None, msg.tpu_version, msg.gaudi_generation, msg.tpu_chip_count
+    sku = (skus or {}).get(msg.sku.strip().lower()) if msg.sku else None
+    if msg.sku and sku is None:
+        if len(msg.sku) > limits.MAX_STRING_LENGTH:
+            bad.add(f"{field}.sku", f"longer than {limits.MAX_STRING_LENGTH} characters")
+        else:
+            bad.missing.append(
+                NotFound(
+                    f"{field}.sku", f"no catalogue accelerator {msg.sku!r}; ListAcceleratorModels lists the known skus"
+                )
+            )
+        return None
+    kind = enum_value(
+        hw.AcceleratorType, msg.type or (int(sku.type) if sku else 0), f"{field}.type", bad, required=True
+    )
+    if sku is not None and kind is not None and kind != sku.type:
+        bad.add(f"{field}.type", f"is {hw.AcceleratorType(kind).name} but sku {sku.sku!r} is {sku.type.name}")
+    sku_memory = sku.memory_bytes * max(1, msg.tpu_chip_count) if sku else 0
+    memory = (
+        msg.memory_bytes
+        or sku_memory
+        or hw.default_memory_bytes(
+            hw.AcceleratorType(kind) if kind else None, msg.tpu_version, msg.gaudi_generation, msg.tpu_chip_count
+        )
     )
     if memory == 0:
         bad.add(
@@ -127,8 +212,15 @@ def accelerator(msg: hardware_pb2.Accelerator, field: str, bad: Violations) -> h
         bad,
     )
     name = string(msg.name, f"{field}.name", bad)
+    peak = _finite_non_negative(
+        msg.peak_dense_teraflops_16bit, limits.MAX_TERAFLOPS, f"{field}.peak_dense_teraflops_16bit", bad
+    )
     if len(bad.items) > before or kind is None:
         return None
+    if sku is not None:
+        chips = max(1, msg.tpu_chip_count)
+        bandwidth = bandwidth or sku.memory_bandwidth_gbps * chips
+        peak = peak or sku.peak_tflops.get("bf16", sku.peak_tflops.get("fp16", 0.0)) * chips
     return hw.Accelerator(
         type=hw.AcceleratorType(kind),
         memory_bytes=memory,
@@ -142,11 +234,74 @@ def accelerator(msg: hardware_pb2.Accelerator, field: str, bad: Violations) -> h
         numa_node=msg.numa_node if msg.HasField("numa_node") else None,
         memory_bandwidth_gbps=bandwidth,
         name=name,
+        sku=sku.sku if sku else "",
+        peak_dense_tflops_16bit=peak,
+        supports_fp8="fp8" in sku.supported_quantizations if sku else False,
     )
 
 
-def fleet(msg: hardware_pb2.Fleet, field: str, bad: Violations, *, required: bool) -> hw.Fleet:
-    """Validate a Fleet; ``required`` demands at least one accelerator."""
+_DEVICE_CACHE: dict[bytes, hw.Accelerator] = {}
+"""Validated devices by their Accelerator message bytes (a pure function of them, so safe to share)."""
+_DEVICE_CACHE_SIZE = 16384
+"""Entries kept before the cache starts over: a few MiB at most."""
+_ACCELERATOR_TYPES = {int(v): v for v in hw.AcceleratorType}
+_TPU_VERSIONS = {int(v): v for v in hw.TpuVersion}
+_GAUDI_GENERATIONS = {int(v): v for v in hw.GaudiGeneration}
+_NEURON_CHIP_TYPES = {int(v): v for v in hw.NeuronChipType}
+
+
+def _accelerator_fast(msg: hardware_pb2.Accelerator) -> hw.Accelerator | None:
+    """``accelerator(msg)`` for a device that passes every check with its memory stated; None otherwise.
+
+    Same result as ``accelerator`` (tests/unit/test_convert_fast.py checks), without building
+    field paths or enum members per field: a 1,024-device fleet is on the hot path.
+    """
+    kind = _ACCELERATOR_TYPES.get(msg.type)
+    tpu = _TPU_VERSIONS.get(msg.tpu_version)
+    gaudi = _GAUDI_GENERATIONS.get(msg.gaudi_generation)
+    neuron = _NEURON_CHIP_TYPES.get(msg.neuron_chip_type)
+    memory = msg.memory_bytes
+    chips = msg.tpu_chip_count
+    bandwidth = msg.memory_bandwidth_gigabytes_per_second
+    name = msg.name
+    if (
+        msg.sku
+        or msg.peak_dense_teraflops_16bit
+        or kind is None
+        or tpu is None
+        or gaudi is None
+        or neuron is None
+        or not 0 < memory <= limits.MAX_MEMORY_BYTES
+        or chips > limits.MAX_TPU_CHIPS
+        or not 0.0 <= bandwidth <= limits.MAX_BANDWIDTH_GBPS
+        or len(name) > limits.MAX_STRING_LENGTH
+    ):
+        return None
+    return hw.Accelerator(
+        kind,
+        memory,
+        msg.device_id,
+        not msg.unavailable,
+        chips,
+        tpu,
+        gaudi,
+        neuron,
+        msg.neuron_core_count,
+        msg.numa_node if msg.HasField("numa_node") else None,
+        bandwidth,
+        name,
+    )
+
+
+def fleet(
+    msg: hardware_pb2.Fleet,
+    field: str,
+    bad: Violations,
+    *,
+    required: bool,
+    skus: Mapping[str, AcceleratorModel] | None = None,
+) -> hw.Fleet:
+    """Validate a Fleet; ``required`` demands at least one accelerator; ``skus`` resolves Accelerator.sku."""
     n = len(msg.accelerators)
     if n > limits.MAX_FLEET_ACCELERATORS:
         bad.add(f"{field}.accelerators", f"has {n} entries; at most {limits.MAX_FLEET_ACCELERATORS} are accepted")
@@ -159,7 +314,30 @@ def fleet(msg: hardware_pb2.Fleet, field: str, bad: Violations, *, required: boo
         return hw.Fleet()
     if required and n == 0:
         bad.add(f"{field}.accelerators", "must list at least one accelerator")
-    devices = [accelerator(a, f"{field}.accelerators[{i}]", bad) for i, a in enumerate(msg.accelerators)]
+    devices: list[hw.Accelerator | None] = []
+    tpu_chips = 0
+    for i, a in enumerate(msg.accelerators):
+        # Schedulers send the same fleet again and again: a device's wire bytes key its validated value.
+        # The common well-formed device takes the fast path; anything else gets the full check with field paths.
+        key = a.SerializeToString()
+        device = _DEVICE_CACHE.get(key)
+        if device is None:
+            device = _accelerator_fast(a)
+            if device is None:
+                device = accelerator(a, f"{field}.accelerators[{i}]", bad, skus)
+            if device is not None and not a.sku:
+                if len(_DEVICE_CACHE) >= _DEVICE_CACHE_SIZE:
+                    _DEVICE_CACHE.clear()
+                _DEVICE_CACHE[key] = device
+        if device is not None and device.type is hw.AcceleratorType.TPU:
+            tpu_chips += device.chips
+        devices.append(device)
+    if tpu_chips > limits.MAX_FLEET_TPU_CHIPS:
+        # Tensor-parallel plans get one shard per chip: this bounds a plan's size and work.
+        bad.add(
+            f"{field}.accelerators",
+            f"has {tpu_chips} TPU chips in total; at most {limits.MAX_FLEET_TPU_CHIPS} are accepted",
+        )
     links = []
     for i, link in enumerate(msg.interconnects):
         path = f"{field}.interconnects[{i}]"
@@ -216,6 +394,8 @@ def accelerator_message(device: hw.Accelerator) -> hardware_pb2.Accelerator:
         neuron_core_count=device.neuron_core_count,
         memory_bandwidth_gigabytes_per_second=device.memory_bandwidth_gbps,
         name=device.name,
+        sku=device.sku,
+        peak_dense_teraflops_16bit=device.peak_dense_tflops_16bit,
     )
     if device.numa_node is not None:
         msg.numa_node = device.numa_node

@@ -15,6 +15,20 @@ MAX_BANDWIDTH_GBPS = 1e6
 """Largest bandwidth accepted, in GB/s (1 PB/s)."""
 MAX_TPU_CHIPS = 65536
 """Most TPU chips in one device entry."""
+MAX_FLEET_TPU_CHIPS = 16384
+"""Most TPU chips in one fleet, all devices together (a tensor-parallel plan has one shard per chip)."""
+MAX_TERAFLOPS = 1e6
+"""Largest peak accepted, in teraFLOPS."""
+MAX_CONFIG_JSON_CHARS = 65536
+"""Longest hf_config_json accepted."""
+MAX_CONTEXT_LENGTH = 1 << 24
+"""Longest context accepted, in tokens (16M)."""
+MAX_BATCH_SIZE = 1 << 20
+"""Most concurrent sequences accepted."""
+MAX_PARALLEL_DEGREE = 4096
+"""Largest tensor- or pipeline-parallel degree accepted."""
+MAX_GROUP_SIZE = 1 << 16
+"""Largest quantization group accepted."""
 DEFAULT_PAGE_SIZE_MODELS = 50
 MAX_PAGE_SIZE_MODELS = 1000
 DEFAULT_PAGE_SIZE_INSTANCES = 10

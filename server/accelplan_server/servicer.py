@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import grpc
 
 from accelplan.v1 import (
@@ -13,86 +15,61 @@ from accelplan.v1 import (
     quantization_pb2,
     training_pb2,
 )
-from accelplan_server import convert, limits
+from accelplan_server import convert, limits, messages
 from accelplan_server.convert import Violations
 from accelplan_server.core import hardware as hw
 from accelplan_server.core import quantization as quant
-from accelplan_server.core.catalog import Catalog, ModelEntry
+from accelplan_server.core.architecture import Architecture
+from accelplan_server.core.bandwidth import BandwidthTable
+from accelplan_server.core.capacity_query import capacity_for
+from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.cost import find_compatible_models, recommend_instances
+from accelplan_server.core.devices import resolve
 from accelplan_server.core.errors import invalid
-from accelplan_server.core.memory import estimate_memory
-from accelplan_server.core.sharding import Plan, plan_sharding
+from accelplan_server.core.footprint import Footprint, ModelProfile, footprint
+from accelplan_server.core.performance import Efficiency, Workload, estimate_performance
+from accelplan_server.core.plan_speed import roofline_speed
+from accelplan_server.core.serving_memory import ServingShape
+from accelplan_server.core.sharding import SpeedModel, device_link_bandwidth_gbps, plan_sharding
 from accelplan_server.core.suggest import suggest_quantization
-from accelplan_server.core.throughput import BandwidthTable
 from accelplan_server.core.training import (
     DEFAULT_QLORA_BITS,
     TrainingMethod,
     TrainingTarget,
     estimate_training_memory,
 )
+from accelplan_server.core.weights import DEFAULT_GROUP_SIZE, WeightFormat
 from accelplan_server.paging import page
 from accelplan_server.status import translate_errors
 
 Ctx = grpc.ServicerContext
+DEFAULT_PROMPT_TOKENS = 512
+DEFAULT_OUTPUT_TOKENS = 128
 
 
-def level_info(level: quant.Quantization) -> quantization_pb2.QuantizationLevelInfo:
-    """The QuantizationLevelInfo message for a level."""
-    return quantization_pb2.QuantizationLevelInfo(
-        level=convert.level_value(level),
-        bits_per_param=level.bits,
-        memory_reduction_factor=level.memory_reduction_factor,
-        display_name=level.display_name,
-    )
+def _bounded(value: int, default: int, cap: int, field: str, bad: Violations) -> int:
+    """``value`` (0 meaning ``default``) if it is at most ``cap``, else a violation."""
+    if value > cap:
+        bad.add(field, f"must be at most {cap} (0 means {default})")
+        return default
+    return value or default
 
 
-_LEVEL_INFOS = {q: level_info(q) for q in quant.Quantization}
+def _kv_bits(value: int, field: str, bad: Violations) -> int:
+    level = convert.enum_value(quant.Quantization, value, field, bad, required=False)
+    return quant.Quantization(level).bits if level else 16
 
 
-def model_info(m: ModelEntry) -> models_pb2.ModelInfo:
-    """The ModelInfo message for a catalogue entry."""
-    return models_pb2.ModelInfo(
-        id=m.id,
-        name=m.name,
-        family=m.family,
-        parameter_count=m.parameter_count,
-        active_parameter_count=m.active_parameter_count,
-        hf_repo=m.hf_repo,
-        default_quantization=convert.level_value(m.default_quantization),
-        max_context_length_tokens=m.max_context_length,
-        source_url=m.source_url,
-    )
-
-
-def plan_message(plan: Plan, fleet: hw.Fleet) -> planning_pb2.ShardingPlan:
-    """The ShardingPlan message; each shard's accelerator is the fleet device it runs on."""
-    msg = planning_pb2.ShardingPlan(
-        strategy=convert.strategy_value(plan.strategy),
-        device_count=plan.device_count,
-        total_memory_bytes=plan.total_memory_bytes,
-        fits_in_memory=plan.fits_in_memory,
-        layer_count=plan.layer_count,
-        assumptions=plan.assumptions,
-    )
-    for s in plan.shards:
-        device = convert.accelerator_message(fleet.accelerators[s.device_index] if s.device_index >= 0 else s.device)
-        shard = msg.shards.add(
-            shard_id=s.shard_id,
-            first_layer=s.first_layer,
-            last_layer=s.last_layer,
-            memory_bytes=s.memory_bytes,
-            accelerator=device,
-        )
-        if s.device_index >= 0:
-            shard.accelerator_index = s.device_index
-    if plan.tokens_per_second is not None:
-        msg.estimated_tokens_per_second = plan.tokens_per_second
-    return msg
-
-
-def _require_available(fleet: hw.Fleet, field: str) -> None:
-    if fleet.accelerators and not fleet.available():
-        raise invalid(field, "every accelerator is marked unavailable; nothing to plan on")
+def _efficiency(request: planning_pb2.EstimatePerformanceRequest, bad: Violations) -> Efficiency:
+    values = {}
+    for name in ("decode_mbu", "decode_mfu", "prefill_mfu"):
+        if request.HasField(name):
+            v = getattr(request, name)
+            if not 0 < v <= 1:
+                bad.add(name, "must be in (0, 1]")
+            else:
+                values[name] = v
+    return Efficiency(**values)
 
 
 class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
@@ -101,7 +78,36 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.bandwidths = BandwidthTable.from_catalog(catalog)
-        self._levels = quantization_pb2.ListQuantizationLevelsResponse(levels=list(_LEVEL_INFOS.values()))
+        self.skus = {a.sku.lower(): a for a in catalog.accelerators}
+        # Everything derivable from the catalogue is computed once, here.
+        self.profiles: dict[str, ModelProfile] = {}
+        for m in catalog.models:
+            if m.architecture:
+                self.profiles[m.id] = ModelProfile.from_architecture(Architecture.from_config(m.architecture), m.id)
+            else:
+                self.profiles[m.id] = ModelProfile(m.parameter_count, m.active_parameter_count, None, m.id)
+        self._model_infos = {m.id: messages.model_info(m) for m in catalog.models}
+        self._levels = quantization_pb2.ListQuantizationLevelsResponse(
+            levels=[messages.level_info(q) for q in quant.Quantization]
+        )
+        self._level_infos = {q: messages.level_info(q) for q in quant.Quantization}
+        self._accelerator_models = [messages.accelerator_model_message(a) for a in catalog.accelerators]
+
+    # ----- shared steps -----
+
+    def _model(self, request: object, bad: Violations) -> convert.ModelRef:
+        return convert.model_spec(request.model, "model", bad, present=request.HasField("model"))  # type: ignore[attr-defined]
+
+    def _fleet(self, msg: hardware_pb2.Fleet, bad: Violations, *, required: bool) -> hw.Fleet:
+        return convert.fleet(msg, "fleet", bad, required=required, skus=self.skus)
+
+    def _profile(self, ref: convert.ModelRef) -> ModelProfile:
+        return ref.resolve(self.catalog, self.profiles)
+
+    def _speed(self, profile: ModelProfile, level: quant.Quantization, fleet: hw.Fleet) -> SpeedModel:
+        return roofline_speed(profile, WeightFormat(level), fleet, self.catalog, self.bandwidths)
+
+    # ----- quantization -----
 
     @translate_errors
     def ListQuantizationLevels(
@@ -117,35 +123,101 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         """A level by value, bit width or name."""
         which = request.WhichOneof("selector")
         if which == "bits":
-            return _LEVEL_INFOS[quant.from_bits(request.bits)]
+            return self._level_infos[quant.from_bits(request.bits)]
         if which == "name":
-            return _LEVEL_INFOS[quant.from_name(request.name)]
+            return self._level_infos[quant.from_name(request.name)]
         bad = Violations()
         if which is None:
             bad.add("selector", "set one of level, bits or name")
         level = convert.quantization(request.level, "level", bad) if which == "level" else None
         bad.raise_if_any()
         assert level is not None
-        return _LEVEL_INFOS[level]
+        return self._level_infos[level]
+
+    # ----- memory -----
 
     @translate_errors
     def EstimateMemory(self, request: planning_pb2.EstimateMemoryRequest, context: Ctx) -> planning_pb2.MemoryEstimate:
-        """Inference memory for a model at a precision."""
+        """Inference memory for a model at a precision and a traffic shape."""
         bad = Violations()
-        ref = convert.model_spec(request.model, "model", bad, present=request.HasField("model"))
+        ref = self._model(request, bad)
         level = convert.quantization(request.quantization, "quantization", bad)
+        shape = ServingShape(
+            context_length=_bounded(request.context_length, 4096, limits.MAX_CONTEXT_LENGTH, "context_length", bad),
+            batch_size=_bounded(request.batch_size, 1, limits.MAX_BATCH_SIZE, "batch_size", bad),
+            kv_bits=_kv_bits(request.kv_cache_quantization, "kv_cache_quantization", bad),
+            tensor_parallel=_bounded(
+                request.tensor_parallel_size, 1, limits.MAX_PARALLEL_DEGREE, "tensor_parallel_size", bad
+            ),
+            max_batched_tokens=_bounded(
+                request.max_batched_tokens, 8192, limits.MAX_CONTEXT_LENGTH, "max_batched_tokens", bad
+            ),
+        )
+        group = _bounded(
+            request.quantization_group_size, DEFAULT_GROUP_SIZE, limits.MAX_GROUP_SIZE, "quantization_group_size", bad
+        )
         bad.raise_if_any()
         assert level is not None
-        params, _ = ref.resolve(self.catalog)
-        e = estimate_memory(params, level)
-        return planning_pb2.MemoryEstimate(
-            parameter_count=e.parameter_count,
-            quantization=convert.level_value(level),
-            weights_bytes=e.weights_bytes,
-            overhead_bytes=e.overhead_bytes,
-            total_bytes=e.total_bytes,
-            assumptions=e.assumptions,
+        fmt = WeightFormat(level, group, request.quantization_symmetric)
+        return messages.memory_message(footprint(self._profile(ref), fmt, shape))
+
+    @translate_errors
+    def EstimateCapacity(
+        self, request: planning_pb2.EstimateCapacityRequest, context: Ctx
+    ) -> planning_pb2.EstimateCapacityResponse:
+        """The longest context and the most sequences that fit."""
+        bad = Violations()
+        ref = self._model(request, bad)
+        level = convert.quantization(request.quantization, "quantization", bad)
+        fleet = self._fleet(request.fleet, bad, required=True)
+        util = request.gpu_memory_utilization or 0.9
+        if not 0 < util <= 1:
+            bad.add("gpu_memory_utilization", "must be in (0, 1] (0 means 0.9)")
+        context_length = _bounded(request.context_length, 4096, limits.MAX_CONTEXT_LENGTH, "context_length", bad)
+        batch = _bounded(request.batch_size, 1, limits.MAX_BATCH_SIZE, "batch_size", bad)
+        kv_bits = _kv_bits(request.kv_cache_quantization, "kv_cache_quantization", bad)
+        group = _bounded(
+            request.quantization_group_size, DEFAULT_GROUP_SIZE, limits.MAX_GROUP_SIZE, "quantization_group_size", bad
         )
+        max_tokens = _bounded(request.max_batched_tokens, 8192, limits.MAX_CONTEXT_LENGTH, "max_batched_tokens", bad)
+        tp_requested = _bounded(
+            request.tensor_parallel_size, 0, limits.MAX_PARALLEL_DEGREE, "tensor_parallel_size", bad
+        )
+        bad.raise_if_any()
+        assert level is not None
+        profile = self._profile(ref)
+        if profile.architecture is None:
+            raise invalid("model", "capacity needs the architecture: use model_id, architecture or hf_config_json")
+        available = [a for _, a in fleet.available()]
+        tp = tp_requested or len(available)
+        if not available or tp > len(available):
+            raise invalid("tensor_parallel_size", f"needs {tp} available devices; the fleet has {len(available)}")
+        shape = ServingShape(context_length, batch, kv_bits, tp, max_tokens)
+        result = capacity_for(profile.architecture, WeightFormat(level, group), shape, available[:tp], util)
+        return planning_pb2.EstimateCapacityResponse(
+            max_context_length=result.capacity.max_context_length,
+            max_concurrent_sequences=result.capacity.max_concurrent_sequences,
+            kv_cache_tokens=result.capacity.kv_cache_tokens,
+            kv_cache_budget_bytes=result.capacity.kv_budget_bytes,
+            usable_memory_bytes=result.capacity.usable_bytes,
+            memory=messages.memory_message(
+                Footprint(
+                    profile,
+                    WeightFormat(level, group),
+                    shape,
+                    result.capacity.memory.weights_bytes,
+                    result.capacity.memory.kv_cache_bytes,
+                    result.capacity.memory.kv_cache_bytes_per_token,
+                    result.capacity.memory.activation_bytes,
+                    result.capacity.memory.overhead_bytes,
+                    result.capacity.memory.assumptions,
+                )
+            ),
+            tensor_parallel_size=tp,
+            assumptions=result.assumptions,
+        )
+
+    # ----- planning -----
 
     @translate_errors
     def SuggestQuantization(
@@ -153,11 +225,16 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     ) -> planning_pb2.SuggestQuantizationResponse:
         """The widest precision that fits the fleet."""
         bad = Violations()
-        ref = convert.model_spec(request.model, "model", bad, present=request.HasField("model"))
-        fleet = convert.fleet(request.fleet, "fleet", bad, required=False)
+        ref = self._model(request, bad)
+        fleet = self._fleet(request.fleet, bad, required=False)
         bad.raise_if_any()
-        params, _ = ref.resolve(self.catalog)
-        s = suggest_quantization(params, fleet, self.bandwidths, consider_sharding=request.consider_sharding)
+        profile = self._profile(ref)
+        s = suggest_quantization(
+            lambda q: footprint(profile, WeightFormat(q)),
+            fleet,
+            partial(self._speed, profile),
+            consider_sharding=request.consider_sharding,
+        )
         msg = planning_pb2.SuggestQuantizationResponse(
             quantization=convert.level_value(s.quantization),
             reason=s.reason,
@@ -167,21 +244,89 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             fits=s.fits,
         )
         if s.plan is not None:
-            msg.assumed_plan.CopyFrom(plan_message(s.plan, fleet))
+            msg.assumed_plan.CopyFrom(messages.plan_message(s.plan, fleet))
         return msg
 
     @translate_errors
     def PlanSharding(self, request: planning_pb2.PlanShardingRequest, context: Ctx) -> planning_pb2.ShardingPlan:
         """Where each part of the model runs, and how fast."""
         bad = Violations()
-        ref = convert.model_spec(request.model, "model", bad, present=request.HasField("model"))
+        ref = self._model(request, bad)
         level = convert.quantization(request.quantization, "quantization", bad)
-        fleet = convert.fleet(request.fleet, "fleet", bad, required=True)
+        fleet = self._fleet(request.fleet, bad, required=True)
         bad.raise_if_any()
         assert level is not None
-        _require_available(fleet, "fleet.accelerators")
-        params, _ = ref.resolve(self.catalog)
-        return plan_message(plan_sharding(params, level, fleet, self.bandwidths), fleet)
+        if fleet.accelerators and not fleet.available():
+            raise invalid("fleet.accelerators", "every accelerator is marked unavailable; nothing to plan on")
+        profile = self._profile(ref)
+        plan = plan_sharding(footprint(profile, WeightFormat(level)), fleet, self._speed(profile, level, fleet))
+        return messages.plan_message(plan, fleet)
+
+    @translate_errors
+    def EstimatePerformance(
+        self, request: planning_pb2.EstimatePerformanceRequest, context: Ctx
+    ) -> planning_pb2.EstimatePerformanceResponse:
+        """Time to first token and decode speed from the roofline model."""
+        bad = Violations()
+        ref = self._model(request, bad)
+        level = convert.quantization(request.quantization, "quantization", bad)
+        fleet = self._fleet(request.fleet, bad, required=True)
+        tp = _bounded(request.tensor_parallel_size, 1, limits.MAX_PARALLEL_DEGREE, "tensor_parallel_size", bad)
+        pp = _bounded(request.pipeline_parallel_size, 1, limits.MAX_PARALLEL_DEGREE, "pipeline_parallel_size", bad)
+        batch = _bounded(request.batch_size, 1, limits.MAX_BATCH_SIZE, "batch_size", bad)
+        prompt = _bounded(request.prompt_tokens, DEFAULT_PROMPT_TOKENS, limits.MAX_CONTEXT_LENGTH, "prompt_tokens", bad)
+        output = _bounded(request.output_tokens, DEFAULT_OUTPUT_TOKENS, limits.MAX_CONTEXT_LENGTH, "output_tokens", bad)
+        kv_bits = _kv_bits(request.kv_cache_quantization, "kv_cache_quantization", bad)
+        group = _bounded(
+            request.quantization_group_size, DEFAULT_GROUP_SIZE, limits.MAX_GROUP_SIZE, "quantization_group_size", bad
+        )
+        efficiency = _efficiency(request, bad)
+        bad.raise_if_any()
+        assert level is not None
+        available = fleet.available()
+        if tp * pp > len(available):
+            raise invalid(
+                "fleet.accelerators",
+                f"tensor_parallel_size x pipeline_parallel_size = {tp * pp} devices needed; {len(available)} available",
+            )
+        used = available[: tp * pp]
+        specs = [resolve(d, self.catalog, self.bandwidths) for _, d in used]
+        unknown = [(i, d) for (i, d), sp in zip(used, specs, strict=True) if sp.bandwidth_gbps <= 0]
+        if unknown:
+            i, d = unknown[0]
+            raise invalid(
+                f"fleet.accelerators[{i}].memory_bandwidth_gigabytes_per_second",
+                f"unknown for {d.type.name} without a sku; set it or sku",
+            )
+        profile = self._profile(ref)
+        fmt = WeightFormat(level, group, request.quantization_symmetric)
+        work = Workload(profile.counts, fmt, profile.architecture, kv_bits, batch, prompt, output)
+        perf = estimate_performance(
+            work,
+            specs,
+            tensor_parallel=tp,
+            pipeline_parallel=pp,
+            link_gbps=device_link_bandwidth_gbps(fleet),
+            efficiency=efficiency,
+        )
+        return planning_pb2.EstimatePerformanceResponse(
+            prefill_seconds=perf.prefill_seconds,
+            decode_seconds_per_token=perf.decode_seconds_per_token,
+            decode_tokens_per_second_per_sequence=perf.decode_tokens_per_second_per_sequence,
+            decode_tokens_per_second_total=perf.decode_tokens_per_second_total,
+            bound=planning_pb2.PerformanceBound.ValueType(int(perf.bound)),
+            memory_seconds_per_token=perf.memory_seconds,
+            compute_seconds_per_token=perf.compute_seconds,
+            communication_seconds_per_token=perf.communication_seconds,
+            end_to_end_seconds=perf.prefill_seconds + output * perf.decode_seconds_per_token,
+            bytes_read_per_step=int(perf.bytes_read_per_step),
+            decode_mbu=efficiency.decode_mbu,
+            decode_mfu=efficiency.decode_mfu,
+            prefill_mfu=efficiency.prefill_mfu,
+            assumptions=perf.assumptions,
+        )
+
+    # ----- training -----
 
     @translate_errors
     def EstimateTrainingMemory(
@@ -189,7 +334,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     ) -> training_pb2.EstimateTrainingMemoryResponse:
         """Fine-tuning memory by component."""
         bad = Violations()
-        ref = convert.model_spec(request.model, "model", bad, present=request.HasField("model"))
+        ref = self._model(request, bad)
         method = convert.enum_value(TrainingMethod, request.method, "method", bad, required=True)
         target = convert.enum_value(TrainingTarget, request.target, "target", bad, required=False)
         bits = request.qlora_bits or DEFAULT_QLORA_BITS
@@ -199,7 +344,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             bad.add("qlora_bits", "must be from 1 to 16 (0 means 4)")
         bad.raise_if_any()
         assert method is not None
-        params, _ = ref.resolve(self.catalog)
+        params = self._profile(ref).parameter_count
         e = estimate_training_memory(params, TrainingMethod(method), TrainingTarget(target or TrainingTarget.GPU), bits)
         return training_pb2.EstimateTrainingMemoryResponse(
             model_bytes=e.model_bytes,
@@ -211,13 +356,15 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             assumptions=e.assumptions,
         )
 
+    # ----- cost and catalogues -----
+
     @translate_errors
     def RecommendInstances(
         self, request: cost_pb2.RecommendInstancesRequest, context: Ctx
     ) -> cost_pb2.RecommendInstancesResponse:
         """Instances that hold the model, cheapest first."""
         bad = Violations()
-        ref = convert.model_spec(request.model, "model", bad, present=request.HasField("model"))
+        ref = self._model(request, bad)
         level = convert.quantization(request.quantization, "quantization", bad)
         provider = convert.string(request.provider, "provider", bad).strip().lower()
         if provider and len(provider) <= limits.MAX_STRING_LENGTH and provider not in self.catalog.providers:
@@ -226,8 +373,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             bad.add("page_size", f"must be from 0 to {limits.MAX_PAGE_SIZE_INSTANCES}")
         bad.raise_if_any()
         assert level is not None
-        params, _ = ref.resolve(self.catalog)
-        need = estimate_memory(params, level).total_bytes
+        need = footprint(self._profile(ref), WeightFormat(level)).total_bytes
         fits = recommend_instances(self.catalog, need, provider)
         items, token = page(
             fits,
@@ -261,7 +407,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     @translate_errors
     def ListModels(self, request: models_pb2.ListModelsRequest, context: Ctx) -> models_pb2.ListModelsResponse:
         """A page of the catalogue."""
-        family = convert.string(request.family, "family", Violations()).strip().lower()
+        family = request.family.strip().lower()
         if len(family) > limits.MAX_STRING_LENGTH:
             raise invalid("family", f"longer than {limits.MAX_STRING_LENGTH} characters")
         models = [m for m in self.catalog.models if not family or m.family.lower() == family]
@@ -273,7 +419,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             default_size=limits.DEFAULT_PAGE_SIZE_MODELS,
             max_size=limits.MAX_PAGE_SIZE_MODELS,
         )
-        return models_pb2.ListModelsResponse(models=[model_info(m) for m in items], next_page_token=token)
+        return models_pb2.ListModelsResponse(models=[self._model_infos[m.id] for m in items], next_page_token=token)
 
     @translate_errors
     def GetModel(self, request: models_pb2.GetModelRequest, context: Ctx) -> models_pb2.GetModelResponse:
@@ -283,7 +429,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         if not model_id.strip():
             bad.add("model_id", "must not be empty")
         bad.raise_if_any()
-        return models_pb2.GetModelResponse(model=model_info(self.catalog.model(model_id)))
+        return models_pb2.GetModelResponse(model=self._model_infos[self.catalog.model(model_id).id])
 
     @translate_errors
     def FindCompatibleModels(
@@ -296,11 +442,14 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             bad.add("available_memory_bytes", "must be greater than 0")
         bad.raise_if_any()
         assert level is not None
-        fits = find_compatible_models(self.catalog, level, request.available_memory_bytes)
+        fmt = WeightFormat(level)
+        fits = find_compatible_models(
+            self.catalog, lambda m: footprint(self.profiles[m.id], fmt).total_bytes, request.available_memory_bytes
+        )
         return models_pb2.FindCompatibleModelsResponse(
             models=[
                 models_pb2.CompatibleModel(
-                    model=model_info(f.model),
+                    model=self._model_infos[f.model.id],
                     required_memory_bytes=f.required_memory_bytes,
                     headroom_bytes=f.headroom_bytes,
                 )
@@ -314,7 +463,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     ) -> hardware_pb2.FilterAcceleratorsResponse:
         """Available devices meeting a requirement, with their capabilities."""
         bad = Violations()
-        fleet = convert.fleet(request.fleet, "fleet", bad, required=False)
+        fleet = self._fleet(request.fleet, bad, required=False)
         kind = convert.enum_value(hw.RequirementKind, request.requirement.kind, "requirement.kind", bad, required=False)
         bad.raise_if_any()
         requirement = hw.RequirementKind(kind or 0)
@@ -337,3 +486,21 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 ),
             )
         return resp
+
+    @translate_errors
+    def ListAcceleratorModels(
+        self, request: hardware_pb2.ListAcceleratorModelsRequest, context: Ctx
+    ) -> hardware_pb2.ListAcceleratorModelsResponse:
+        """A page of the hardware catalogue."""
+        bad = Violations()
+        kind = convert.enum_value(hw.AcceleratorType, request.type, "type", bad, required=False)
+        bad.raise_if_any()
+        entries = [
+            m
+            for m, a in zip(self._accelerator_models, self.catalog.accelerators, strict=True)
+            if not kind or int(a.type) == kind
+        ]
+        items, token = page(
+            entries, request.page_size, request.page_token, f"type={kind}", default_size=100, max_size=1000
+        )
+        return hardware_pb2.ListAcceleratorModelsResponse(accelerator_models=list(items), next_page_token=token)

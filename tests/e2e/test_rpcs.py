@@ -1,5 +1,7 @@
 """Every RPC over the wire against the real server process."""
 
+import json
+
 import pytest
 from google.protobuf import json_format
 
@@ -19,6 +21,7 @@ def test_list_quantization_levels(client: PlannerClient) -> None:
         (Q.QUANTIZATION_LEVEL_BFLOAT16, 16, 2.0, "BF16"),
         (Q.QUANTIZATION_LEVEL_INT8, 8, 4.0, "INT8"),
         (Q.QUANTIZATION_LEVEL_INT4, 4, 8.0, "INT4"),
+        (Q.QUANTIZATION_LEVEL_FP8, 8, 4.0, "FP8"),
     ]
 
 
@@ -54,8 +57,45 @@ def test_estimate_memory_by_catalogue_id(client: PlannerClient) -> None:
             model=models_pb2.ModelSpec(model_id="llama-3.1-8b"), quantization=Q.QUANTIZATION_LEVEL_INT8
         )
     )
-    assert e.parameter_count == 8_030_261_248
-    assert e.total_bytes == 8_030_261_248 + 8_030_261_248 // 5
+    # Llama 3.1 8B: 32 layers, hidden 4096, 8 KV heads of 128, MLP 14336, vocab 128256, untied.
+    embed = 128256 * 4096
+    norms = 65 * 4096
+    linear = 8_030_261_248 - 2 * embed - norms
+    weights = -(-linear * (8 * 128 + 16 + 8) // (8 * 128)) + (2 * embed + norms) * 2  # INT8 g128 + scale + zero
+    kv = 4096 * 2 * 32 * 8 * 128 * 2  # default context 4096, one sequence, 16-bit
+    activations = 4096 * (2 * 4096 + 3 * 14336) * 2 + 128256 * 4
+    assert e.parameter_count == e.active_parameter_count == 8_030_261_248
+    assert (e.weights_bytes, e.kv_cache_bytes, e.activation_bytes) == (weights, kv, activations)
+    assert e.kv_cache_bytes_per_token == 131072
+    assert e.total_bytes == weights + kv + activations + e.overhead_bytes
+    assert e.assumed.architecture_known and e.assumed.context_length == 4096
+
+
+def test_estimate_memory_from_hf_config_json(client: PlannerClient) -> None:
+    config = json.dumps(
+        {
+            "model_type": "mistral",
+            "num_hidden_layers": 32,
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 8,
+            "intermediate_size": 14336,
+            "vocab_size": 32768,
+            "tie_word_embeddings": False,
+            "unknown_key": [1, 2],
+        }
+    )
+    e = client.estimate_memory(
+        planning_pb2.EstimateMemoryRequest(
+            model=models_pb2.ModelSpec(hf_config_json=config),
+            quantization=Q.QUANTIZATION_LEVEL_BFLOAT16,
+            context_length=32768,
+            batch_size=2,
+            kv_cache_quantization=Q.QUANTIZATION_LEVEL_FP8,
+        )
+    )
+    assert e.parameter_count == 7_248_023_552  # Mistral 7B v0.3
+    assert e.kv_cache_bytes == 2 * 32768 * 32 * 2 * 8 * 128 * 1
 
 
 def test_uint64_above_2_pow_53_round_trips(client: PlannerClient) -> None:

@@ -116,7 +116,11 @@ def test_recommendations_by_provider(catalog: Catalog) -> None:
 
 def test_compatible_models_largest_first(catalog: Catalog) -> None:
     budget = 80 * 2**30
-    fits = find_compatible_models(catalog, Q.INT4, budget)
+
+    def need(m: object) -> int:
+        return estimate_memory(m.parameter_count, Q.INT4).total_bytes  # type: ignore[attr-defined]
+
+    fits = find_compatible_models(catalog, need, budget)
     counts = [f.model.parameter_count for f in fits]
     assert counts == sorted(counts, reverse=True)
     assert all(f.required_memory_bytes <= budget for f in fits)

@@ -13,6 +13,7 @@ from accelplan_server.core.quantization import from_bits, from_name
         (Q.BFLOAT16, 16, 2.0, "BF16"),
         (Q.INT8, 8, 4.0, "INT8"),
         (Q.INT4, 4, 8.0, "INT4"),
+        (Q.FP8, 8, 4.0, "FP8"),
     ],
 )
 def test_level_facts(level: Q, bits: int, factor: float, display: str) -> None:
@@ -63,7 +64,7 @@ def test_from_name(name: str, level: Q) -> None:
     assert from_name(name) is level
 
 
-@pytest.mark.parametrize("name", ["", "fp8", "int2", "QUANTIZATION_LEVEL_UNSPECIFIED", "x" * 1000])
+@pytest.mark.parametrize("name", ["", "fp6", "int2", "QUANTIZATION_LEVEL_UNSPECIFIED", "x" * 1000])
 def test_from_name_rejects_unknown(name: str) -> None:
     with pytest.raises(InvalidArgument) as e:
         from_name(name)

@@ -1,5 +1,8 @@
 import pytest
 
+from accelplan_server.core.bandwidth import BandwidthTable
+from accelplan_server.core.catalog import Catalog
+from accelplan_server.core.footprint import ModelProfile, footprint
 from accelplan_server.core.hardware import (
     Accelerator,
     AcceleratorType,
@@ -9,27 +12,53 @@ from accelplan_server.core.hardware import (
     InterconnectKind,
     TpuVersion,
 )
+from accelplan_server.core.performance import DEFAULT_DECODE_MBU as DECODE_BANDWIDTH_EFFICIENCY
+from accelplan_server.core.plan_speed import roofline_speed
 from accelplan_server.core.quantization import Quantization as Q
 from accelplan_server.core.sharding import (
+    Plan,
     Strategy,
     best_device,
     fast_link_bandwidth_gbps,
-    layer_count_for,
     pipeline_ranges,
-    plan_sharding,
 )
-from accelplan_server.core.throughput import DECODE_BANDWIDTH_EFFICIENCY, BandwidthTable
+from accelplan_server.core.sharding import plan_sharding as plan_footprint
+from accelplan_server.core.weights import WeightFormat
 
 T = AcceleratorType
 GIB = 2**30
 NEED_70B_BF16 = 168_000_000_000
 
 
+@pytest.fixture(scope="module")
+def bandwidths(catalog: Catalog, bandwidths: BandwidthTable) -> "Planner":
+    return Planner(catalog, bandwidths)
+
+
+class Planner:
+    """plan_sharding for a bare parameter count, with the roofline speed model."""
+
+    def __init__(self, catalog: Catalog, table: BandwidthTable) -> None:
+        self.catalog, self.table = catalog, table
+
+
+def plan_sharding(params: int, level: Q, fleet: Fleet, planner: Planner) -> Plan:
+    profile = ModelProfile.from_count(params)
+    fmt = WeightFormat(level)
+    return plan_footprint(
+        footprint(profile, fmt), fleet, roofline_speed(profile, fmt, fleet, planner.catalog, planner.table)
+    )
+
+
+def layer_count_for(params: int) -> int:
+    return ModelProfile.from_count(params).layer_count
+
+
 def gpu(mem_gib: int, **kw: object) -> Accelerator:
     return Accelerator(T.CUDA_GPU, mem_gib * GIB, **kw)  # type: ignore[arg-type]
 
 
-def test_fits_on_best_device(bandwidths: BandwidthTable) -> None:
+def test_fits_on_best_device(bandwidths: Planner) -> None:
     fleet = Fleet((Accelerator(T.CPU, 512 * GIB), gpu(24), gpu(80)))
     plan = plan_sharding(7_000_000_000, Q.FLOAT16, fleet, bandwidths)
     assert plan.strategy is Strategy.NONE
@@ -47,7 +76,7 @@ def test_best_device_is_by_rank_and_later_wins_a_tie() -> None:
     assert best_device([(0, cpu), (1, a)]) == (1, a)  # rank beats memory
 
 
-def test_only_best_device_is_tried_alone(bandwidths: BandwidthTable) -> None:
+def test_only_best_device_is_tried_alone(bandwidths: Planner) -> None:
     # The Cerebras (rank 85) is too small; the GPU could hold it alone but ai-hwaccel
     # then shards over both rather than picking the lower-ranked GPU.
     fleet = Fleet((gpu(80), Accelerator(T.CEREBRAS_WSE, 10 * GIB)))
@@ -56,7 +85,7 @@ def test_only_best_device_is_tried_alone(bandwidths: BandwidthTable) -> None:
     assert plan.device_count == 2
 
 
-def test_tpu_tensor_parallel_over_chips(bandwidths: BandwidthTable) -> None:
+def test_tpu_tensor_parallel_over_chips(bandwidths: Planner) -> None:
     tpu = Accelerator(T.TPU, 4 * 95 * GIB, tpu_chip_count=4, tpu_version=TpuVersion.V5P)
     fleet = Fleet((Accelerator(T.CPU, 64 * GIB), tpu))
     plan = plan_sharding(70_000_000_000, Q.BFLOAT16, fleet, bandwidths)
@@ -70,7 +99,7 @@ def test_tpu_tensor_parallel_over_chips(bandwidths: BandwidthTable) -> None:
     assert [s.device_index for s in plan.shards] == [0] * 4 + [1] * 4 + [2] * 4
 
 
-def test_nvswitch_gives_tensor_parallel(bandwidths: BandwidthTable) -> None:
+def test_nvswitch_gives_tensor_parallel(bandwidths: Planner) -> None:
     fleet = Fleet(tuple(gpu(24) for _ in range(16)), (Interconnect(InterconnectKind.NVSWITCH, 900),))
     plan = plan_sharding(70_000_000_000, Q.BFLOAT16, fleet, bandwidths)
     assert plan.strategy is Strategy.TENSOR_PARALLEL
@@ -99,7 +128,7 @@ def test_nvswitch_gives_tensor_parallel(bandwidths: BandwidthTable) -> None:
     ],
 )
 def test_tensor_or_pipeline(
-    links: tuple[Interconnect, ...], devices: int, strategy: Strategy, bandwidths: BandwidthTable
+    links: tuple[Interconnect, ...], devices: int, strategy: Strategy, bandwidths: Planner
 ) -> None:
     fleet = Fleet(tuple(gpu(24) for _ in range(devices)), links)
     assert plan_sharding(70_000_000_000, Q.BFLOAT16, fleet, bandwidths).strategy is strategy
@@ -118,7 +147,7 @@ def test_link_groups() -> None:
     assert fast_link_bandwidth_gbps(fleet) == (910.0, True)
 
 
-def test_pipeline_orders_by_numa_and_splits_layers(bandwidths: BandwidthTable) -> None:
+def test_pipeline_orders_by_numa_and_splits_layers(bandwidths: Planner) -> None:
     devices = (gpu(24, numa_node=1), gpu(24), gpu(24, numa_node=0), gpu(24, numa_node=1))
     plan = plan_sharding(30_000_000_000, Q.FLOAT16, Fleet(devices), bandwidths)
     assert plan.strategy is Strategy.PIPELINE_PARALLEL
@@ -139,7 +168,7 @@ def test_layer_ranges() -> None:
     assert pipeline_ranges(1, 3) == [(0, 0)]
 
 
-def test_npus_and_cpus_are_never_sharded(bandwidths: BandwidthTable) -> None:
+def test_npus_and_cpus_are_never_sharded(bandwidths: Planner) -> None:
     fleet = Fleet((Accelerator(T.APPLE_NPU, 200 * GIB), Accelerator(T.CPU, 100 * GIB), gpu(24)))
     plan = plan_sharding(70_000_000_000, Q.BFLOAT16, fleet, bandwidths)
     # Nothing but the GPU may shard, it alone is too small: CPU fallback on the fleet's CPU.
@@ -149,27 +178,27 @@ def test_npus_and_cpus_are_never_sharded(bandwidths: BandwidthTable) -> None:
     assert not plan.fits_in_memory
 
 
-def test_cpu_fallback_without_a_listed_cpu(bandwidths: BandwidthTable) -> None:
+def test_cpu_fallback_without_a_listed_cpu(bandwidths: Planner) -> None:
     plan = plan_sharding(70_000_000_000, Q.BFLOAT16, Fleet((gpu(24),)), bandwidths)
     assert plan.shards[0].device_index == -1
     assert plan.shards[0].device.memory_bytes == 16 * GIB
     assert not plan.fits_in_memory
 
 
-def test_unavailable_devices_are_skipped(bandwidths: BandwidthTable) -> None:
+def test_unavailable_devices_are_skipped(bandwidths: Planner) -> None:
     fleet = Fleet((gpu(80), gpu(80, available=False)))
     plan = plan_sharding(70_000_000_000, Q.BFLOAT16, fleet, bandwidths)
     assert plan.strategy is Strategy.NONE and plan.shards[0].device.type is T.CPU
 
 
-def test_gaudi_and_gpus_shard_together(bandwidths: BandwidthTable) -> None:
+def test_gaudi_and_gpus_shard_together(bandwidths: Planner) -> None:
     fleet = Fleet((Accelerator(T.GAUDI, 96 * GIB, gaudi_generation=GaudiGeneration.GAUDI2), gpu(80)))
     plan = plan_sharding(70_000_000_000, Q.BFLOAT16, fleet, bandwidths)
     assert plan.strategy is Strategy.PIPELINE_PARALLEL
     assert {s.device.type for s in plan.shards} == {T.GAUDI, T.CUDA_GPU}
 
 
-def test_decode_speed_from_bandwidth(bandwidths: BandwidthTable) -> None:
+def test_decode_speed_from_bandwidth(bandwidths: Planner) -> None:
     # 8B at FP16 on one 1000 GB/s device: 16e9 bytes / (1000e9 * eff) per token.
     fleet = Fleet((gpu(80, memory_bandwidth_gbps=1000.0),))
     plan = plan_sharding(8_000_000_000, Q.FLOAT16, fleet, bandwidths)
@@ -188,13 +217,13 @@ def test_decode_speed_from_bandwidth(bandwidths: BandwidthTable) -> None:
     assert plan.tokens_per_second == pytest.approx(1000e9 * DECODE_BANDWIDTH_EFFICIENCY / 16e9)
 
 
-def test_decode_speed_unknown_without_bandwidth(bandwidths: BandwidthTable) -> None:
+def test_decode_speed_unknown_without_bandwidth(bandwidths: Planner) -> None:
     plan = plan_sharding(1_000_000_000, Q.FLOAT16, Fleet((Accelerator(T.GROQ_LPU, 230 * 2**20 * 100),)), bandwidths)
     assert plan.tokens_per_second is None
     assert any("unknown" in a for a in plan.assumptions)
 
 
-def test_default_bandwidth_is_stated(bandwidths: BandwidthTable) -> None:
+def test_default_bandwidth_is_stated(bandwidths: Planner) -> None:
     plan = plan_sharding(8_000_000_000, Q.FLOAT16, Fleet((gpu(80),)), bandwidths)
     assert plan.tokens_per_second is not None
     assert any("assumed" in a and "GB/s" in a for a in plan.assumptions)

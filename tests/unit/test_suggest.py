@@ -1,14 +1,39 @@
 import pytest
 
+from accelplan_server.core.bandwidth import BandwidthTable
+from accelplan_server.core.catalog import Catalog
+from accelplan_server.core.footprint import ModelProfile, footprint
 from accelplan_server.core.hardware import Accelerator, AcceleratorType, Family, Fleet, GaudiGeneration, TpuVersion
+from accelplan_server.core.plan_speed import roofline_speed
 from accelplan_server.core.quantization import Quantization as Q
 from accelplan_server.core.sharding import Strategy
-from accelplan_server.core.suggest import suggest_quantization
-from accelplan_server.core.throughput import BandwidthTable
+from accelplan_server.core.suggest import Suggestion
+from accelplan_server.core.suggest import suggest_quantization as suggest_core
+from accelplan_server.core.weights import WeightFormat
 
 T = AcceleratorType
 GIB = 2**30
 B70 = 70_000_000_000  # FP16/BF16 168e9, INT8 84e9, INT4 42e9 bytes
+
+
+class Ctx:
+    def __init__(self, catalog: Catalog, table: BandwidthTable) -> None:
+        self.catalog, self.table = catalog, table
+
+
+@pytest.fixture(scope="module")
+def bandwidths(catalog: Catalog, bandwidths: BandwidthTable) -> Ctx:
+    return Ctx(catalog, bandwidths)
+
+
+def suggest_quantization(params: int, f: Fleet, ctx: Ctx, *, consider_sharding: bool = False) -> Suggestion:
+    profile = ModelProfile.from_count(params)
+    return suggest_core(
+        lambda q: footprint(profile, WeightFormat(q)),
+        f,
+        lambda q, sub: roofline_speed(profile, WeightFormat(q), sub, ctx.catalog, ctx.table),
+        consider_sharding=consider_sharding,
+    )
 
 
 def fleet(*devices: Accelerator) -> Fleet:
@@ -36,15 +61,13 @@ def fleet(*devices: Accelerator) -> Fleet:
         ((), Q.INT4, Family.CPU),
     ],
 )
-def test_ai_hwaccel_order(
-    devices: tuple[Accelerator, ...], level: Q, family: Family, bandwidths: BandwidthTable
-) -> None:
+def test_ai_hwaccel_order(devices: tuple[Accelerator, ...], level: Q, family: Family, bandwidths: Ctx) -> None:
     s = suggest_quantization(B70, fleet(*devices), bandwidths)
     assert (s.quantization, s.family) == (level, family)
     assert s.plan is None
 
 
-def test_uses_largest_available_device_not_sum(bandwidths: BandwidthTable) -> None:
+def test_uses_largest_available_device_not_sum(bandwidths: Ctx) -> None:
     devices = (
         Accelerator(T.CUDA_GPU, 48 * GIB),
         Accelerator(T.CUDA_GPU, 80 * GIB),
@@ -56,19 +79,19 @@ def test_uses_largest_available_device_not_sum(bandwidths: BandwidthTable) -> No
     assert s.required_memory_bytes == 84_000_000_000
 
 
-def test_nothing_fits_is_int4_and_says_so(bandwidths: BandwidthTable) -> None:
+def test_nothing_fits_is_int4_and_says_so(bandwidths: Ctx) -> None:
     s = suggest_quantization(10**13, fleet(), bandwidths)
     assert s.quantization is Q.INT4 and not s.fits
     assert "16 GiB" in s.reason
 
 
-def test_cpu_default_is_16_gib(bandwidths: BandwidthTable) -> None:
+def test_cpu_default_is_16_gib(bandwidths: Ctx) -> None:
     # 7B at FP16 is 16.8e9 bytes > 16 GiB (17.18e9)? No: 16.8e9 < 17.18e9, so FP16 fits.
     s = suggest_quantization(7_000_000_000, fleet(), bandwidths)
     assert s.quantization is Q.FLOAT16 and s.available_memory_bytes == 16 * GIB
 
 
-def test_sharding_is_opt_in(bandwidths: BandwidthTable) -> None:
+def test_sharding_is_opt_in(bandwidths: Ctx) -> None:
     gpus = fleet(*(Accelerator(T.CUDA_GPU, 24 * GIB) for _ in range(8)))
     assert suggest_quantization(B70, gpus, bandwidths).quantization is Q.INT4  # 42e9 > 24 GiB -> CPU path
     s = suggest_quantization(B70, gpus, bandwidths, consider_sharding=True)
@@ -78,7 +101,7 @@ def test_sharding_is_opt_in(bandwidths: BandwidthTable) -> None:
     assert s.available_memory_bytes == 8 * 24 * GIB
 
 
-def test_sharding_keeps_caller_indices_and_family(bandwidths: BandwidthTable) -> None:
+def test_sharding_keeps_caller_indices_and_family(bandwidths: Ctx) -> None:
     devices = (
         Accelerator(T.CPU, 64 * GIB),
         Accelerator(T.CUDA_GPU, 48 * GIB),

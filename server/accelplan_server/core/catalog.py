@@ -46,6 +46,10 @@ class AcceleratorModel:
     peak_tflops: dict[str, float]
     supported_quantizations: tuple[str, ...]
     source_url: str
+    vendor: str = ""
+    interconnect: str = ""
+    interconnect_gbps: float = 0.0
+    retrieved: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,10 @@ def _accelerator(row: dict[str, Any]) -> AcceleratorModel:
         peak_tflops={k: float(v) for k, v in (row.get("peak_tflops") or {}).items()},
         supported_quantizations=tuple(row.get("supported_quantizations") or ()),
         source_url=row.get("source") or "",
+        vendor=row.get("vendor") or "",
+        interconnect=(row.get("interconnect") or {}).get("kind") or "",
+        interconnect_gbps=float((row.get("interconnect") or {}).get("bandwidth_gigabytes_per_second") or 0.0),
+        retrieved=row.get("retrieved") or "",
     )
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from accelplan_server.core.catalog import Catalog, CloudInstance, ModelEntry
-from accelplan_server.core.memory import estimate_memory
-from accelplan_server.core.quantization import Quantization
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,13 @@ class ModelFit:
     headroom_bytes: int
 
 
-def find_compatible_models(catalog: Catalog, quantization: Quantization, available_memory_bytes: int) -> list[ModelFit]:
-    """Models whose EstimateMemory total fits the budget, largest first (ties by id)."""
+def find_compatible_models(
+    catalog: Catalog, need_for: Callable[[ModelEntry], int], available_memory_bytes: int
+) -> list[ModelFit]:
+    """Models whose memory need (``need_for``) fits the budget, largest first (ties by id)."""
     fits = []
     for model in catalog.models:
-        need = estimate_memory(model.parameter_count, quantization).total_bytes
+        need = need_for(model)
         if need <= available_memory_bytes:
             fits.append(ModelFit(model, need, available_memory_bytes - need))
     fits.sort(key=lambda f: (-f.model.parameter_count, f.model.id))

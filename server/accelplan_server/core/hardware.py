@@ -183,6 +183,12 @@ class Accelerator:
     memory_bandwidth_gbps: float = 0.0
     """Memory bandwidth in GB/s (10^9 bytes); 0 when unknown."""
     name: str = ""
+    sku: str = ""
+    """Catalogue accelerator model this device is, if the caller named one."""
+    peak_dense_tflops_16bit: float = 0.0
+    """Dense FP16/BF16 peak in TFLOPS; 0 when unknown."""
+    supports_fp8: bool = False
+    """FP8 matrix units (from the sku); ai-hwaccel's per-kind tables predate FP8."""
 
     @property
     def family(self) -> Family:
@@ -202,8 +208,9 @@ class Accelerator:
 
     @property
     def supported_quantizations(self) -> tuple[Q, ...]:
-        """Levels the device runs, widest first."""
-        return _SUPPORT[self.type][0]
+        """Levels the device runs, widest first (FP8 only where its sku has FP8 units)."""
+        levels = _SUPPORT[self.type][0]
+        return (*levels, Q.FP8) if self.supports_fp8 else levels
 
     @property
     def preferred_quantization(self) -> Q:

@@ -15,6 +15,7 @@ class Quantization(enum.IntEnum):
     BFLOAT16 = 3
     INT8 = 4
     INT4 = 5
+    FP8 = 6
 
     @property
     def bits(self) -> int:
@@ -38,6 +39,7 @@ _BITS = {
     Quantization.BFLOAT16: 16,
     Quantization.INT8: 8,
     Quantization.INT4: 4,
+    Quantization.FP8: 8,
 }
 _DISPLAY = {
     Quantization.NONE: "FP32",
@@ -45,6 +47,7 @@ _DISPLAY = {
     Quantization.BFLOAT16: "BF16",
     Quantization.INT8: "INT8",
     Quantization.INT4: "INT4",
+    Quantization.FP8: "FP8",
 }
 _FROM_BITS = {
     32: Quantization.NONE,

@@ -8,20 +8,20 @@ Order of decisions:
    NVSwitch is present, or when the fast-link bandwidth exceeds 100 GB/s with at
    most 8 devices; else PIPELINE_PARALLEL with stages ordered by NUMA node.
 4. Otherwise one shard on the CPU.
+
+Memory per shard is the model's footprint split evenly. Decode speed comes
+from a caller-supplied speed model (the roofline in performance.py).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
+from accelplan_server.core.footprint import Footprint
 from accelplan_server.core.hardware import Accelerator, AcceleratorType, Family, Fleet, InterconnectKind
-from accelplan_server.core.memory import estimate_memory
-from accelplan_server.core.quantization import Quantization
-from accelplan_server.core.throughput import BandwidthTable, estimate_decode_tokens_per_second
 
-PARAMETERS_PER_LAYER = 250_000_000
-"""ai-hwaccel's layer estimate for a bare parameter count: one layer per 250M parameters."""
 TENSOR_PARALLEL_BANDWIDTH_GBPS = 100.0
 """Fast-link bandwidth above which up to MAX_TENSOR_PARALLEL_DEVICES use tensor parallelism."""
 MAX_TENSOR_PARALLEL_DEVICES = 8
@@ -53,6 +53,10 @@ class Shard:
     """Share of the weights this shard reads per token."""
 
 
+SpeedModel = Callable[[Strategy, Sequence[Shard]], tuple[float | None, list[str]]]
+"""(strategy, shards) -> (batch-1 decode tokens/s or None, assumptions)."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """A sharding plan and its speed estimate."""
@@ -80,24 +84,26 @@ def best_device(devices: list[tuple[int, Accelerator]]) -> tuple[int, Accelerato
     return best
 
 
+_LINK_GROUP = {
+    InterconnectKind.NVLINK: 0,
+    InterconnectKind.NVSWITCH: 0,
+    InterconnectKind.XGMI_INFINITY_FABRIC: 1,
+    InterconnectKind.INFINIBAND: 2,
+    InterconnectKind.ROCE: 2,
+    InterconnectKind.ROCE_V2: 2,
+    InterconnectKind.ICI: 3,
+}
+
+
 def fast_link_bandwidth_gbps(fleet: Fleet) -> tuple[float, bool]:
     """(sum over link groups of each group's best bandwidth, NVSwitch present).
 
     Groups: NVLink/NVSwitch, XGMI, InfiniBand/RoCE/RoCEv2, ICI.
     """
-    groups = {
-        InterconnectKind.NVLINK: 0,
-        InterconnectKind.NVSWITCH: 0,
-        InterconnectKind.XGMI_INFINITY_FABRIC: 1,
-        InterconnectKind.INFINIBAND: 2,
-        InterconnectKind.ROCE: 2,
-        InterconnectKind.ROCE_V2: 2,
-        InterconnectKind.ICI: 3,
-    }
     best = [0.0, 0.0, 0.0, 0.0]
     nvswitch = False
     for link in fleet.interconnects:
-        g = groups.get(link.kind)
+        g = _LINK_GROUP.get(link.kind)
         if g is None:
             continue
         best[g] = max(best[g], link.bandwidth_gbps)
@@ -105,13 +111,15 @@ def fast_link_bandwidth_gbps(fleet: Fleet) -> tuple[float, bool]:
     return sum(best), nvswitch
 
 
+def device_link_bandwidth_gbps(fleet: Fleet) -> float:
+    """Best device-to-device link (NVLink/NVSwitch, XGMI, ICI) for tensor-parallel traffic; 0 if none."""
+    return max(
+        (link.bandwidth_gbps for link in fleet.interconnects if _LINK_GROUP.get(link.kind) in (0, 1, 3)), default=0.0
+    )
+
+
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def layer_count_for(parameter_count: int) -> int:
-    """Estimated transformer layers: parameter_count / 250M, at least 1."""
-    return max(parameter_count // PARAMETERS_PER_LAYER, 1)
 
 
 def pipeline_ranges(layers: int, stages: int) -> list[tuple[int, int]]:
@@ -135,27 +143,38 @@ def _even_shards(devices: list[tuple[int, Accelerator]], needed: int, layers: in
     return [Shard(i, 0, layers - 1, per, d, idx, 1 / len(devices)) for i, (idx, d) in enumerate(devices)]
 
 
-def plan_sharding(parameter_count: int, quantization: Quantization, fleet: Fleet, bandwidths: BandwidthTable) -> Plan:
-    """Place a model of ``parameter_count`` parameters at ``quantization`` on ``fleet``.
+def chip_view(device: Accelerator) -> Accelerator:
+    """One chip of a multi-chip TPU device: its memory, bandwidth and peak divided by the chip count."""
+    chips = device.chips
+    if chips == 1:
+        return device
+    return replace(
+        device,
+        memory_bytes=device.memory_bytes // chips,
+        tpu_chip_count=1,
+        memory_bandwidth_gbps=device.memory_bandwidth_gbps / chips,
+        peak_dense_tflops_16bit=device.peak_dense_tflops_16bit / chips,
+    )
 
-    The fleet must have at least one available device (the caller checks).
-    """
-    needed = estimate_memory(parameter_count, quantization).total_bytes
-    layers = layer_count_for(parameter_count)
+
+def plan_sharding(need: Footprint, fleet: Fleet, speed: SpeedModel) -> Plan:
+    """Place a model with footprint ``need`` on ``fleet``; the fleet must have an available device."""
+    needed = need.total_bytes
+    layers = need.profile.layer_count
     available = fleet.available()
-    notes = [
-        f"Memory per the flat ai-hwaccel rule: {needed} bytes (weights + 20%).",
-        f"Layers estimated as parameter_count / 250M = {layers}.",
-    ]
+    what = (
+        "weights + KV cache + activations + runtime overhead"
+        if need.architecture_known
+        else "weights + 20%, ai-hwaccel's rule"
+    )
+    layer_note = "from the architecture" if need.architecture_known else "as parameter_count / 250M"
+    notes = [f"Memory: {needed} bytes ({what}).", f"{layers} layers ({layer_note})."]
     best = best_device(available)
     if best is None:
         raise ValueError("fleet has no available device")
 
     def finish(strategy: Strategy, shards: list[Shard], extra: list[str]) -> Plan:
-        weights = estimate_memory(parameter_count, quantization).weights_bytes
-        tps, speed_notes = estimate_decode_tokens_per_second(
-            weights, shards, bandwidths, concurrent=strategy is Strategy.TENSOR_PARALLEL
-        )
+        tps, speed_notes = speed(strategy, shards)
         return Plan(strategy, len(shards), tuple(shards), needed, layers, tps, tuple(notes + extra + speed_notes))
 
     idx, device = best
@@ -165,22 +184,9 @@ def plan_sharding(parameter_count: int, quantization: Quantization, fleet: Fleet
 
     tpus = [(i, a) for i, a in available if a.type is AcceleratorType.TPU]
     if tpus and sum(a.memory_bytes for _, a in tpus) >= needed:
-        chips = [(i, a) for i, a in tpus for _ in range(a.chips)]
+        chips = [(i, chip_view(a)) for i, a in tpus for _ in range(a.chips)]
         per_chip = _ceil_div(needed, len(chips))
         shards = [Shard(n, 0, layers - 1, per_chip, a, i, 1 / len(chips)) for n, (i, a) in enumerate(chips)]
-        # A chip's share is checked against that chip's memory below via a per-chip view.
-        shards = [
-            Shard(
-                s.shard_id,
-                s.first_layer,
-                s.last_layer,
-                s.memory_bytes,
-                _chip_view(s.device),
-                s.device_index,
-                s.layer_fraction,
-            )
-            for s in shards
-        ]
         return finish(Strategy.TENSOR_PARALLEL, shards, [f"Tensor parallel over {len(chips)} TPU chips."])
 
     pool = [(i, a) for i, a in available if a.family in (Family.GPU, Family.AI_ASIC, Family.TPU)]
@@ -217,20 +223,3 @@ def plan_sharding(parameter_count: int, quantization: Quantization, fleet: Fleet
             "Nothing in the fleet holds the model; falls back to a host CPU the fleet does not list (16 GiB assumed)."
         )
     return finish(Strategy.NONE, [Shard(0, 0, layers - 1, needed, cpu, i, 1.0)], [note])
-
-
-def _chip_view(device: Accelerator) -> Accelerator:
-    """One chip of a multi-chip TPU device: its memory and bandwidth divided by the chip count."""
-    chips = device.chips
-    if chips == 1:
-        return device
-    return Accelerator(
-        type=device.type,
-        memory_bytes=device.memory_bytes // chips,
-        device_id=device.device_id,
-        tpu_chip_count=1,
-        tpu_version=device.tpu_version,
-        numa_node=device.numa_node,
-        memory_bandwidth_gbps=device.memory_bandwidth_gbps / chips,
-        name=device.name,
-    )

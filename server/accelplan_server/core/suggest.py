@@ -14,11 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from accelplan_server.core.footprint import Footprint
 from accelplan_server.core.hardware import Accelerator, AcceleratorType, Family, Fleet
-from accelplan_server.core.memory import estimate_memory
 from accelplan_server.core.quantization import Quantization as Q
-from accelplan_server.core.sharding import FALLBACK_CPU_MEMORY_BYTES, Plan, plan_sharding
-from accelplan_server.core.throughput import BandwidthTable
+from accelplan_server.core.sharding import FALLBACK_CPU_MEMORY_BYTES, Plan, SpeedModel, plan_sharding
+
+FootprintFor = Callable[[Q], Footprint]
+"""The model's footprint at a level."""
+SpeedFor = Callable[[Q, Fleet], SpeedModel]
+"""The speed model for the model at a level on a fleet."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def _gib(n: int) -> str:
 
 
 def suggest_quantization(
-    parameter_count: int, fleet: Fleet, bandwidths: BandwidthTable, *, consider_sharding: bool = False
+    need_for: FootprintFor, fleet: Fleet, speed_for: SpeedFor, *, consider_sharding: bool = False
 ) -> Suggestion:
     """The widest precision that fits, following ai-hwaccel's family order."""
     available = [a for _, a in fleet.available()]
@@ -68,7 +72,7 @@ def suggest_quantization(
             continue
         together = sum(a.memory_bytes for a in members)
         for level in cand.levels:
-            need = estimate_memory(parameter_count, level).total_bytes
+            need = need_for(level).total_bytes
             if need <= largest:
                 return Suggestion(
                     level,
@@ -86,7 +90,7 @@ def suggest_quantization(
                     tuple(a if cand.member(a) else replace(a, available=False) for a in fleet.accelerators),
                     fleet.interconnects,
                 )
-                plan = plan_sharding(parameter_count, level, subset, bandwidths)
+                plan = plan_sharding(need_for(level), subset, speed_for(level, subset))
                 return Suggestion(
                     level,
                     f"{level.display_name} needs {_gib(need)}, which the {len(members)} available "
@@ -102,7 +106,7 @@ def suggest_quantization(
     cpu = cpu or FALLBACK_CPU_MEMORY_BYTES
     where = "the CPU" if listed else "an assumed 16 GiB CPU (the fleet lists none)"
     for level in _CPU_LEVELS:
-        need = estimate_memory(parameter_count, level).total_bytes
+        need = need_for(level).total_bytes
         if need <= cpu:
             return Suggestion(
                 level,
@@ -113,7 +117,7 @@ def suggest_quantization(
                 cpu,
                 True,
             )
-    need = estimate_memory(parameter_count, Q.INT4).total_bytes
+    need = need_for(Q.INT4).total_bytes
     return Suggestion(
         Q.INT4,
         f"Nothing holds the model even at INT4 ({_gib(need)}); INT4 is the smallest "

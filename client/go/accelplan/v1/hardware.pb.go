@@ -544,9 +544,15 @@ type Accelerator struct {
 	// (see AcceleratorCapabilities).
 	MemoryBandwidthGigabytesPerSecond float64 `protobuf:"fixed64,11,opt,name=memory_bandwidth_gigabytes_per_second,json=memoryBandwidthGigabytesPerSecond,proto3" json:"memory_bandwidth_gigabytes_per_second,omitempty"`
 	// Free-text name, e.g. "NVIDIA H100 80GB HBM3". Informational.
-	Name          string `protobuf:"bytes,12,opt,name=name,proto3" json:"name,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Name string `protobuf:"bytes,12,opt,name=name,proto3" json:"name,omitempty"`
+	// A catalogue accelerator model (see ListAcceleratorModels), e.g. "h100-sxm"; it fills
+	// in what the caller left at zero: type, memory, bandwidth, peak FLOPS, FP8 support.
+	// Unknown skus are NOT_FOUND.
+	Sku string `protobuf:"bytes,13,opt,name=sku,proto3" json:"sku,omitempty"`
+	// Dense FP16/BF16 peak in teraFLOPS; 0 means the sku's or the type's default.
+	PeakDenseTeraflops_16Bit float64 `protobuf:"fixed64,14,opt,name=peak_dense_teraflops_16bit,json=peakDenseTeraflops16bit,proto3" json:"peak_dense_teraflops_16bit,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *Accelerator) Reset() {
@@ -661,6 +667,20 @@ func (x *Accelerator) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *Accelerator) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *Accelerator) GetPeakDenseTeraflops_16Bit() float64 {
+	if x != nil {
+		return x.PeakDenseTeraflops_16Bit
+	}
+	return 0
 }
 
 // Interconnect is a link technology present between the fleet's accelerators.
@@ -1104,11 +1124,330 @@ func (x *FilterAcceleratorsResponse) GetMatches() []*AcceleratorMatch {
 	return nil
 }
 
+// PeakThroughput is a dense peak at one precision.
+type PeakThroughput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Precision: fp32, tf32, fp16, bf16, fp8, int8 or fp4.
+	Precision string `protobuf:"bytes,1,opt,name=precision,proto3" json:"precision,omitempty"`
+	// Dense (no sparsity) peak in teraFLOPS (teraOPS for integers).
+	DenseTeraflops float64 `protobuf:"fixed64,2,opt,name=dense_teraflops,json=denseTeraflops,proto3" json:"dense_teraflops,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PeakThroughput) Reset() {
+	*x = PeakThroughput{}
+	mi := &file_accelplan_v1_hardware_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeakThroughput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeakThroughput) ProtoMessage() {}
+
+func (x *PeakThroughput) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_hardware_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeakThroughput.ProtoReflect.Descriptor instead.
+func (*PeakThroughput) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_hardware_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PeakThroughput) GetPrecision() string {
+	if x != nil {
+		return x.Precision
+	}
+	return ""
+}
+
+func (x *PeakThroughput) GetDenseTeraflops() float64 {
+	if x != nil {
+		return x.DenseTeraflops
+	}
+	return 0
+}
+
+// AcceleratorModel is one named accelerator of the hardware catalogue.
+type AcceleratorModel struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Catalogue key, e.g. "h100-sxm"; use it as Accelerator.sku.
+	Sku string `protobuf:"bytes,1,opt,name=sku,proto3" json:"sku,omitempty"`
+	// Full name, e.g. "NVIDIA H100 SXM5 80GB".
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Vendor, e.g. "nvidia".
+	Vendor string `protobuf:"bytes,3,opt,name=vendor,proto3" json:"vendor,omitempty"`
+	// Accelerator kind.
+	Type AcceleratorType `protobuf:"varint,4,opt,name=type,proto3,enum=accelplan.v1.AcceleratorType" json:"type,omitempty"`
+	// Memory per device (per chip for TPUs), in bytes; 0 when it depends on configuration (CPUs).
+	MemoryBytes uint64 `protobuf:"varint,5,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// Peak memory bandwidth in gigabytes (10^9 bytes) per second.
+	MemoryBandwidthGigabytesPerSecond float64 `protobuf:"fixed64,6,opt,name=memory_bandwidth_gigabytes_per_second,json=memoryBandwidthGigabytesPerSecond,proto3" json:"memory_bandwidth_gigabytes_per_second,omitempty"`
+	// Dense peaks by precision.
+	Peaks []*PeakThroughput `protobuf:"bytes,7,rep,name=peaks,proto3" json:"peaks,omitempty"`
+	// Quantization levels the hardware runs natively (FP8 only with FP8 units).
+	SupportedQuantizations []QuantizationLevel `protobuf:"varint,8,rep,packed,name=supported_quantizations,json=supportedQuantizations,proto3,enum=accelplan.v1.QuantizationLevel" json:"supported_quantizations,omitempty"`
+	// Device-to-device link, e.g. "nvlink"; empty when none is listed.
+	Interconnect string `protobuf:"bytes,9,opt,name=interconnect,proto3" json:"interconnect,omitempty"`
+	// That link's bandwidth per device in gigabytes per second.
+	InterconnectBandwidthGigabytesPerSecond float64 `protobuf:"fixed64,10,opt,name=interconnect_bandwidth_gigabytes_per_second,json=interconnectBandwidthGigabytesPerSecond,proto3" json:"interconnect_bandwidth_gigabytes_per_second,omitempty"`
+	// Where the figures come from.
+	SourceUrl string `protobuf:"bytes,11,opt,name=source_url,json=sourceUrl,proto3" json:"source_url,omitempty"`
+	// When the source was read (YYYY-MM-DD).
+	Retrieved     string `protobuf:"bytes,12,opt,name=retrieved,proto3" json:"retrieved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceleratorModel) Reset() {
+	*x = AcceleratorModel{}
+	mi := &file_accelplan_v1_hardware_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceleratorModel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceleratorModel) ProtoMessage() {}
+
+func (x *AcceleratorModel) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_hardware_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceleratorModel.ProtoReflect.Descriptor instead.
+func (*AcceleratorModel) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_hardware_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AcceleratorModel) GetSku() string {
+	if x != nil {
+		return x.Sku
+	}
+	return ""
+}
+
+func (x *AcceleratorModel) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AcceleratorModel) GetVendor() string {
+	if x != nil {
+		return x.Vendor
+	}
+	return ""
+}
+
+func (x *AcceleratorModel) GetType() AcceleratorType {
+	if x != nil {
+		return x.Type
+	}
+	return AcceleratorType_ACCELERATOR_TYPE_UNSPECIFIED
+}
+
+func (x *AcceleratorModel) GetMemoryBytes() uint64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *AcceleratorModel) GetMemoryBandwidthGigabytesPerSecond() float64 {
+	if x != nil {
+		return x.MemoryBandwidthGigabytesPerSecond
+	}
+	return 0
+}
+
+func (x *AcceleratorModel) GetPeaks() []*PeakThroughput {
+	if x != nil {
+		return x.Peaks
+	}
+	return nil
+}
+
+func (x *AcceleratorModel) GetSupportedQuantizations() []QuantizationLevel {
+	if x != nil {
+		return x.SupportedQuantizations
+	}
+	return nil
+}
+
+func (x *AcceleratorModel) GetInterconnect() string {
+	if x != nil {
+		return x.Interconnect
+	}
+	return ""
+}
+
+func (x *AcceleratorModel) GetInterconnectBandwidthGigabytesPerSecond() float64 {
+	if x != nil {
+		return x.InterconnectBandwidthGigabytesPerSecond
+	}
+	return 0
+}
+
+func (x *AcceleratorModel) GetSourceUrl() string {
+	if x != nil {
+		return x.SourceUrl
+	}
+	return ""
+}
+
+func (x *AcceleratorModel) GetRetrieved() string {
+	if x != nil {
+		return x.Retrieved
+	}
+	return ""
+}
+
+// ListAcceleratorModelsRequest pages through the hardware catalogue.
+type ListAcceleratorModelsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this kind; UNSPECIFIED for all.
+	Type AcceleratorType `protobuf:"varint,1,opt,name=type,proto3,enum=accelplan.v1.AcceleratorType" json:"type,omitempty"`
+	// Most entries to return; 0 means 100, at most 1000.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous response; empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAcceleratorModelsRequest) Reset() {
+	*x = ListAcceleratorModelsRequest{}
+	mi := &file_accelplan_v1_hardware_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAcceleratorModelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAcceleratorModelsRequest) ProtoMessage() {}
+
+func (x *ListAcceleratorModelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_hardware_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAcceleratorModelsRequest.ProtoReflect.Descriptor instead.
+func (*ListAcceleratorModelsRequest) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_hardware_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListAcceleratorModelsRequest) GetType() AcceleratorType {
+	if x != nil {
+		return x.Type
+	}
+	return AcceleratorType_ACCELERATOR_TYPE_UNSPECIFIED
+}
+
+func (x *ListAcceleratorModelsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAcceleratorModelsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListAcceleratorModelsResponse is one page of the hardware catalogue.
+type ListAcceleratorModelsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The entries on this page, in catalogue order.
+	AcceleratorModels []*AcceleratorModel `protobuf:"bytes,1,rep,name=accelerator_models,json=acceleratorModels,proto3" json:"accelerator_models,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAcceleratorModelsResponse) Reset() {
+	*x = ListAcceleratorModelsResponse{}
+	mi := &file_accelplan_v1_hardware_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAcceleratorModelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAcceleratorModelsResponse) ProtoMessage() {}
+
+func (x *ListAcceleratorModelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_hardware_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAcceleratorModelsResponse.ProtoReflect.Descriptor instead.
+func (*ListAcceleratorModelsResponse) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_hardware_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListAcceleratorModelsResponse) GetAcceleratorModels() []*AcceleratorModel {
+	if x != nil {
+		return x.AcceleratorModels
+	}
+	return nil
+}
+
+func (x *ListAcceleratorModelsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_accelplan_v1_hardware_proto protoreflect.FileDescriptor
 
 const file_accelplan_v1_hardware_proto_rawDesc = "" +
 	"\n" +
-	"\x1baccelplan/v1/hardware.proto\x12\faccelplan.v1\x1a\x1faccelplan/v1/quantization.proto\"\xd7\x04\n" +
+	"\x1baccelplan/v1/hardware.proto\x12\faccelplan.v1\x1a\x1faccelplan/v1/quantization.proto\"\xa6\x05\n" +
 	"\vAccelerator\x121\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1d.accelplan.v1.AcceleratorTypeR\x04type\x12\x1b\n" +
 	"\tdevice_id\x18\x02 \x01(\rR\bdeviceId\x12!\n" +
@@ -1123,7 +1462,9 @@ const file_accelplan_v1_hardware_proto_rawDesc = "" +
 	"\tnuma_node\x18\n" +
 	" \x01(\rH\x00R\bnumaNode\x88\x01\x01\x12P\n" +
 	"%memory_bandwidth_gigabytes_per_second\x18\v \x01(\x01R!memoryBandwidthGigabytesPerSecond\x12\x12\n" +
-	"\x04name\x18\f \x01(\tR\x04nameB\f\n" +
+	"\x04name\x18\f \x01(\tR\x04name\x12\x10\n" +
+	"\x03sku\x18\r \x01(\tR\x03sku\x12;\n" +
+	"\x1apeak_dense_teraflops_16bit\x18\x0e \x01(\x01R\x17peakDenseTeraflops16bitB\f\n" +
 	"\n" +
 	"_numa_node\"\x9b\x01\n" +
 	"\fInterconnect\x122\n" +
@@ -1152,7 +1493,33 @@ const file_accelplan_v1_hardware_proto_rawDesc = "" +
 	"\vaccelerator\x18\x02 \x01(\v2\x19.accelplan.v1.AcceleratorR\vaccelerator\x12I\n" +
 	"\fcapabilities\x18\x03 \x01(\v2%.accelplan.v1.AcceleratorCapabilitiesR\fcapabilities\"V\n" +
 	"\x1aFilterAcceleratorsResponse\x128\n" +
-	"\amatches\x18\x01 \x03(\v2\x1e.accelplan.v1.AcceleratorMatchR\amatches*\xf9\x04\n" +
+	"\amatches\x18\x01 \x03(\v2\x1e.accelplan.v1.AcceleratorMatchR\amatches\"W\n" +
+	"\x0ePeakThroughput\x12\x1c\n" +
+	"\tprecision\x18\x01 \x01(\tR\tprecision\x12'\n" +
+	"\x0fdense_teraflops\x18\x02 \x01(\x01R\x0edenseTeraflops\"\xc5\x04\n" +
+	"\x10AcceleratorModel\x12\x10\n" +
+	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06vendor\x18\x03 \x01(\tR\x06vendor\x121\n" +
+	"\x04type\x18\x04 \x01(\x0e2\x1d.accelplan.v1.AcceleratorTypeR\x04type\x12!\n" +
+	"\fmemory_bytes\x18\x05 \x01(\x04R\vmemoryBytes\x12P\n" +
+	"%memory_bandwidth_gigabytes_per_second\x18\x06 \x01(\x01R!memoryBandwidthGigabytesPerSecond\x122\n" +
+	"\x05peaks\x18\a \x03(\v2\x1c.accelplan.v1.PeakThroughputR\x05peaks\x12X\n" +
+	"\x17supported_quantizations\x18\b \x03(\x0e2\x1f.accelplan.v1.QuantizationLevelR\x16supportedQuantizations\x12\"\n" +
+	"\finterconnect\x18\t \x01(\tR\finterconnect\x12\\\n" +
+	"+interconnect_bandwidth_gigabytes_per_second\x18\n" +
+	" \x01(\x01R'interconnectBandwidthGigabytesPerSecond\x12\x1d\n" +
+	"\n" +
+	"source_url\x18\v \x01(\tR\tsourceUrl\x12\x1c\n" +
+	"\tretrieved\x18\f \x01(\tR\tretrieved\"\x8d\x01\n" +
+	"\x1cListAcceleratorModelsRequest\x121\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1d.accelplan.v1.AcceleratorTypeR\x04type\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x96\x01\n" +
+	"\x1dListAcceleratorModelsResponse\x12M\n" +
+	"\x12accelerator_models\x18\x01 \x03(\v2\x1e.accelplan.v1.AcceleratorModelR\x11acceleratorModels\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xf9\x04\n" +
 	"\x0fAcceleratorType\x12 \n" +
 	"\x1cACCELERATOR_TYPE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ACCELERATOR_TYPE_CPU\x10\x01\x12\x1d\n" +
@@ -1228,24 +1595,28 @@ func file_accelplan_v1_hardware_proto_rawDescGZIP() []byte {
 }
 
 var file_accelplan_v1_hardware_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_accelplan_v1_hardware_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_accelplan_v1_hardware_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_accelplan_v1_hardware_proto_goTypes = []any{
-	(AcceleratorType)(0),               // 0: accelplan.v1.AcceleratorType
-	(AcceleratorFamily)(0),             // 1: accelplan.v1.AcceleratorFamily
-	(TpuVersion)(0),                    // 2: accelplan.v1.TpuVersion
-	(GaudiGeneration)(0),               // 3: accelplan.v1.GaudiGeneration
-	(NeuronChipType)(0),                // 4: accelplan.v1.NeuronChipType
-	(InterconnectKind)(0),              // 5: accelplan.v1.InterconnectKind
-	(AcceleratorRequirementKind)(0),    // 6: accelplan.v1.AcceleratorRequirementKind
-	(*Accelerator)(nil),                // 7: accelplan.v1.Accelerator
-	(*Interconnect)(nil),               // 8: accelplan.v1.Interconnect
-	(*Fleet)(nil),                      // 9: accelplan.v1.Fleet
-	(*AcceleratorCapabilities)(nil),    // 10: accelplan.v1.AcceleratorCapabilities
-	(*AcceleratorRequirement)(nil),     // 11: accelplan.v1.AcceleratorRequirement
-	(*FilterAcceleratorsRequest)(nil),  // 12: accelplan.v1.FilterAcceleratorsRequest
-	(*AcceleratorMatch)(nil),           // 13: accelplan.v1.AcceleratorMatch
-	(*FilterAcceleratorsResponse)(nil), // 14: accelplan.v1.FilterAcceleratorsResponse
-	(QuantizationLevel)(0),             // 15: accelplan.v1.QuantizationLevel
+	(AcceleratorType)(0),                  // 0: accelplan.v1.AcceleratorType
+	(AcceleratorFamily)(0),                // 1: accelplan.v1.AcceleratorFamily
+	(TpuVersion)(0),                       // 2: accelplan.v1.TpuVersion
+	(GaudiGeneration)(0),                  // 3: accelplan.v1.GaudiGeneration
+	(NeuronChipType)(0),                   // 4: accelplan.v1.NeuronChipType
+	(InterconnectKind)(0),                 // 5: accelplan.v1.InterconnectKind
+	(AcceleratorRequirementKind)(0),       // 6: accelplan.v1.AcceleratorRequirementKind
+	(*Accelerator)(nil),                   // 7: accelplan.v1.Accelerator
+	(*Interconnect)(nil),                  // 8: accelplan.v1.Interconnect
+	(*Fleet)(nil),                         // 9: accelplan.v1.Fleet
+	(*AcceleratorCapabilities)(nil),       // 10: accelplan.v1.AcceleratorCapabilities
+	(*AcceleratorRequirement)(nil),        // 11: accelplan.v1.AcceleratorRequirement
+	(*FilterAcceleratorsRequest)(nil),     // 12: accelplan.v1.FilterAcceleratorsRequest
+	(*AcceleratorMatch)(nil),              // 13: accelplan.v1.AcceleratorMatch
+	(*FilterAcceleratorsResponse)(nil),    // 14: accelplan.v1.FilterAcceleratorsResponse
+	(*PeakThroughput)(nil),                // 15: accelplan.v1.PeakThroughput
+	(*AcceleratorModel)(nil),              // 16: accelplan.v1.AcceleratorModel
+	(*ListAcceleratorModelsRequest)(nil),  // 17: accelplan.v1.ListAcceleratorModelsRequest
+	(*ListAcceleratorModelsResponse)(nil), // 18: accelplan.v1.ListAcceleratorModelsResponse
+	(QuantizationLevel)(0),                // 19: accelplan.v1.QuantizationLevel
 }
 var file_accelplan_v1_hardware_proto_depIdxs = []int32{
 	0,  // 0: accelplan.v1.Accelerator.type:type_name -> accelplan.v1.AcceleratorType
@@ -1256,19 +1627,24 @@ var file_accelplan_v1_hardware_proto_depIdxs = []int32{
 	7,  // 5: accelplan.v1.Fleet.accelerators:type_name -> accelplan.v1.Accelerator
 	8,  // 6: accelplan.v1.Fleet.interconnects:type_name -> accelplan.v1.Interconnect
 	1,  // 7: accelplan.v1.AcceleratorCapabilities.family:type_name -> accelplan.v1.AcceleratorFamily
-	15, // 8: accelplan.v1.AcceleratorCapabilities.supported_quantizations:type_name -> accelplan.v1.QuantizationLevel
-	15, // 9: accelplan.v1.AcceleratorCapabilities.preferred_quantization:type_name -> accelplan.v1.QuantizationLevel
+	19, // 8: accelplan.v1.AcceleratorCapabilities.supported_quantizations:type_name -> accelplan.v1.QuantizationLevel
+	19, // 9: accelplan.v1.AcceleratorCapabilities.preferred_quantization:type_name -> accelplan.v1.QuantizationLevel
 	6,  // 10: accelplan.v1.AcceleratorRequirement.kind:type_name -> accelplan.v1.AcceleratorRequirementKind
 	9,  // 11: accelplan.v1.FilterAcceleratorsRequest.fleet:type_name -> accelplan.v1.Fleet
 	11, // 12: accelplan.v1.FilterAcceleratorsRequest.requirement:type_name -> accelplan.v1.AcceleratorRequirement
 	7,  // 13: accelplan.v1.AcceleratorMatch.accelerator:type_name -> accelplan.v1.Accelerator
 	10, // 14: accelplan.v1.AcceleratorMatch.capabilities:type_name -> accelplan.v1.AcceleratorCapabilities
 	13, // 15: accelplan.v1.FilterAcceleratorsResponse.matches:type_name -> accelplan.v1.AcceleratorMatch
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	0,  // 16: accelplan.v1.AcceleratorModel.type:type_name -> accelplan.v1.AcceleratorType
+	15, // 17: accelplan.v1.AcceleratorModel.peaks:type_name -> accelplan.v1.PeakThroughput
+	19, // 18: accelplan.v1.AcceleratorModel.supported_quantizations:type_name -> accelplan.v1.QuantizationLevel
+	0,  // 19: accelplan.v1.ListAcceleratorModelsRequest.type:type_name -> accelplan.v1.AcceleratorType
+	16, // 20: accelplan.v1.ListAcceleratorModelsResponse.accelerator_models:type_name -> accelplan.v1.AcceleratorModel
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_accelplan_v1_hardware_proto_init() }
@@ -1284,7 +1660,7 @@ func file_accelplan_v1_hardware_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_accelplan_v1_hardware_proto_rawDesc), len(file_accelplan_v1_hardware_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

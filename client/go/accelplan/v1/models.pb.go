@@ -30,6 +30,8 @@ type ModelSpec struct {
 	//
 	//	*ModelSpec_ParameterCount
 	//	*ModelSpec_ModelId
+	//	*ModelSpec_Architecture
+	//	*ModelSpec_HfConfigJson
 	Source        isModelSpec_Source `protobuf_oneof:"source"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -90,6 +92,24 @@ func (x *ModelSpec) GetModelId() string {
 	return ""
 }
 
+func (x *ModelSpec) GetArchitecture() *ModelArchitecture {
+	if x != nil {
+		if x, ok := x.Source.(*ModelSpec_Architecture); ok {
+			return x.Architecture
+		}
+	}
+	return nil
+}
+
+func (x *ModelSpec) GetHfConfigJson() string {
+	if x != nil {
+		if x, ok := x.Source.(*ModelSpec_HfConfigJson); ok {
+			return x.HfConfigJson
+		}
+	}
+	return ""
+}
+
 type isModelSpec_Source interface {
 	isModelSpec_Source()
 }
@@ -107,9 +127,327 @@ type ModelSpec_ModelId struct {
 	ModelId string `protobuf:"bytes,2,opt,name=model_id,json=modelId,proto3,oneof"`
 }
 
+type ModelSpec_Architecture struct {
+	// A transformer described field by field, as in Hugging Face config.json.
+	Architecture *ModelArchitecture `protobuf:"bytes,3,opt,name=architecture,proto3,oneof"`
+}
+
+type ModelSpec_HfConfigJson struct {
+	// The text of a Hugging Face config.json (at most 64 KiB); unknown keys are
+	// ignored, missing required keys are named in a BadRequest.
+	HfConfigJson string `protobuf:"bytes,4,opt,name=hf_config_json,json=hfConfigJson,proto3,oneof"`
+}
+
 func (*ModelSpec_ParameterCount) isModelSpec_Source() {}
 
 func (*ModelSpec_ModelId) isModelSpec_Source() {}
+
+func (*ModelSpec_Architecture) isModelSpec_Source() {}
+
+func (*ModelSpec_HfConfigJson) isModelSpec_Source() {}
+
+// ModelArchitecture describes a decoder-only transformer with config.json's field
+// names. Zero means "not set" for every number: the field then takes its
+// config.json default (num_key_value_heads = num_attention_heads, head_dim =
+// hidden_size / num_attention_heads, no experts, no sliding window).
+type ModelArchitecture struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Transformer blocks. Required.
+	NumHiddenLayers uint32 `protobuf:"varint,1,opt,name=num_hidden_layers,json=numHiddenLayers,proto3" json:"num_hidden_layers,omitempty"`
+	// Model width. Required.
+	HiddenSize uint32 `protobuf:"varint,2,opt,name=hidden_size,json=hiddenSize,proto3" json:"hidden_size,omitempty"`
+	// Query heads. Required.
+	NumAttentionHeads uint32 `protobuf:"varint,3,opt,name=num_attention_heads,json=numAttentionHeads,proto3" json:"num_attention_heads,omitempty"`
+	// Key/value heads (grouped-query attention); 0 means num_attention_heads.
+	NumKeyValueHeads uint32 `protobuf:"varint,4,opt,name=num_key_value_heads,json=numKeyValueHeads,proto3" json:"num_key_value_heads,omitempty"`
+	// Width of one head; 0 means hidden_size / num_attention_heads.
+	HeadDim uint32 `protobuf:"varint,5,opt,name=head_dim,json=headDim,proto3" json:"head_dim,omitempty"`
+	// Width of the dense MLP (and of MoE experts when moe_intermediate_size is 0).
+	IntermediateSize uint32 `protobuf:"varint,6,opt,name=intermediate_size,json=intermediateSize,proto3" json:"intermediate_size,omitempty"`
+	// Vocabulary size. Required.
+	VocabSize uint32 `protobuf:"varint,7,opt,name=vocab_size,json=vocabSize,proto3" json:"vocab_size,omitempty"`
+	// The LM head shares the input embedding matrix.
+	TieWordEmbeddings bool `protobuf:"varint,8,opt,name=tie_word_embeddings,json=tieWordEmbeddings,proto3" json:"tie_word_embeddings,omitempty"`
+	// Routed experts per MoE layer (config.json: num_local_experts or n_routed_experts); 0 for dense models.
+	NumLocalExperts uint32 `protobuf:"varint,9,opt,name=num_local_experts,json=numLocalExperts,proto3" json:"num_local_experts,omitempty"`
+	// Experts each token is routed to.
+	NumExpertsPerTok uint32 `protobuf:"varint,10,opt,name=num_experts_per_tok,json=numExpertsPerTok,proto3" json:"num_experts_per_tok,omitempty"`
+	// Width of one routed expert's MLP (DeepSeek, Qwen MoE).
+	MoeIntermediateSize uint32 `protobuf:"varint,11,opt,name=moe_intermediate_size,json=moeIntermediateSize,proto3" json:"moe_intermediate_size,omitempty"`
+	// Always-active shared experts per MoE layer (DeepSeek).
+	NSharedExperts uint32 `protobuf:"varint,12,opt,name=n_shared_experts,json=nSharedExperts,proto3" json:"n_shared_experts,omitempty"`
+	// Leading layers that stay dense before MoE layers begin (DeepSeek).
+	FirstKDenseReplace uint32 `protobuf:"varint,13,opt,name=first_k_dense_replace,json=firstKDenseReplace,proto3" json:"first_k_dense_replace,omitempty"`
+	// Multi-head latent attention: rank of the compressed KV latent (DeepSeek V2/V3); 0 for none.
+	KvLoraRank uint32 `protobuf:"varint,14,opt,name=kv_lora_rank,json=kvLoraRank,proto3" json:"kv_lora_rank,omitempty"`
+	// MLA: rank of the compressed query; 0 for a full query projection.
+	QLoraRank uint32 `protobuf:"varint,15,opt,name=q_lora_rank,json=qLoraRank,proto3" json:"q_lora_rank,omitempty"`
+	// MLA: per-head width of the rotary part of queries and keys.
+	QkRopeHeadDim uint32 `protobuf:"varint,16,opt,name=qk_rope_head_dim,json=qkRopeHeadDim,proto3" json:"qk_rope_head_dim,omitempty"`
+	// MLA: per-head width of the non-rotary part of queries and keys.
+	QkNopeHeadDim uint32 `protobuf:"varint,17,opt,name=qk_nope_head_dim,json=qkNopeHeadDim,proto3" json:"qk_nope_head_dim,omitempty"`
+	// MLA: per-head width of values.
+	VHeadDim uint32 `protobuf:"varint,18,opt,name=v_head_dim,json=vHeadDim,proto3" json:"v_head_dim,omitempty"`
+	// Tokens a sliding-window layer attends to; 0 for none.
+	SlidingWindow uint32 `protobuf:"varint,19,opt,name=sliding_window,json=slidingWindow,proto3" json:"sliding_window,omitempty"`
+	// Bias on the q, k, v and o projections.
+	AttentionBias bool `protobuf:"varint,20,opt,name=attention_bias,json=attentionBias,proto3" json:"attention_bias,omitempty"`
+	// config.json's model_type (llama, gemma2, qwen2, falcon, deepseek_v3, ...); selects family quirks.
+	ModelType string `protobuf:"bytes,21,opt,name=model_type,json=modelType,proto3" json:"model_type,omitempty"`
+	// Bias on the MLP projections.
+	MlpBias bool `protobuf:"varint,22,opt,name=mlp_bias,json=mlpBias,proto3" json:"mlp_bias,omitempty"`
+	// Every n-th layer (1-based) uses full attention, the others the sliding window
+	// (Gemma 2 is 2, Gemma 3 is 6); 0 means every layer slides when sliding_window is set
+	// (Gemma 2 defaults to 2 by model_type).
+	SlidingWindowPattern uint32 `protobuf:"varint,23,opt,name=sliding_window_pattern,json=slidingWindowPattern,proto3" json:"sliding_window_pattern,omitempty"`
+	// Per-layer attention kind, "full_attention" or "sliding_attention"; overrides sliding_window_pattern.
+	LayerTypes []string `protobuf:"bytes,24,rep,name=layer_types,json=layerTypes,proto3" json:"layer_types,omitempty"`
+	// Attention and MLP run in parallel from one norm (Falcon, Cohere).
+	ParallelAttn bool `protobuf:"varint,25,opt,name=parallel_attn,json=parallelAttn,proto3" json:"parallel_attn,omitempty"`
+	// Longest context the model supports, in tokens.
+	MaxPositionEmbeddings uint32 `protobuf:"varint,26,opt,name=max_position_embeddings,json=maxPositionEmbeddings,proto3" json:"max_position_embeddings,omitempty"`
+	// Per-head norms on queries and keys (Cohere use_qk_norm).
+	UseQkNorm bool `protobuf:"varint,27,opt,name=use_qk_norm,json=useQkNorm,proto3" json:"use_qk_norm,omitempty"`
+	// Every n-th layer (after first_k_dense_replace) has experts; 0 means 1.
+	MoeLayerFreq uint32 `protobuf:"varint,28,opt,name=moe_layer_freq,json=moeLayerFreq,proto3" json:"moe_layer_freq,omitempty"`
+	// Bias on q, k and v only (Qwen2; implied by model_type qwen2).
+	QkvBias       bool `protobuf:"varint,29,opt,name=qkv_bias,json=qkvBias,proto3" json:"qkv_bias,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelArchitecture) Reset() {
+	*x = ModelArchitecture{}
+	mi := &file_accelplan_v1_models_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelArchitecture) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelArchitecture) ProtoMessage() {}
+
+func (x *ModelArchitecture) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_models_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelArchitecture.ProtoReflect.Descriptor instead.
+func (*ModelArchitecture) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ModelArchitecture) GetNumHiddenLayers() uint32 {
+	if x != nil {
+		return x.NumHiddenLayers
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetHiddenSize() uint32 {
+	if x != nil {
+		return x.HiddenSize
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetNumAttentionHeads() uint32 {
+	if x != nil {
+		return x.NumAttentionHeads
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetNumKeyValueHeads() uint32 {
+	if x != nil {
+		return x.NumKeyValueHeads
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetHeadDim() uint32 {
+	if x != nil {
+		return x.HeadDim
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetIntermediateSize() uint32 {
+	if x != nil {
+		return x.IntermediateSize
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetVocabSize() uint32 {
+	if x != nil {
+		return x.VocabSize
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetTieWordEmbeddings() bool {
+	if x != nil {
+		return x.TieWordEmbeddings
+	}
+	return false
+}
+
+func (x *ModelArchitecture) GetNumLocalExperts() uint32 {
+	if x != nil {
+		return x.NumLocalExperts
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetNumExpertsPerTok() uint32 {
+	if x != nil {
+		return x.NumExpertsPerTok
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetMoeIntermediateSize() uint32 {
+	if x != nil {
+		return x.MoeIntermediateSize
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetNSharedExperts() uint32 {
+	if x != nil {
+		return x.NSharedExperts
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetFirstKDenseReplace() uint32 {
+	if x != nil {
+		return x.FirstKDenseReplace
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetKvLoraRank() uint32 {
+	if x != nil {
+		return x.KvLoraRank
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetQLoraRank() uint32 {
+	if x != nil {
+		return x.QLoraRank
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetQkRopeHeadDim() uint32 {
+	if x != nil {
+		return x.QkRopeHeadDim
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetQkNopeHeadDim() uint32 {
+	if x != nil {
+		return x.QkNopeHeadDim
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetVHeadDim() uint32 {
+	if x != nil {
+		return x.VHeadDim
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetSlidingWindow() uint32 {
+	if x != nil {
+		return x.SlidingWindow
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetAttentionBias() bool {
+	if x != nil {
+		return x.AttentionBias
+	}
+	return false
+}
+
+func (x *ModelArchitecture) GetModelType() string {
+	if x != nil {
+		return x.ModelType
+	}
+	return ""
+}
+
+func (x *ModelArchitecture) GetMlpBias() bool {
+	if x != nil {
+		return x.MlpBias
+	}
+	return false
+}
+
+func (x *ModelArchitecture) GetSlidingWindowPattern() uint32 {
+	if x != nil {
+		return x.SlidingWindowPattern
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetLayerTypes() []string {
+	if x != nil {
+		return x.LayerTypes
+	}
+	return nil
+}
+
+func (x *ModelArchitecture) GetParallelAttn() bool {
+	if x != nil {
+		return x.ParallelAttn
+	}
+	return false
+}
+
+func (x *ModelArchitecture) GetMaxPositionEmbeddings() uint32 {
+	if x != nil {
+		return x.MaxPositionEmbeddings
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetUseQkNorm() bool {
+	if x != nil {
+		return x.UseQkNorm
+	}
+	return false
+}
+
+func (x *ModelArchitecture) GetMoeLayerFreq() uint32 {
+	if x != nil {
+		return x.MoeLayerFreq
+	}
+	return 0
+}
+
+func (x *ModelArchitecture) GetQkvBias() bool {
+	if x != nil {
+		return x.QkvBias
+	}
+	return false
+}
 
 // ModelInfo is one model of the built-in catalogue.
 type ModelInfo struct {
@@ -131,14 +469,16 @@ type ModelInfo struct {
 	// Longest context the model supports, in tokens; 0 when not applicable.
 	MaxContextLengthTokens uint32 `protobuf:"varint,8,opt,name=max_context_length_tokens,json=maxContextLengthTokens,proto3" json:"max_context_length_tokens,omitempty"`
 	// Where the parameter count comes from.
-	SourceUrl     string `protobuf:"bytes,9,opt,name=source_url,json=sourceUrl,proto3" json:"source_url,omitempty"`
+	SourceUrl string `protobuf:"bytes,9,opt,name=source_url,json=sourceUrl,proto3" json:"source_url,omitempty"`
+	// The model's architecture from its config.json; unset for non-decoder models.
+	Architecture  *ModelArchitecture `protobuf:"bytes,10,opt,name=architecture,proto3" json:"architecture,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelInfo) Reset() {
 	*x = ModelInfo{}
-	mi := &file_accelplan_v1_models_proto_msgTypes[1]
+	mi := &file_accelplan_v1_models_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -150,7 +490,7 @@ func (x *ModelInfo) String() string {
 func (*ModelInfo) ProtoMessage() {}
 
 func (x *ModelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_models_proto_msgTypes[1]
+	mi := &file_accelplan_v1_models_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -163,7 +503,7 @@ func (x *ModelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelInfo.ProtoReflect.Descriptor instead.
 func (*ModelInfo) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{1}
+	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ModelInfo) GetId() string {
@@ -229,6 +569,13 @@ func (x *ModelInfo) GetSourceUrl() string {
 	return ""
 }
 
+func (x *ModelInfo) GetArchitecture() *ModelArchitecture {
+	if x != nil {
+		return x.Architecture
+	}
+	return nil
+}
+
 // ListModelsRequest pages through the catalogue.
 type ListModelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -244,7 +591,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_accelplan_v1_models_proto_msgTypes[2]
+	mi := &file_accelplan_v1_models_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +603,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_models_proto_msgTypes[2]
+	mi := &file_accelplan_v1_models_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +616,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{2}
+	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListModelsRequest) GetFamily() string {
@@ -306,7 +653,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_accelplan_v1_models_proto_msgTypes[3]
+	mi := &file_accelplan_v1_models_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +665,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_models_proto_msgTypes[3]
+	mi := &file_accelplan_v1_models_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +678,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{3}
+	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListModelsResponse) GetModels() []*ModelInfo {
@@ -359,7 +706,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_accelplan_v1_models_proto_msgTypes[4]
+	mi := &file_accelplan_v1_models_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +718,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_models_proto_msgTypes[4]
+	mi := &file_accelplan_v1_models_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +731,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{4}
+	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetModelRequest) GetModelId() string {
@@ -405,7 +752,7 @@ type GetModelResponse struct {
 
 func (x *GetModelResponse) Reset() {
 	*x = GetModelResponse{}
-	mi := &file_accelplan_v1_models_proto_msgTypes[5]
+	mi := &file_accelplan_v1_models_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +764,7 @@ func (x *GetModelResponse) String() string {
 func (*GetModelResponse) ProtoMessage() {}
 
 func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_models_proto_msgTypes[5]
+	mi := &file_accelplan_v1_models_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +777,7 @@ func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
 func (*GetModelResponse) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{5}
+	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetModelResponse) GetModel() *ModelInfo {
@@ -453,7 +800,7 @@ type FindCompatibleModelsRequest struct {
 
 func (x *FindCompatibleModelsRequest) Reset() {
 	*x = FindCompatibleModelsRequest{}
-	mi := &file_accelplan_v1_models_proto_msgTypes[6]
+	mi := &file_accelplan_v1_models_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +812,7 @@ func (x *FindCompatibleModelsRequest) String() string {
 func (*FindCompatibleModelsRequest) ProtoMessage() {}
 
 func (x *FindCompatibleModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_models_proto_msgTypes[6]
+	mi := &file_accelplan_v1_models_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +825,7 @@ func (x *FindCompatibleModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCompatibleModelsRequest.ProtoReflect.Descriptor instead.
 func (*FindCompatibleModelsRequest) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{6}
+	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FindCompatibleModelsRequest) GetQuantization() QuantizationLevel {
@@ -500,7 +847,8 @@ type CompatibleModel struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The model.
 	Model *ModelInfo `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	// Memory the model needs at the requested quantization (EstimateMemory's total_bytes).
+	// Memory the model needs at the requested quantization (EstimateMemory's total_bytes
+	// with its defaults: 4,096-token context, one sequence).
 	RequiredMemoryBytes uint64 `protobuf:"varint,2,opt,name=required_memory_bytes,json=requiredMemoryBytes,proto3" json:"required_memory_bytes,omitempty"`
 	// available_memory_bytes - required_memory_bytes.
 	HeadroomBytes uint64 `protobuf:"varint,3,opt,name=headroom_bytes,json=headroomBytes,proto3" json:"headroom_bytes,omitempty"`
@@ -510,7 +858,7 @@ type CompatibleModel struct {
 
 func (x *CompatibleModel) Reset() {
 	*x = CompatibleModel{}
-	mi := &file_accelplan_v1_models_proto_msgTypes[7]
+	mi := &file_accelplan_v1_models_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +870,7 @@ func (x *CompatibleModel) String() string {
 func (*CompatibleModel) ProtoMessage() {}
 
 func (x *CompatibleModel) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_models_proto_msgTypes[7]
+	mi := &file_accelplan_v1_models_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +883,7 @@ func (x *CompatibleModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompatibleModel.ProtoReflect.Descriptor instead.
 func (*CompatibleModel) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{7}
+	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CompatibleModel) GetModel() *ModelInfo {
@@ -570,7 +918,7 @@ type FindCompatibleModelsResponse struct {
 
 func (x *FindCompatibleModelsResponse) Reset() {
 	*x = FindCompatibleModelsResponse{}
-	mi := &file_accelplan_v1_models_proto_msgTypes[8]
+	mi := &file_accelplan_v1_models_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +930,7 @@ func (x *FindCompatibleModelsResponse) String() string {
 func (*FindCompatibleModelsResponse) ProtoMessage() {}
 
 func (x *FindCompatibleModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_models_proto_msgTypes[8]
+	mi := &file_accelplan_v1_models_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +943,7 @@ func (x *FindCompatibleModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindCompatibleModelsResponse.ProtoReflect.Descriptor instead.
 func (*FindCompatibleModelsResponse) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{8}
+	return file_accelplan_v1_models_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FindCompatibleModelsResponse) GetModels() []*CompatibleModel {
@@ -609,11 +957,50 @@ var File_accelplan_v1_models_proto protoreflect.FileDescriptor
 
 const file_accelplan_v1_models_proto_rawDesc = "" +
 	"\n" +
-	"\x19accelplan/v1/models.proto\x12\faccelplan.v1\x1a\x1faccelplan/v1/quantization.proto\"]\n" +
+	"\x19accelplan/v1/models.proto\x12\faccelplan.v1\x1a\x1faccelplan/v1/quantization.proto\"\xcc\x01\n" +
 	"\tModelSpec\x12)\n" +
 	"\x0fparameter_count\x18\x01 \x01(\x04H\x00R\x0eparameterCount\x12\x1b\n" +
-	"\bmodel_id\x18\x02 \x01(\tH\x00R\amodelIdB\b\n" +
-	"\x06source\"\xed\x02\n" +
+	"\bmodel_id\x18\x02 \x01(\tH\x00R\amodelId\x12E\n" +
+	"\farchitecture\x18\x03 \x01(\v2\x1f.accelplan.v1.ModelArchitectureH\x00R\farchitecture\x12&\n" +
+	"\x0ehf_config_json\x18\x04 \x01(\tH\x00R\fhfConfigJsonB\b\n" +
+	"\x06source\"\x91\t\n" +
+	"\x11ModelArchitecture\x12*\n" +
+	"\x11num_hidden_layers\x18\x01 \x01(\rR\x0fnumHiddenLayers\x12\x1f\n" +
+	"\vhidden_size\x18\x02 \x01(\rR\n" +
+	"hiddenSize\x12.\n" +
+	"\x13num_attention_heads\x18\x03 \x01(\rR\x11numAttentionHeads\x12-\n" +
+	"\x13num_key_value_heads\x18\x04 \x01(\rR\x10numKeyValueHeads\x12\x19\n" +
+	"\bhead_dim\x18\x05 \x01(\rR\aheadDim\x12+\n" +
+	"\x11intermediate_size\x18\x06 \x01(\rR\x10intermediateSize\x12\x1d\n" +
+	"\n" +
+	"vocab_size\x18\a \x01(\rR\tvocabSize\x12.\n" +
+	"\x13tie_word_embeddings\x18\b \x01(\bR\x11tieWordEmbeddings\x12*\n" +
+	"\x11num_local_experts\x18\t \x01(\rR\x0fnumLocalExperts\x12-\n" +
+	"\x13num_experts_per_tok\x18\n" +
+	" \x01(\rR\x10numExpertsPerTok\x122\n" +
+	"\x15moe_intermediate_size\x18\v \x01(\rR\x13moeIntermediateSize\x12(\n" +
+	"\x10n_shared_experts\x18\f \x01(\rR\x0enSharedExperts\x121\n" +
+	"\x15first_k_dense_replace\x18\r \x01(\rR\x12firstKDenseReplace\x12 \n" +
+	"\fkv_lora_rank\x18\x0e \x01(\rR\n" +
+	"kvLoraRank\x12\x1e\n" +
+	"\vq_lora_rank\x18\x0f \x01(\rR\tqLoraRank\x12'\n" +
+	"\x10qk_rope_head_dim\x18\x10 \x01(\rR\rqkRopeHeadDim\x12'\n" +
+	"\x10qk_nope_head_dim\x18\x11 \x01(\rR\rqkNopeHeadDim\x12\x1c\n" +
+	"\n" +
+	"v_head_dim\x18\x12 \x01(\rR\bvHeadDim\x12%\n" +
+	"\x0esliding_window\x18\x13 \x01(\rR\rslidingWindow\x12%\n" +
+	"\x0eattention_bias\x18\x14 \x01(\bR\rattentionBias\x12\x1d\n" +
+	"\n" +
+	"model_type\x18\x15 \x01(\tR\tmodelType\x12\x19\n" +
+	"\bmlp_bias\x18\x16 \x01(\bR\amlpBias\x124\n" +
+	"\x16sliding_window_pattern\x18\x17 \x01(\rR\x14slidingWindowPattern\x12\x1f\n" +
+	"\vlayer_types\x18\x18 \x03(\tR\n" +
+	"layerTypes\x12#\n" +
+	"\rparallel_attn\x18\x19 \x01(\bR\fparallelAttn\x126\n" +
+	"\x17max_position_embeddings\x18\x1a \x01(\rR\x15maxPositionEmbeddings\x12\x1e\n" +
+	"\vuse_qk_norm\x18\x1b \x01(\bR\tuseQkNorm\x12$\n" +
+	"\x0emoe_layer_freq\x18\x1c \x01(\rR\fmoeLayerFreq\x12\x19\n" +
+	"\bqkv_bias\x18\x1d \x01(\bR\aqkvBias\"\xb2\x03\n" +
 	"\tModelInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -624,7 +1011,9 @@ const file_accelplan_v1_models_proto_rawDesc = "" +
 	"\x14default_quantization\x18\a \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\x13defaultQuantization\x129\n" +
 	"\x19max_context_length_tokens\x18\b \x01(\rR\x16maxContextLengthTokens\x12\x1d\n" +
 	"\n" +
-	"source_url\x18\t \x01(\tR\tsourceUrl\"g\n" +
+	"source_url\x18\t \x01(\tR\tsourceUrl\x12C\n" +
+	"\farchitecture\x18\n" +
+	" \x01(\v2\x1f.accelplan.v1.ModelArchitectureR\farchitecture\"g\n" +
 	"\x11ListModelsRequest\x12\x16\n" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -660,31 +1049,34 @@ func file_accelplan_v1_models_proto_rawDescGZIP() []byte {
 	return file_accelplan_v1_models_proto_rawDescData
 }
 
-var file_accelplan_v1_models_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_accelplan_v1_models_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_accelplan_v1_models_proto_goTypes = []any{
 	(*ModelSpec)(nil),                    // 0: accelplan.v1.ModelSpec
-	(*ModelInfo)(nil),                    // 1: accelplan.v1.ModelInfo
-	(*ListModelsRequest)(nil),            // 2: accelplan.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),           // 3: accelplan.v1.ListModelsResponse
-	(*GetModelRequest)(nil),              // 4: accelplan.v1.GetModelRequest
-	(*GetModelResponse)(nil),             // 5: accelplan.v1.GetModelResponse
-	(*FindCompatibleModelsRequest)(nil),  // 6: accelplan.v1.FindCompatibleModelsRequest
-	(*CompatibleModel)(nil),              // 7: accelplan.v1.CompatibleModel
-	(*FindCompatibleModelsResponse)(nil), // 8: accelplan.v1.FindCompatibleModelsResponse
-	(QuantizationLevel)(0),               // 9: accelplan.v1.QuantizationLevel
+	(*ModelArchitecture)(nil),            // 1: accelplan.v1.ModelArchitecture
+	(*ModelInfo)(nil),                    // 2: accelplan.v1.ModelInfo
+	(*ListModelsRequest)(nil),            // 3: accelplan.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),           // 4: accelplan.v1.ListModelsResponse
+	(*GetModelRequest)(nil),              // 5: accelplan.v1.GetModelRequest
+	(*GetModelResponse)(nil),             // 6: accelplan.v1.GetModelResponse
+	(*FindCompatibleModelsRequest)(nil),  // 7: accelplan.v1.FindCompatibleModelsRequest
+	(*CompatibleModel)(nil),              // 8: accelplan.v1.CompatibleModel
+	(*FindCompatibleModelsResponse)(nil), // 9: accelplan.v1.FindCompatibleModelsResponse
+	(QuantizationLevel)(0),               // 10: accelplan.v1.QuantizationLevel
 }
 var file_accelplan_v1_models_proto_depIdxs = []int32{
-	9, // 0: accelplan.v1.ModelInfo.default_quantization:type_name -> accelplan.v1.QuantizationLevel
-	1, // 1: accelplan.v1.ListModelsResponse.models:type_name -> accelplan.v1.ModelInfo
-	1, // 2: accelplan.v1.GetModelResponse.model:type_name -> accelplan.v1.ModelInfo
-	9, // 3: accelplan.v1.FindCompatibleModelsRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
-	1, // 4: accelplan.v1.CompatibleModel.model:type_name -> accelplan.v1.ModelInfo
-	7, // 5: accelplan.v1.FindCompatibleModelsResponse.models:type_name -> accelplan.v1.CompatibleModel
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	1,  // 0: accelplan.v1.ModelSpec.architecture:type_name -> accelplan.v1.ModelArchitecture
+	10, // 1: accelplan.v1.ModelInfo.default_quantization:type_name -> accelplan.v1.QuantizationLevel
+	1,  // 2: accelplan.v1.ModelInfo.architecture:type_name -> accelplan.v1.ModelArchitecture
+	2,  // 3: accelplan.v1.ListModelsResponse.models:type_name -> accelplan.v1.ModelInfo
+	2,  // 4: accelplan.v1.GetModelResponse.model:type_name -> accelplan.v1.ModelInfo
+	10, // 5: accelplan.v1.FindCompatibleModelsRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
+	2,  // 6: accelplan.v1.CompatibleModel.model:type_name -> accelplan.v1.ModelInfo
+	8,  // 7: accelplan.v1.FindCompatibleModelsResponse.models:type_name -> accelplan.v1.CompatibleModel
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_accelplan_v1_models_proto_init() }
@@ -696,6 +1088,8 @@ func file_accelplan_v1_models_proto_init() {
 	file_accelplan_v1_models_proto_msgTypes[0].OneofWrappers = []any{
 		(*ModelSpec_ParameterCount)(nil),
 		(*ModelSpec_ModelId)(nil),
+		(*ModelSpec_Architecture)(nil),
+		(*ModelSpec_HfConfigJson)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -703,7 +1097,7 @@ func file_accelplan_v1_models_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_accelplan_v1_models_proto_rawDesc), len(file_accelplan_v1_models_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

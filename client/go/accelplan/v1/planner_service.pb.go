@@ -24,7 +24,7 @@ var File_accelplan_v1_planner_service_proto protoreflect.FileDescriptor
 
 const file_accelplan_v1_planner_service_proto_rawDesc = "" +
 	"\n" +
-	"\"accelplan/v1/planner_service.proto\x12\faccelplan.v1\x1a\x17accelplan/v1/cost.proto\x1a\x1baccelplan/v1/hardware.proto\x1a\x19accelplan/v1/models.proto\x1a\x1baccelplan/v1/planning.proto\x1a\x1faccelplan/v1/quantization.proto\x1a\x1baccelplan/v1/training.proto2\xd7\b\n" +
+	"\"accelplan/v1/planner_service.proto\x12\faccelplan.v1\x1a\x17accelplan/v1/cost.proto\x1a\x1baccelplan/v1/hardware.proto\x1a\x19accelplan/v1/models.proto\x1a\x1baccelplan/v1/planning.proto\x1a\x1faccelplan/v1/quantization.proto\x1a\x1baccelplan/v1/training.proto2\x98\v\n" +
 	"\x0ePlannerService\x12s\n" +
 	"\x16ListQuantizationLevels\x12+.accelplan.v1.ListQuantizationLevelsRequest\x1a,.accelplan.v1.ListQuantizationLevelsResponse\x12n\n" +
 	"\x18ResolveQuantizationLevel\x12-.accelplan.v1.ResolveQuantizationLevelRequest\x1a#.accelplan.v1.QuantizationLevelInfo\x12S\n" +
@@ -37,7 +37,10 @@ const file_accelplan_v1_planner_service_proto_rawDesc = "" +
 	"ListModels\x12\x1f.accelplan.v1.ListModelsRequest\x1a .accelplan.v1.ListModelsResponse\x12I\n" +
 	"\bGetModel\x12\x1d.accelplan.v1.GetModelRequest\x1a\x1e.accelplan.v1.GetModelResponse\x12m\n" +
 	"\x14FindCompatibleModels\x12).accelplan.v1.FindCompatibleModelsRequest\x1a*.accelplan.v1.FindCompatibleModelsResponse\x12g\n" +
-	"\x12FilterAccelerators\x12'.accelplan.v1.FilterAcceleratorsRequest\x1a(.accelplan.v1.FilterAcceleratorsResponseBl\n" +
+	"\x12FilterAccelerators\x12'.accelplan.v1.FilterAcceleratorsRequest\x1a(.accelplan.v1.FilterAcceleratorsResponse\x12p\n" +
+	"\x15ListAcceleratorModels\x12*.accelplan.v1.ListAcceleratorModelsRequest\x1a+.accelplan.v1.ListAcceleratorModelsResponse\x12a\n" +
+	"\x10EstimateCapacity\x12%.accelplan.v1.EstimateCapacityRequest\x1a&.accelplan.v1.EstimateCapacityResponse\x12j\n" +
+	"\x13EstimatePerformance\x12(.accelplan.v1.EstimatePerformanceRequest\x1a).accelplan.v1.EstimatePerformanceResponseBl\n" +
 	"\x10dev.accelplan.v1B\x13PlannerServiceProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3"
 
 var file_accelplan_v1_planner_service_proto_goTypes = []any{
@@ -52,17 +55,23 @@ var file_accelplan_v1_planner_service_proto_goTypes = []any{
 	(*GetModelRequest)(nil),                 // 8: accelplan.v1.GetModelRequest
 	(*FindCompatibleModelsRequest)(nil),     // 9: accelplan.v1.FindCompatibleModelsRequest
 	(*FilterAcceleratorsRequest)(nil),       // 10: accelplan.v1.FilterAcceleratorsRequest
-	(*ListQuantizationLevelsResponse)(nil),  // 11: accelplan.v1.ListQuantizationLevelsResponse
-	(*QuantizationLevelInfo)(nil),           // 12: accelplan.v1.QuantizationLevelInfo
-	(*MemoryEstimate)(nil),                  // 13: accelplan.v1.MemoryEstimate
-	(*SuggestQuantizationResponse)(nil),     // 14: accelplan.v1.SuggestQuantizationResponse
-	(*ShardingPlan)(nil),                    // 15: accelplan.v1.ShardingPlan
-	(*EstimateTrainingMemoryResponse)(nil),  // 16: accelplan.v1.EstimateTrainingMemoryResponse
-	(*RecommendInstancesResponse)(nil),      // 17: accelplan.v1.RecommendInstancesResponse
-	(*ListModelsResponse)(nil),              // 18: accelplan.v1.ListModelsResponse
-	(*GetModelResponse)(nil),                // 19: accelplan.v1.GetModelResponse
-	(*FindCompatibleModelsResponse)(nil),    // 20: accelplan.v1.FindCompatibleModelsResponse
-	(*FilterAcceleratorsResponse)(nil),      // 21: accelplan.v1.FilterAcceleratorsResponse
+	(*ListAcceleratorModelsRequest)(nil),    // 11: accelplan.v1.ListAcceleratorModelsRequest
+	(*EstimateCapacityRequest)(nil),         // 12: accelplan.v1.EstimateCapacityRequest
+	(*EstimatePerformanceRequest)(nil),      // 13: accelplan.v1.EstimatePerformanceRequest
+	(*ListQuantizationLevelsResponse)(nil),  // 14: accelplan.v1.ListQuantizationLevelsResponse
+	(*QuantizationLevelInfo)(nil),           // 15: accelplan.v1.QuantizationLevelInfo
+	(*MemoryEstimate)(nil),                  // 16: accelplan.v1.MemoryEstimate
+	(*SuggestQuantizationResponse)(nil),     // 17: accelplan.v1.SuggestQuantizationResponse
+	(*ShardingPlan)(nil),                    // 18: accelplan.v1.ShardingPlan
+	(*EstimateTrainingMemoryResponse)(nil),  // 19: accelplan.v1.EstimateTrainingMemoryResponse
+	(*RecommendInstancesResponse)(nil),      // 20: accelplan.v1.RecommendInstancesResponse
+	(*ListModelsResponse)(nil),              // 21: accelplan.v1.ListModelsResponse
+	(*GetModelResponse)(nil),                // 22: accelplan.v1.GetModelResponse
+	(*FindCompatibleModelsResponse)(nil),    // 23: accelplan.v1.FindCompatibleModelsResponse
+	(*FilterAcceleratorsResponse)(nil),      // 24: accelplan.v1.FilterAcceleratorsResponse
+	(*ListAcceleratorModelsResponse)(nil),   // 25: accelplan.v1.ListAcceleratorModelsResponse
+	(*EstimateCapacityResponse)(nil),        // 26: accelplan.v1.EstimateCapacityResponse
+	(*EstimatePerformanceResponse)(nil),     // 27: accelplan.v1.EstimatePerformanceResponse
 }
 var file_accelplan_v1_planner_service_proto_depIdxs = []int32{
 	0,  // 0: accelplan.v1.PlannerService.ListQuantizationLevels:input_type -> accelplan.v1.ListQuantizationLevelsRequest
@@ -76,19 +85,25 @@ var file_accelplan_v1_planner_service_proto_depIdxs = []int32{
 	8,  // 8: accelplan.v1.PlannerService.GetModel:input_type -> accelplan.v1.GetModelRequest
 	9,  // 9: accelplan.v1.PlannerService.FindCompatibleModels:input_type -> accelplan.v1.FindCompatibleModelsRequest
 	10, // 10: accelplan.v1.PlannerService.FilterAccelerators:input_type -> accelplan.v1.FilterAcceleratorsRequest
-	11, // 11: accelplan.v1.PlannerService.ListQuantizationLevels:output_type -> accelplan.v1.ListQuantizationLevelsResponse
-	12, // 12: accelplan.v1.PlannerService.ResolveQuantizationLevel:output_type -> accelplan.v1.QuantizationLevelInfo
-	13, // 13: accelplan.v1.PlannerService.EstimateMemory:output_type -> accelplan.v1.MemoryEstimate
-	14, // 14: accelplan.v1.PlannerService.SuggestQuantization:output_type -> accelplan.v1.SuggestQuantizationResponse
-	15, // 15: accelplan.v1.PlannerService.PlanSharding:output_type -> accelplan.v1.ShardingPlan
-	16, // 16: accelplan.v1.PlannerService.EstimateTrainingMemory:output_type -> accelplan.v1.EstimateTrainingMemoryResponse
-	17, // 17: accelplan.v1.PlannerService.RecommendInstances:output_type -> accelplan.v1.RecommendInstancesResponse
-	18, // 18: accelplan.v1.PlannerService.ListModels:output_type -> accelplan.v1.ListModelsResponse
-	19, // 19: accelplan.v1.PlannerService.GetModel:output_type -> accelplan.v1.GetModelResponse
-	20, // 20: accelplan.v1.PlannerService.FindCompatibleModels:output_type -> accelplan.v1.FindCompatibleModelsResponse
-	21, // 21: accelplan.v1.PlannerService.FilterAccelerators:output_type -> accelplan.v1.FilterAcceleratorsResponse
-	11, // [11:22] is the sub-list for method output_type
-	0,  // [0:11] is the sub-list for method input_type
+	11, // 11: accelplan.v1.PlannerService.ListAcceleratorModels:input_type -> accelplan.v1.ListAcceleratorModelsRequest
+	12, // 12: accelplan.v1.PlannerService.EstimateCapacity:input_type -> accelplan.v1.EstimateCapacityRequest
+	13, // 13: accelplan.v1.PlannerService.EstimatePerformance:input_type -> accelplan.v1.EstimatePerformanceRequest
+	14, // 14: accelplan.v1.PlannerService.ListQuantizationLevels:output_type -> accelplan.v1.ListQuantizationLevelsResponse
+	15, // 15: accelplan.v1.PlannerService.ResolveQuantizationLevel:output_type -> accelplan.v1.QuantizationLevelInfo
+	16, // 16: accelplan.v1.PlannerService.EstimateMemory:output_type -> accelplan.v1.MemoryEstimate
+	17, // 17: accelplan.v1.PlannerService.SuggestQuantization:output_type -> accelplan.v1.SuggestQuantizationResponse
+	18, // 18: accelplan.v1.PlannerService.PlanSharding:output_type -> accelplan.v1.ShardingPlan
+	19, // 19: accelplan.v1.PlannerService.EstimateTrainingMemory:output_type -> accelplan.v1.EstimateTrainingMemoryResponse
+	20, // 20: accelplan.v1.PlannerService.RecommendInstances:output_type -> accelplan.v1.RecommendInstancesResponse
+	21, // 21: accelplan.v1.PlannerService.ListModels:output_type -> accelplan.v1.ListModelsResponse
+	22, // 22: accelplan.v1.PlannerService.GetModel:output_type -> accelplan.v1.GetModelResponse
+	23, // 23: accelplan.v1.PlannerService.FindCompatibleModels:output_type -> accelplan.v1.FindCompatibleModelsResponse
+	24, // 24: accelplan.v1.PlannerService.FilterAccelerators:output_type -> accelplan.v1.FilterAcceleratorsResponse
+	25, // 25: accelplan.v1.PlannerService.ListAcceleratorModels:output_type -> accelplan.v1.ListAcceleratorModelsResponse
+	26, // 26: accelplan.v1.PlannerService.EstimateCapacity:output_type -> accelplan.v1.EstimateCapacityResponse
+	27, // 27: accelplan.v1.PlannerService.EstimatePerformance:output_type -> accelplan.v1.EstimatePerformanceResponse
+	14, // [14:28] is the sub-list for method output_type
+	0,  // [0:14] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name

@@ -30,6 +30,9 @@ const (
 	PlannerService_GetModel_FullMethodName                 = "/accelplan.v1.PlannerService/GetModel"
 	PlannerService_FindCompatibleModels_FullMethodName     = "/accelplan.v1.PlannerService/FindCompatibleModels"
 	PlannerService_FilterAccelerators_FullMethodName       = "/accelplan.v1.PlannerService/FilterAccelerators"
+	PlannerService_ListAcceleratorModels_FullMethodName    = "/accelplan.v1.PlannerService/ListAcceleratorModels"
+	PlannerService_EstimateCapacity_FullMethodName         = "/accelplan.v1.PlannerService/EstimateCapacity"
+	PlannerService_EstimatePerformance_FullMethodName      = "/accelplan.v1.PlannerService/EstimatePerformance"
 )
 
 // PlannerServiceClient is the client API for PlannerService service.
@@ -60,6 +63,12 @@ type PlannerServiceClient interface {
 	FindCompatibleModels(ctx context.Context, in *FindCompatibleModelsRequest, opts ...grpc.CallOption) (*FindCompatibleModelsResponse, error)
 	// Lists the fleet's available devices that meet a requirement, with their capabilities.
 	FilterAccelerators(ctx context.Context, in *FilterAcceleratorsRequest, opts ...grpc.CallOption) (*FilterAcceleratorsResponse, error)
+	// Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS.
+	ListAcceleratorModels(ctx context.Context, in *ListAcceleratorModelsRequest, opts ...grpc.CallOption) (*ListAcceleratorModelsResponse, error)
+	// Answers the inverse memory questions: longest context or most sequences that fit.
+	EstimateCapacity(ctx context.Context, in *EstimateCapacityRequest, opts ...grpc.CallOption) (*EstimateCapacityResponse, error)
+	// Predicts time to first token and decode speed from a roofline model.
+	EstimatePerformance(ctx context.Context, in *EstimatePerformanceRequest, opts ...grpc.CallOption) (*EstimatePerformanceResponse, error)
 }
 
 type plannerServiceClient struct {
@@ -180,6 +189,36 @@ func (c *plannerServiceClient) FilterAccelerators(ctx context.Context, in *Filte
 	return out, nil
 }
 
+func (c *plannerServiceClient) ListAcceleratorModels(ctx context.Context, in *ListAcceleratorModelsRequest, opts ...grpc.CallOption) (*ListAcceleratorModelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAcceleratorModelsResponse)
+	err := c.cc.Invoke(ctx, PlannerService_ListAcceleratorModels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *plannerServiceClient) EstimateCapacity(ctx context.Context, in *EstimateCapacityRequest, opts ...grpc.CallOption) (*EstimateCapacityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EstimateCapacityResponse)
+	err := c.cc.Invoke(ctx, PlannerService_EstimateCapacity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *plannerServiceClient) EstimatePerformance(ctx context.Context, in *EstimatePerformanceRequest, opts ...grpc.CallOption) (*EstimatePerformanceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EstimatePerformanceResponse)
+	err := c.cc.Invoke(ctx, PlannerService_EstimatePerformance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PlannerServiceServer is the server API for PlannerService service.
 // All implementations must embed UnimplementedPlannerServiceServer
 // for forward compatibility.
@@ -208,6 +247,12 @@ type PlannerServiceServer interface {
 	FindCompatibleModels(context.Context, *FindCompatibleModelsRequest) (*FindCompatibleModelsResponse, error)
 	// Lists the fleet's available devices that meet a requirement, with their capabilities.
 	FilterAccelerators(context.Context, *FilterAcceleratorsRequest) (*FilterAcceleratorsResponse, error)
+	// Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS.
+	ListAcceleratorModels(context.Context, *ListAcceleratorModelsRequest) (*ListAcceleratorModelsResponse, error)
+	// Answers the inverse memory questions: longest context or most sequences that fit.
+	EstimateCapacity(context.Context, *EstimateCapacityRequest) (*EstimateCapacityResponse, error)
+	// Predicts time to first token and decode speed from a roofline model.
+	EstimatePerformance(context.Context, *EstimatePerformanceRequest) (*EstimatePerformanceResponse, error)
 	mustEmbedUnimplementedPlannerServiceServer()
 }
 
@@ -250,6 +295,15 @@ func (UnimplementedPlannerServiceServer) FindCompatibleModels(context.Context, *
 }
 func (UnimplementedPlannerServiceServer) FilterAccelerators(context.Context, *FilterAcceleratorsRequest) (*FilterAcceleratorsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method FilterAccelerators not implemented")
+}
+func (UnimplementedPlannerServiceServer) ListAcceleratorModels(context.Context, *ListAcceleratorModelsRequest) (*ListAcceleratorModelsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListAcceleratorModels not implemented")
+}
+func (UnimplementedPlannerServiceServer) EstimateCapacity(context.Context, *EstimateCapacityRequest) (*EstimateCapacityResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EstimateCapacity not implemented")
+}
+func (UnimplementedPlannerServiceServer) EstimatePerformance(context.Context, *EstimatePerformanceRequest) (*EstimatePerformanceResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method EstimatePerformance not implemented")
 }
 func (UnimplementedPlannerServiceServer) mustEmbedUnimplementedPlannerServiceServer() {}
 func (UnimplementedPlannerServiceServer) testEmbeddedByValue()                        {}
@@ -470,6 +524,60 @@ func _PlannerService_FilterAccelerators_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PlannerService_ListAcceleratorModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAcceleratorModelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PlannerServiceServer).ListAcceleratorModels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PlannerService_ListAcceleratorModels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PlannerServiceServer).ListAcceleratorModels(ctx, req.(*ListAcceleratorModelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PlannerService_EstimateCapacity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EstimateCapacityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PlannerServiceServer).EstimateCapacity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PlannerService_EstimateCapacity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PlannerServiceServer).EstimateCapacity(ctx, req.(*EstimateCapacityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PlannerService_EstimatePerformance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EstimatePerformanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PlannerServiceServer).EstimatePerformance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PlannerService_EstimatePerformance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PlannerServiceServer).EstimatePerformance(ctx, req.(*EstimatePerformanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PlannerService_ServiceDesc is the grpc.ServiceDesc for PlannerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -520,6 +628,18 @@ var PlannerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FilterAccelerators",
 			Handler:    _PlannerService_FilterAccelerators_Handler,
+		},
+		{
+			MethodName: "ListAcceleratorModels",
+			Handler:    _PlannerService_ListAcceleratorModels_Handler,
+		},
+		{
+			MethodName: "EstimateCapacity",
+			Handler:    _PlannerService_EstimateCapacity_Handler,
+		},
+		{
+			MethodName: "EstimatePerformance",
+			Handler:    _PlannerService_EstimatePerformance_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

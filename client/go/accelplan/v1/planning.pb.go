@@ -21,6 +21,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PerformanceBound is what limits a decode step.
+type PerformanceBound int32
+
+const (
+	// Not set.
+	PerformanceBound_PERFORMANCE_BOUND_UNSPECIFIED PerformanceBound = 0
+	// Reading weights and KV cache from memory.
+	PerformanceBound_PERFORMANCE_BOUND_MEMORY_BANDWIDTH PerformanceBound = 1
+	// Matrix-multiply throughput.
+	PerformanceBound_PERFORMANCE_BOUND_COMPUTE PerformanceBound = 2
+)
+
+// Enum value maps for PerformanceBound.
+var (
+	PerformanceBound_name = map[int32]string{
+		0: "PERFORMANCE_BOUND_UNSPECIFIED",
+		1: "PERFORMANCE_BOUND_MEMORY_BANDWIDTH",
+		2: "PERFORMANCE_BOUND_COMPUTE",
+	}
+	PerformanceBound_value = map[string]int32{
+		"PERFORMANCE_BOUND_UNSPECIFIED":      0,
+		"PERFORMANCE_BOUND_MEMORY_BANDWIDTH": 1,
+		"PERFORMANCE_BOUND_COMPUTE":          2,
+	}
+)
+
+func (x PerformanceBound) Enum() *PerformanceBound {
+	p := new(PerformanceBound)
+	*p = x
+	return p
+}
+
+func (x PerformanceBound) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PerformanceBound) Descriptor() protoreflect.EnumDescriptor {
+	return file_accelplan_v1_planning_proto_enumTypes[0].Descriptor()
+}
+
+func (PerformanceBound) Type() protoreflect.EnumType {
+	return &file_accelplan_v1_planning_proto_enumTypes[0]
+}
+
+func (x PerformanceBound) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PerformanceBound.Descriptor instead.
+func (PerformanceBound) EnumDescriptor() ([]byte, []int) {
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{0}
+}
+
 // ShardingStrategy is how a model is split across devices.
 type ShardingStrategy int32
 
@@ -66,11 +119,11 @@ func (x ShardingStrategy) String() string {
 }
 
 func (ShardingStrategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_accelplan_v1_planning_proto_enumTypes[0].Descriptor()
+	return file_accelplan_v1_planning_proto_enumTypes[1].Descriptor()
 }
 
 func (ShardingStrategy) Type() protoreflect.EnumType {
-	return &file_accelplan_v1_planning_proto_enumTypes[0]
+	return &file_accelplan_v1_planning_proto_enumTypes[1]
 }
 
 func (x ShardingStrategy) Number() protoreflect.EnumNumber {
@@ -79,18 +132,37 @@ func (x ShardingStrategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ShardingStrategy.Descriptor instead.
 func (ShardingStrategy) EnumDescriptor() ([]byte, []int) {
-	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{0}
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{1}
 }
 
 // EstimateMemoryRequest asks how much memory a model needs for inference.
+//
+// With a bare parameter_count the answer is ai-hwaccel's: weights plus a flat
+// 20%. With a known architecture (model_id, architecture or hf_config_json) it
+// is weights (with quantization overhead) + KV cache + activations + runtime
+// overhead for the traffic described below.
 type EstimateMemoryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The model. Required.
 	Model *ModelSpec `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// Weight precision. Required.
-	Quantization  QuantizationLevel `protobuf:"varint,2,opt,name=quantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"quantization,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Quantization QuantizationLevel `protobuf:"varint,2,opt,name=quantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"quantization,omitempty"`
+	// Tokens of context per sequence (prompt plus output); 0 means 4,096.
+	ContextLength uint32 `protobuf:"varint,3,opt,name=context_length,json=contextLength,proto3" json:"context_length,omitempty"`
+	// Sequences served at once; 0 means 1.
+	BatchSize uint32 `protobuf:"varint,4,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// KV-cache precision; UNSPECIFIED means 16-bit whatever the weights' level.
+	KvCacheQuantization QuantizationLevel `protobuf:"varint,5,opt,name=kv_cache_quantization,json=kvCacheQuantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"kv_cache_quantization,omitempty"`
+	// INT4/INT8 weights per quantization group (one FP16 scale each); 0 means 128.
+	QuantizationGroupSize uint32 `protobuf:"varint,6,opt,name=quantization_group_size,json=quantizationGroupSize,proto3" json:"quantization_group_size,omitempty"`
+	// Symmetric INT4/INT8 quantization (no zero points); default false: GPTQ/AWQ-style zero points.
+	QuantizationSymmetric bool `protobuf:"varint,7,opt,name=quantization_symmetric,json=quantizationSymmetric,proto3" json:"quantization_symmetric,omitempty"`
+	// Devices the model is split over by tensor parallelism; the answer is per device. 0 means 1.
+	TensorParallelSize uint32 `protobuf:"varint,8,opt,name=tensor_parallel_size,json=tensorParallelSize,proto3" json:"tensor_parallel_size,omitempty"`
+	// Tokens in the widest forward pass (the engine's chunked-prefill budget); 0 means 8,192.
+	MaxBatchedTokens uint32 `protobuf:"varint,9,opt,name=max_batched_tokens,json=maxBatchedTokens,proto3" json:"max_batched_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EstimateMemoryRequest) Reset() {
@@ -137,28 +209,198 @@ func (x *EstimateMemoryRequest) GetQuantization() QuantizationLevel {
 	return QuantizationLevel_QUANTIZATION_LEVEL_UNSPECIFIED
 }
 
-// MemoryEstimate is the memory a model needs for inference.
+func (x *EstimateMemoryRequest) GetContextLength() uint32 {
+	if x != nil {
+		return x.ContextLength
+	}
+	return 0
+}
+
+func (x *EstimateMemoryRequest) GetBatchSize() uint32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *EstimateMemoryRequest) GetKvCacheQuantization() QuantizationLevel {
+	if x != nil {
+		return x.KvCacheQuantization
+	}
+	return QuantizationLevel_QUANTIZATION_LEVEL_UNSPECIFIED
+}
+
+func (x *EstimateMemoryRequest) GetQuantizationGroupSize() uint32 {
+	if x != nil {
+		return x.QuantizationGroupSize
+	}
+	return 0
+}
+
+func (x *EstimateMemoryRequest) GetQuantizationSymmetric() bool {
+	if x != nil {
+		return x.QuantizationSymmetric
+	}
+	return false
+}
+
+func (x *EstimateMemoryRequest) GetTensorParallelSize() uint32 {
+	if x != nil {
+		return x.TensorParallelSize
+	}
+	return 0
+}
+
+func (x *EstimateMemoryRequest) GetMaxBatchedTokens() uint32 {
+	if x != nil {
+		return x.MaxBatchedTokens
+	}
+	return 0
+}
+
+// MemoryAssumptions are the inputs a memory estimate used, defaults filled in.
+type MemoryAssumptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the architecture was known (else ai-hwaccel's flat 20% rule applied).
+	ArchitectureKnown bool `protobuf:"varint,1,opt,name=architecture_known,json=architectureKnown,proto3" json:"architecture_known,omitempty"`
+	// Tokens of context per sequence.
+	ContextLength uint32 `protobuf:"varint,2,opt,name=context_length,json=contextLength,proto3" json:"context_length,omitempty"`
+	// Sequences served at once.
+	BatchSize uint32 `protobuf:"varint,3,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// Bits per KV-cache value.
+	KvCacheBits uint32 `protobuf:"varint,4,opt,name=kv_cache_bits,json=kvCacheBits,proto3" json:"kv_cache_bits,omitempty"`
+	// Average bits per quantized linear-layer weight, scale and zero-point overhead included.
+	LinearWeightBits float64 `protobuf:"fixed64,5,opt,name=linear_weight_bits,json=linearWeightBits,proto3" json:"linear_weight_bits,omitempty"`
+	// Weights per quantization group.
+	QuantizationGroupSize uint32 `protobuf:"varint,6,opt,name=quantization_group_size,json=quantizationGroupSize,proto3" json:"quantization_group_size,omitempty"`
+	// Tensor-parallel degree the figures are per device for.
+	TensorParallelSize uint32 `protobuf:"varint,7,opt,name=tensor_parallel_size,json=tensorParallelSize,proto3" json:"tensor_parallel_size,omitempty"`
+	// Tokens in the widest forward pass.
+	MaxBatchedTokens uint32 `protobuf:"varint,8,opt,name=max_batched_tokens,json=maxBatchedTokens,proto3" json:"max_batched_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *MemoryAssumptions) Reset() {
+	*x = MemoryAssumptions{}
+	mi := &file_accelplan_v1_planning_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryAssumptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryAssumptions) ProtoMessage() {}
+
+func (x *MemoryAssumptions) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_planning_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryAssumptions.ProtoReflect.Descriptor instead.
+func (*MemoryAssumptions) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *MemoryAssumptions) GetArchitectureKnown() bool {
+	if x != nil {
+		return x.ArchitectureKnown
+	}
+	return false
+}
+
+func (x *MemoryAssumptions) GetContextLength() uint32 {
+	if x != nil {
+		return x.ContextLength
+	}
+	return 0
+}
+
+func (x *MemoryAssumptions) GetBatchSize() uint32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *MemoryAssumptions) GetKvCacheBits() uint32 {
+	if x != nil {
+		return x.KvCacheBits
+	}
+	return 0
+}
+
+func (x *MemoryAssumptions) GetLinearWeightBits() float64 {
+	if x != nil {
+		return x.LinearWeightBits
+	}
+	return 0
+}
+
+func (x *MemoryAssumptions) GetQuantizationGroupSize() uint32 {
+	if x != nil {
+		return x.QuantizationGroupSize
+	}
+	return 0
+}
+
+func (x *MemoryAssumptions) GetTensorParallelSize() uint32 {
+	if x != nil {
+		return x.TensorParallelSize
+	}
+	return 0
+}
+
+func (x *MemoryAssumptions) GetMaxBatchedTokens() uint32 {
+	if x != nil {
+		return x.MaxBatchedTokens
+	}
+	return 0
+}
+
+// MemoryEstimate is the memory a model needs for inference, per device.
 type MemoryEstimate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Parameters the estimate is based on.
+	// Parameters the model stores.
 	ParameterCount uint64 `protobuf:"varint,1,opt,name=parameter_count,json=parameterCount,proto3" json:"parameter_count,omitempty"`
 	// The weight precision used.
 	Quantization QuantizationLevel `protobuf:"varint,2,opt,name=quantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"quantization,omitempty"`
-	// Bytes of weights: parameter_count * bits / 8, rounded down.
+	// Bytes of weights (per device under tensor parallelism). Bare parameter count:
+	// parameter_count * bits / 8, rounded down.
 	WeightsBytes uint64 `protobuf:"varint,3,opt,name=weights_bytes,json=weightsBytes,proto3" json:"weights_bytes,omitempty"`
-	// Bytes for activations and KV cache: weights_bytes / 5 (ai-hwaccel's flat 20%).
+	// Bare parameter count: weights_bytes / 5 for activations and KV cache (ai-hwaccel's
+	// flat 20%). Known architecture: the runtime reserve (CUDA context, graphs, buffers).
 	OverheadBytes uint64 `protobuf:"varint,4,opt,name=overhead_bytes,json=overheadBytes,proto3" json:"overhead_bytes,omitempty"`
-	// weights_bytes + overhead_bytes.
+	// weights_bytes + kv_cache_bytes + activation_bytes + overhead_bytes.
 	TotalBytes uint64 `protobuf:"varint,5,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
 	// The assumptions behind the numbers, one sentence each.
-	Assumptions   []string `protobuf:"bytes,6,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
+	Assumptions []string `protobuf:"bytes,6,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
+	// Parameters one token passes through (mixture of experts: only the routed top-k).
+	ActiveParameterCount uint64 `protobuf:"varint,7,opt,name=active_parameter_count,json=activeParameterCount,proto3" json:"active_parameter_count,omitempty"`
+	// Bytes of KV cache for batch_size sequences of context_length tokens; 0 when the architecture is unknown.
+	KvCacheBytes uint64 `protobuf:"varint,8,opt,name=kv_cache_bytes,json=kvCacheBytes,proto3" json:"kv_cache_bytes,omitempty"`
+	// KV-cache bytes one more token of context adds (within every sliding window).
+	KvCacheBytesPerToken uint64 `protobuf:"varint,9,opt,name=kv_cache_bytes_per_token,json=kvCacheBytesPerToken,proto3" json:"kv_cache_bytes_per_token,omitempty"`
+	// Peak activation bytes of the widest forward pass.
+	ActivationBytes uint64 `protobuf:"varint,10,opt,name=activation_bytes,json=activationBytes,proto3" json:"activation_bytes,omitempty"`
+	// The inputs used, with defaults filled in.
+	Assumed       *MemoryAssumptions `protobuf:"bytes,11,opt,name=assumed,proto3" json:"assumed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MemoryEstimate) Reset() {
 	*x = MemoryEstimate{}
-	mi := &file_accelplan_v1_planning_proto_msgTypes[1]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -170,7 +412,7 @@ func (x *MemoryEstimate) String() string {
 func (*MemoryEstimate) ProtoMessage() {}
 
 func (x *MemoryEstimate) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_planning_proto_msgTypes[1]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -183,7 +425,7 @@ func (x *MemoryEstimate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryEstimate.ProtoReflect.Descriptor instead.
 func (*MemoryEstimate) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{1}
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *MemoryEstimate) GetParameterCount() uint64 {
@@ -228,6 +470,607 @@ func (x *MemoryEstimate) GetAssumptions() []string {
 	return nil
 }
 
+func (x *MemoryEstimate) GetActiveParameterCount() uint64 {
+	if x != nil {
+		return x.ActiveParameterCount
+	}
+	return 0
+}
+
+func (x *MemoryEstimate) GetKvCacheBytes() uint64 {
+	if x != nil {
+		return x.KvCacheBytes
+	}
+	return 0
+}
+
+func (x *MemoryEstimate) GetKvCacheBytesPerToken() uint64 {
+	if x != nil {
+		return x.KvCacheBytesPerToken
+	}
+	return 0
+}
+
+func (x *MemoryEstimate) GetActivationBytes() uint64 {
+	if x != nil {
+		return x.ActivationBytes
+	}
+	return 0
+}
+
+func (x *MemoryEstimate) GetAssumed() *MemoryAssumptions {
+	if x != nil {
+		return x.Assumed
+	}
+	return nil
+}
+
+// EstimateCapacityRequest asks the inverse questions for a model on a set of
+// devices: the longest context, or the most concurrent sequences, that fit.
+type EstimateCapacityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The model; its architecture must be known (model_id, architecture or hf_config_json).
+	Model *ModelSpec `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Weight precision. Required.
+	Quantization QuantizationLevel `protobuf:"varint,2,opt,name=quantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"quantization,omitempty"`
+	// The devices; the model is split by tensor parallelism over the first
+	// tensor_parallel_size available ones, and the smallest of them sets the budget.
+	Fleet *Fleet `protobuf:"bytes,3,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	// Tensor-parallel degree; 0 means every available device in the fleet.
+	TensorParallelSize uint32 `protobuf:"varint,4,opt,name=tensor_parallel_size,json=tensorParallelSize,proto3" json:"tensor_parallel_size,omitempty"`
+	// Share of each device's memory the engine may use (vLLM's gpu_memory_utilization); 0 means 0.9.
+	GpuMemoryUtilization float64 `protobuf:"fixed64,5,opt,name=gpu_memory_utilization,json=gpuMemoryUtilization,proto3" json:"gpu_memory_utilization,omitempty"`
+	// For max_concurrent_sequences: tokens per sequence; 0 means 4,096.
+	ContextLength uint32 `protobuf:"varint,6,opt,name=context_length,json=contextLength,proto3" json:"context_length,omitempty"`
+	// For max_context_length: sequences held at once; 0 means 1.
+	BatchSize uint32 `protobuf:"varint,7,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// KV-cache precision; UNSPECIFIED means 16-bit.
+	KvCacheQuantization QuantizationLevel `protobuf:"varint,8,opt,name=kv_cache_quantization,json=kvCacheQuantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"kv_cache_quantization,omitempty"`
+	// INT4/INT8 weights per quantization group; 0 means 128.
+	QuantizationGroupSize uint32 `protobuf:"varint,9,opt,name=quantization_group_size,json=quantizationGroupSize,proto3" json:"quantization_group_size,omitempty"`
+	// Tokens in the widest forward pass; 0 means 8,192.
+	MaxBatchedTokens uint32 `protobuf:"varint,10,opt,name=max_batched_tokens,json=maxBatchedTokens,proto3" json:"max_batched_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *EstimateCapacityRequest) Reset() {
+	*x = EstimateCapacityRequest{}
+	mi := &file_accelplan_v1_planning_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EstimateCapacityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EstimateCapacityRequest) ProtoMessage() {}
+
+func (x *EstimateCapacityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_planning_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EstimateCapacityRequest.ProtoReflect.Descriptor instead.
+func (*EstimateCapacityRequest) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EstimateCapacityRequest) GetModel() *ModelSpec {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+func (x *EstimateCapacityRequest) GetQuantization() QuantizationLevel {
+	if x != nil {
+		return x.Quantization
+	}
+	return QuantizationLevel_QUANTIZATION_LEVEL_UNSPECIFIED
+}
+
+func (x *EstimateCapacityRequest) GetFleet() *Fleet {
+	if x != nil {
+		return x.Fleet
+	}
+	return nil
+}
+
+func (x *EstimateCapacityRequest) GetTensorParallelSize() uint32 {
+	if x != nil {
+		return x.TensorParallelSize
+	}
+	return 0
+}
+
+func (x *EstimateCapacityRequest) GetGpuMemoryUtilization() float64 {
+	if x != nil {
+		return x.GpuMemoryUtilization
+	}
+	return 0
+}
+
+func (x *EstimateCapacityRequest) GetContextLength() uint32 {
+	if x != nil {
+		return x.ContextLength
+	}
+	return 0
+}
+
+func (x *EstimateCapacityRequest) GetBatchSize() uint32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *EstimateCapacityRequest) GetKvCacheQuantization() QuantizationLevel {
+	if x != nil {
+		return x.KvCacheQuantization
+	}
+	return QuantizationLevel_QUANTIZATION_LEVEL_UNSPECIFIED
+}
+
+func (x *EstimateCapacityRequest) GetQuantizationGroupSize() uint32 {
+	if x != nil {
+		return x.QuantizationGroupSize
+	}
+	return 0
+}
+
+func (x *EstimateCapacityRequest) GetMaxBatchedTokens() uint32 {
+	if x != nil {
+		return x.MaxBatchedTokens
+	}
+	return 0
+}
+
+// EstimateCapacityResponse is what fits, per device.
+type EstimateCapacityResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Longest context per sequence for batch_size sequences, capped at the model's
+	// max_position_embeddings; 0 when even the weights do not fit.
+	MaxContextLength uint64 `protobuf:"varint,1,opt,name=max_context_length,json=maxContextLength,proto3" json:"max_context_length,omitempty"`
+	// Most sequences of context_length tokens held at once.
+	MaxConcurrentSequences uint64 `protobuf:"varint,2,opt,name=max_concurrent_sequences,json=maxConcurrentSequences,proto3" json:"max_concurrent_sequences,omitempty"`
+	// Tokens of full-attention context the KV budget holds (vLLM's "KV cache size" in tokens).
+	KvCacheTokens uint64 `protobuf:"varint,3,opt,name=kv_cache_tokens,json=kvCacheTokens,proto3" json:"kv_cache_tokens,omitempty"`
+	// Bytes per device left for KV cache after weights, activations and overhead.
+	KvCacheBudgetBytes uint64 `protobuf:"varint,4,opt,name=kv_cache_budget_bytes,json=kvCacheBudgetBytes,proto3" json:"kv_cache_budget_bytes,omitempty"`
+	// Bytes per device the engine may use: memory * gpu_memory_utilization.
+	UsableMemoryBytes uint64 `protobuf:"varint,5,opt,name=usable_memory_bytes,json=usableMemoryBytes,proto3" json:"usable_memory_bytes,omitempty"`
+	// Memory per device without the KV cache budget (KV shown for one context_length sequence).
+	Memory *MemoryEstimate `protobuf:"bytes,6,opt,name=memory,proto3" json:"memory,omitempty"`
+	// Tensor-parallel degree used.
+	TensorParallelSize uint32 `protobuf:"varint,7,opt,name=tensor_parallel_size,json=tensorParallelSize,proto3" json:"tensor_parallel_size,omitempty"`
+	// The assumptions behind the numbers, one sentence each.
+	Assumptions   []string `protobuf:"bytes,8,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EstimateCapacityResponse) Reset() {
+	*x = EstimateCapacityResponse{}
+	mi := &file_accelplan_v1_planning_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EstimateCapacityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EstimateCapacityResponse) ProtoMessage() {}
+
+func (x *EstimateCapacityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_planning_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EstimateCapacityResponse.ProtoReflect.Descriptor instead.
+func (*EstimateCapacityResponse) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EstimateCapacityResponse) GetMaxContextLength() uint64 {
+	if x != nil {
+		return x.MaxContextLength
+	}
+	return 0
+}
+
+func (x *EstimateCapacityResponse) GetMaxConcurrentSequences() uint64 {
+	if x != nil {
+		return x.MaxConcurrentSequences
+	}
+	return 0
+}
+
+func (x *EstimateCapacityResponse) GetKvCacheTokens() uint64 {
+	if x != nil {
+		return x.KvCacheTokens
+	}
+	return 0
+}
+
+func (x *EstimateCapacityResponse) GetKvCacheBudgetBytes() uint64 {
+	if x != nil {
+		return x.KvCacheBudgetBytes
+	}
+	return 0
+}
+
+func (x *EstimateCapacityResponse) GetUsableMemoryBytes() uint64 {
+	if x != nil {
+		return x.UsableMemoryBytes
+	}
+	return 0
+}
+
+func (x *EstimateCapacityResponse) GetMemory() *MemoryEstimate {
+	if x != nil {
+		return x.Memory
+	}
+	return nil
+}
+
+func (x *EstimateCapacityResponse) GetTensorParallelSize() uint32 {
+	if x != nil {
+		return x.TensorParallelSize
+	}
+	return 0
+}
+
+func (x *EstimateCapacityResponse) GetAssumptions() []string {
+	if x != nil {
+		return x.Assumptions
+	}
+	return nil
+}
+
+// EstimatePerformanceRequest asks how fast a model serves on a fleet (roofline model).
+type EstimatePerformanceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The model. Required; an architecture adds KV-cache reads, attention FLOPs and communication.
+	Model *ModelSpec `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Weight precision. Required.
+	Quantization QuantizationLevel `protobuf:"varint,2,opt,name=quantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"quantization,omitempty"`
+	// The devices: the first tensor_parallel_size * pipeline_parallel_size available ones are used,
+	// stage by stage. Required.
+	Fleet *Fleet `protobuf:"bytes,3,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	// Devices per pipeline stage splitting each layer; 0 means 1.
+	TensorParallelSize uint32 `protobuf:"varint,4,opt,name=tensor_parallel_size,json=tensorParallelSize,proto3" json:"tensor_parallel_size,omitempty"`
+	// Pipeline stages; 0 means 1.
+	PipelineParallelSize uint32 `protobuf:"varint,5,opt,name=pipeline_parallel_size,json=pipelineParallelSize,proto3" json:"pipeline_parallel_size,omitempty"`
+	// Sequences decoded together; 0 means 1.
+	BatchSize uint32 `protobuf:"varint,6,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// Prompt tokens per sequence; 0 means 512.
+	PromptTokens uint32 `protobuf:"varint,7,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	// Output tokens per sequence; 0 means 128.
+	OutputTokens uint32 `protobuf:"varint,8,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	// KV-cache precision; UNSPECIFIED means 16-bit.
+	KvCacheQuantization QuantizationLevel `protobuf:"varint,9,opt,name=kv_cache_quantization,json=kvCacheQuantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"kv_cache_quantization,omitempty"`
+	// Override of the decode memory-bandwidth utilisation (default 0.75), in (0, 1].
+	DecodeMbu *float64 `protobuf:"fixed64,10,opt,name=decode_mbu,json=decodeMbu,proto3,oneof" json:"decode_mbu,omitempty"`
+	// Override of the decode FLOPS utilisation (default 0.5), in (0, 1].
+	DecodeMfu *float64 `protobuf:"fixed64,11,opt,name=decode_mfu,json=decodeMfu,proto3,oneof" json:"decode_mfu,omitempty"`
+	// Override of the prefill FLOPS utilisation (default 0.5), in (0, 1].
+	PrefillMfu *float64 `protobuf:"fixed64,12,opt,name=prefill_mfu,json=prefillMfu,proto3,oneof" json:"prefill_mfu,omitempty"`
+	// INT4/INT8 weights per quantization group; 0 means 128.
+	QuantizationGroupSize uint32 `protobuf:"varint,13,opt,name=quantization_group_size,json=quantizationGroupSize,proto3" json:"quantization_group_size,omitempty"`
+	// Symmetric INT4/INT8 quantization (no zero points).
+	QuantizationSymmetric bool `protobuf:"varint,14,opt,name=quantization_symmetric,json=quantizationSymmetric,proto3" json:"quantization_symmetric,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *EstimatePerformanceRequest) Reset() {
+	*x = EstimatePerformanceRequest{}
+	mi := &file_accelplan_v1_planning_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EstimatePerformanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EstimatePerformanceRequest) ProtoMessage() {}
+
+func (x *EstimatePerformanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_planning_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EstimatePerformanceRequest.ProtoReflect.Descriptor instead.
+func (*EstimatePerformanceRequest) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EstimatePerformanceRequest) GetModel() *ModelSpec {
+	if x != nil {
+		return x.Model
+	}
+	return nil
+}
+
+func (x *EstimatePerformanceRequest) GetQuantization() QuantizationLevel {
+	if x != nil {
+		return x.Quantization
+	}
+	return QuantizationLevel_QUANTIZATION_LEVEL_UNSPECIFIED
+}
+
+func (x *EstimatePerformanceRequest) GetFleet() *Fleet {
+	if x != nil {
+		return x.Fleet
+	}
+	return nil
+}
+
+func (x *EstimatePerformanceRequest) GetTensorParallelSize() uint32 {
+	if x != nil {
+		return x.TensorParallelSize
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceRequest) GetPipelineParallelSize() uint32 {
+	if x != nil {
+		return x.PipelineParallelSize
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceRequest) GetBatchSize() uint32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceRequest) GetPromptTokens() uint32 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceRequest) GetOutputTokens() uint32 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceRequest) GetKvCacheQuantization() QuantizationLevel {
+	if x != nil {
+		return x.KvCacheQuantization
+	}
+	return QuantizationLevel_QUANTIZATION_LEVEL_UNSPECIFIED
+}
+
+func (x *EstimatePerformanceRequest) GetDecodeMbu() float64 {
+	if x != nil && x.DecodeMbu != nil {
+		return *x.DecodeMbu
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceRequest) GetDecodeMfu() float64 {
+	if x != nil && x.DecodeMfu != nil {
+		return *x.DecodeMfu
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceRequest) GetPrefillMfu() float64 {
+	if x != nil && x.PrefillMfu != nil {
+		return *x.PrefillMfu
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceRequest) GetQuantizationGroupSize() uint32 {
+	if x != nil {
+		return x.QuantizationGroupSize
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceRequest) GetQuantizationSymmetric() bool {
+	if x != nil {
+		return x.QuantizationSymmetric
+	}
+	return false
+}
+
+// EstimatePerformanceResponse is the predicted latency and throughput.
+type EstimatePerformanceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Time to first token: processing every prompt of the batch, in seconds.
+	PrefillSeconds float64 `protobuf:"fixed64,1,opt,name=prefill_seconds,json=prefillSeconds,proto3" json:"prefill_seconds,omitempty"`
+	// Time per decode step (one token for each sequence), in seconds.
+	DecodeSecondsPerToken float64 `protobuf:"fixed64,2,opt,name=decode_seconds_per_token,json=decodeSecondsPerToken,proto3" json:"decode_seconds_per_token,omitempty"`
+	// One sequence's decode speed in tokens per second.
+	DecodeTokensPerSecondPerSequence float64 `protobuf:"fixed64,3,opt,name=decode_tokens_per_second_per_sequence,json=decodeTokensPerSecondPerSequence,proto3" json:"decode_tokens_per_second_per_sequence,omitempty"`
+	// All sequences together, in tokens per second.
+	DecodeTokensPerSecondTotal float64 `protobuf:"fixed64,4,opt,name=decode_tokens_per_second_total,json=decodeTokensPerSecondTotal,proto3" json:"decode_tokens_per_second_total,omitempty"`
+	// What limits a decode step.
+	Bound PerformanceBound `protobuf:"varint,5,opt,name=bound,proto3,enum=accelplan.v1.PerformanceBound" json:"bound,omitempty"`
+	// Memory-read time of a decode step, in seconds.
+	MemorySecondsPerToken float64 `protobuf:"fixed64,6,opt,name=memory_seconds_per_token,json=memorySecondsPerToken,proto3" json:"memory_seconds_per_token,omitempty"`
+	// Compute time of a decode step, in seconds (0 when peak FLOPS are unknown).
+	ComputeSecondsPerToken float64 `protobuf:"fixed64,7,opt,name=compute_seconds_per_token,json=computeSecondsPerToken,proto3" json:"compute_seconds_per_token,omitempty"`
+	// Tensor-parallel communication time of a decode step, in seconds.
+	CommunicationSecondsPerToken float64 `protobuf:"fixed64,8,opt,name=communication_seconds_per_token,json=communicationSecondsPerToken,proto3" json:"communication_seconds_per_token,omitempty"`
+	// prefill_seconds + output_tokens * decode_seconds_per_token.
+	EndToEndSeconds float64 `protobuf:"fixed64,9,opt,name=end_to_end_seconds,json=endToEndSeconds,proto3" json:"end_to_end_seconds,omitempty"`
+	// Bytes read from memory by one decode step, all devices together.
+	BytesReadPerStep uint64 `protobuf:"varint,10,opt,name=bytes_read_per_step,json=bytesReadPerStep,proto3" json:"bytes_read_per_step,omitempty"`
+	// Decode memory-bandwidth utilisation used.
+	DecodeMbu float64 `protobuf:"fixed64,11,opt,name=decode_mbu,json=decodeMbu,proto3" json:"decode_mbu,omitempty"`
+	// Decode FLOPS utilisation used.
+	DecodeMfu float64 `protobuf:"fixed64,12,opt,name=decode_mfu,json=decodeMfu,proto3" json:"decode_mfu,omitempty"`
+	// Prefill FLOPS utilisation used.
+	PrefillMfu float64 `protobuf:"fixed64,13,opt,name=prefill_mfu,json=prefillMfu,proto3" json:"prefill_mfu,omitempty"`
+	// The assumptions behind the numbers, one sentence each.
+	Assumptions   []string `protobuf:"bytes,14,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EstimatePerformanceResponse) Reset() {
+	*x = EstimatePerformanceResponse{}
+	mi := &file_accelplan_v1_planning_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EstimatePerformanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EstimatePerformanceResponse) ProtoMessage() {}
+
+func (x *EstimatePerformanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_planning_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EstimatePerformanceResponse.ProtoReflect.Descriptor instead.
+func (*EstimatePerformanceResponse) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *EstimatePerformanceResponse) GetPrefillSeconds() float64 {
+	if x != nil {
+		return x.PrefillSeconds
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetDecodeSecondsPerToken() float64 {
+	if x != nil {
+		return x.DecodeSecondsPerToken
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetDecodeTokensPerSecondPerSequence() float64 {
+	if x != nil {
+		return x.DecodeTokensPerSecondPerSequence
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetDecodeTokensPerSecondTotal() float64 {
+	if x != nil {
+		return x.DecodeTokensPerSecondTotal
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetBound() PerformanceBound {
+	if x != nil {
+		return x.Bound
+	}
+	return PerformanceBound_PERFORMANCE_BOUND_UNSPECIFIED
+}
+
+func (x *EstimatePerformanceResponse) GetMemorySecondsPerToken() float64 {
+	if x != nil {
+		return x.MemorySecondsPerToken
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetComputeSecondsPerToken() float64 {
+	if x != nil {
+		return x.ComputeSecondsPerToken
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetCommunicationSecondsPerToken() float64 {
+	if x != nil {
+		return x.CommunicationSecondsPerToken
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetEndToEndSeconds() float64 {
+	if x != nil {
+		return x.EndToEndSeconds
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetBytesReadPerStep() uint64 {
+	if x != nil {
+		return x.BytesReadPerStep
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetDecodeMbu() float64 {
+	if x != nil {
+		return x.DecodeMbu
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetDecodeMfu() float64 {
+	if x != nil {
+		return x.DecodeMfu
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetPrefillMfu() float64 {
+	if x != nil {
+		return x.PrefillMfu
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetAssumptions() []string {
+	if x != nil {
+		return x.Assumptions
+	}
+	return nil
+}
+
 // SuggestQuantizationRequest asks which precision suits a model on a fleet.
 type SuggestQuantizationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -244,7 +1087,7 @@ type SuggestQuantizationRequest struct {
 
 func (x *SuggestQuantizationRequest) Reset() {
 	*x = SuggestQuantizationRequest{}
-	mi := &file_accelplan_v1_planning_proto_msgTypes[2]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -256,7 +1099,7 @@ func (x *SuggestQuantizationRequest) String() string {
 func (*SuggestQuantizationRequest) ProtoMessage() {}
 
 func (x *SuggestQuantizationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_planning_proto_msgTypes[2]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -269,7 +1112,7 @@ func (x *SuggestQuantizationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestQuantizationRequest.ProtoReflect.Descriptor instead.
 func (*SuggestQuantizationRequest) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{2}
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SuggestQuantizationRequest) GetModel() *ModelSpec {
@@ -316,7 +1159,7 @@ type SuggestQuantizationResponse struct {
 
 func (x *SuggestQuantizationResponse) Reset() {
 	*x = SuggestQuantizationResponse{}
-	mi := &file_accelplan_v1_planning_proto_msgTypes[3]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +1171,7 @@ func (x *SuggestQuantizationResponse) String() string {
 func (*SuggestQuantizationResponse) ProtoMessage() {}
 
 func (x *SuggestQuantizationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_planning_proto_msgTypes[3]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +1184,7 @@ func (x *SuggestQuantizationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuggestQuantizationResponse.ProtoReflect.Descriptor instead.
 func (*SuggestQuantizationResponse) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{3}
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SuggestQuantizationResponse) GetQuantization() QuantizationLevel {
@@ -408,7 +1251,7 @@ type PlanShardingRequest struct {
 
 func (x *PlanShardingRequest) Reset() {
 	*x = PlanShardingRequest{}
-	mi := &file_accelplan_v1_planning_proto_msgTypes[4]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +1263,7 @@ func (x *PlanShardingRequest) String() string {
 func (*PlanShardingRequest) ProtoMessage() {}
 
 func (x *PlanShardingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_planning_proto_msgTypes[4]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +1276,7 @@ func (x *PlanShardingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanShardingRequest.ProtoReflect.Descriptor instead.
 func (*PlanShardingRequest) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{4}
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PlanShardingRequest) GetModel() *ModelSpec {
@@ -480,7 +1323,7 @@ type ModelShard struct {
 
 func (x *ModelShard) Reset() {
 	*x = ModelShard{}
-	mi := &file_accelplan_v1_planning_proto_msgTypes[5]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +1335,7 @@ func (x *ModelShard) String() string {
 func (*ModelShard) ProtoMessage() {}
 
 func (x *ModelShard) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_planning_proto_msgTypes[5]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +1348,7 @@ func (x *ModelShard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelShard.ProtoReflect.Descriptor instead.
 func (*ModelShard) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{5}
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ModelShard) GetShardId() uint32 {
@@ -561,7 +1404,8 @@ type ShardingPlan struct {
 	Shards []*ModelShard `protobuf:"bytes,3,rep,name=shards,proto3" json:"shards,omitempty"`
 	// Memory the whole model needs (EstimateMemory's total_bytes).
 	TotalMemoryBytes uint64 `protobuf:"varint,4,opt,name=total_memory_bytes,json=totalMemoryBytes,proto3" json:"total_memory_bytes,omitempty"`
-	// Estimated batch-1 decode speed in tokens per second; unset when it cannot be estimated.
+	// Estimated batch-1 decode speed in tokens per second (EstimatePerformance's roofline);
+	// unset when a device's memory bandwidth is unknown.
 	EstimatedTokensPerSecond *float64 `protobuf:"fixed64,5,opt,name=estimated_tokens_per_second,json=estimatedTokensPerSecond,proto3,oneof" json:"estimated_tokens_per_second,omitempty"`
 	// True when every shard fits in its device's memory.
 	FitsInMemory bool `protobuf:"varint,6,opt,name=fits_in_memory,json=fitsInMemory,proto3" json:"fits_in_memory,omitempty"`
@@ -575,7 +1419,7 @@ type ShardingPlan struct {
 
 func (x *ShardingPlan) Reset() {
 	*x = ShardingPlan{}
-	mi := &file_accelplan_v1_planning_proto_msgTypes[6]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +1431,7 @@ func (x *ShardingPlan) String() string {
 func (*ShardingPlan) ProtoMessage() {}
 
 func (x *ShardingPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_planning_proto_msgTypes[6]
+	mi := &file_accelplan_v1_planning_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +1444,7 @@ func (x *ShardingPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardingPlan.ProtoReflect.Descriptor instead.
 func (*ShardingPlan) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{6}
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ShardingPlan) GetStrategy() ShardingStrategy {
@@ -663,10 +1507,28 @@ var File_accelplan_v1_planning_proto protoreflect.FileDescriptor
 
 const file_accelplan_v1_planning_proto_rawDesc = "" +
 	"\n" +
-	"\x1baccelplan/v1/planning.proto\x12\faccelplan.v1\x1a\x1baccelplan/v1/hardware.proto\x1a\x19accelplan/v1/models.proto\x1a\x1faccelplan/v1/quantization.proto\"\x8b\x01\n" +
+	"\x1baccelplan/v1/planning.proto\x12\faccelplan.v1\x1a\x1baccelplan/v1/hardware.proto\x1a\x19accelplan/v1/models.proto\x1a\x1faccelplan/v1/quantization.proto\"\xf5\x03\n" +
 	"\x15EstimateMemoryRequest\x12-\n" +
 	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelSpecR\x05model\x12C\n" +
-	"\fquantization\x18\x02 \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\fquantization\"\x8d\x02\n" +
+	"\fquantization\x18\x02 \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\fquantization\x12%\n" +
+	"\x0econtext_length\x18\x03 \x01(\rR\rcontextLength\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x04 \x01(\rR\tbatchSize\x12S\n" +
+	"\x15kv_cache_quantization\x18\x05 \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\x13kvCacheQuantization\x126\n" +
+	"\x17quantization_group_size\x18\x06 \x01(\rR\x15quantizationGroupSize\x125\n" +
+	"\x16quantization_symmetric\x18\a \x01(\bR\x15quantizationSymmetric\x120\n" +
+	"\x14tensor_parallel_size\x18\b \x01(\rR\x12tensorParallelSize\x12,\n" +
+	"\x12max_batched_tokens\x18\t \x01(\rR\x10maxBatchedTokens\"\xf2\x02\n" +
+	"\x11MemoryAssumptions\x12-\n" +
+	"\x12architecture_known\x18\x01 \x01(\bR\x11architectureKnown\x12%\n" +
+	"\x0econtext_length\x18\x02 \x01(\rR\rcontextLength\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x03 \x01(\rR\tbatchSize\x12\"\n" +
+	"\rkv_cache_bits\x18\x04 \x01(\rR\vkvCacheBits\x12,\n" +
+	"\x12linear_weight_bits\x18\x05 \x01(\x01R\x10linearWeightBits\x126\n" +
+	"\x17quantization_group_size\x18\x06 \x01(\rR\x15quantizationGroupSize\x120\n" +
+	"\x14tensor_parallel_size\x18\a \x01(\rR\x12tensorParallelSize\x12,\n" +
+	"\x12max_batched_tokens\x18\b \x01(\rR\x10maxBatchedTokens\"\x87\x04\n" +
 	"\x0eMemoryEstimate\x12'\n" +
 	"\x0fparameter_count\x18\x01 \x01(\x04R\x0eparameterCount\x12C\n" +
 	"\fquantization\x18\x02 \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\fquantization\x12#\n" +
@@ -674,7 +1536,77 @@ const file_accelplan_v1_planning_proto_rawDesc = "" +
 	"\x0eoverhead_bytes\x18\x04 \x01(\x04R\roverheadBytes\x12\x1f\n" +
 	"\vtotal_bytes\x18\x05 \x01(\x04R\n" +
 	"totalBytes\x12 \n" +
-	"\vassumptions\x18\x06 \x03(\tR\vassumptions\"\xa3\x01\n" +
+	"\vassumptions\x18\x06 \x03(\tR\vassumptions\x124\n" +
+	"\x16active_parameter_count\x18\a \x01(\x04R\x14activeParameterCount\x12$\n" +
+	"\x0ekv_cache_bytes\x18\b \x01(\x04R\fkvCacheBytes\x126\n" +
+	"\x18kv_cache_bytes_per_token\x18\t \x01(\x04R\x14kvCacheBytesPerToken\x12)\n" +
+	"\x10activation_bytes\x18\n" +
+	" \x01(\x04R\x0factivationBytes\x129\n" +
+	"\aassumed\x18\v \x01(\v2\x1f.accelplan.v1.MemoryAssumptionsR\aassumed\"\xa1\x04\n" +
+	"\x17EstimateCapacityRequest\x12-\n" +
+	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelSpecR\x05model\x12C\n" +
+	"\fquantization\x18\x02 \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\fquantization\x12)\n" +
+	"\x05fleet\x18\x03 \x01(\v2\x13.accelplan.v1.FleetR\x05fleet\x120\n" +
+	"\x14tensor_parallel_size\x18\x04 \x01(\rR\x12tensorParallelSize\x124\n" +
+	"\x16gpu_memory_utilization\x18\x05 \x01(\x01R\x14gpuMemoryUtilization\x12%\n" +
+	"\x0econtext_length\x18\x06 \x01(\rR\rcontextLength\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\a \x01(\rR\tbatchSize\x12S\n" +
+	"\x15kv_cache_quantization\x18\b \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\x13kvCacheQuantization\x126\n" +
+	"\x17quantization_group_size\x18\t \x01(\rR\x15quantizationGroupSize\x12,\n" +
+	"\x12max_batched_tokens\x18\n" +
+	" \x01(\rR\x10maxBatchedTokens\"\x97\x03\n" +
+	"\x18EstimateCapacityResponse\x12,\n" +
+	"\x12max_context_length\x18\x01 \x01(\x04R\x10maxContextLength\x128\n" +
+	"\x18max_concurrent_sequences\x18\x02 \x01(\x04R\x16maxConcurrentSequences\x12&\n" +
+	"\x0fkv_cache_tokens\x18\x03 \x01(\x04R\rkvCacheTokens\x121\n" +
+	"\x15kv_cache_budget_bytes\x18\x04 \x01(\x04R\x12kvCacheBudgetBytes\x12.\n" +
+	"\x13usable_memory_bytes\x18\x05 \x01(\x04R\x11usableMemoryBytes\x124\n" +
+	"\x06memory\x18\x06 \x01(\v2\x1c.accelplan.v1.MemoryEstimateR\x06memory\x120\n" +
+	"\x14tensor_parallel_size\x18\a \x01(\rR\x12tensorParallelSize\x12 \n" +
+	"\vassumptions\x18\b \x03(\tR\vassumptions\"\xec\x05\n" +
+	"\x1aEstimatePerformanceRequest\x12-\n" +
+	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelSpecR\x05model\x12C\n" +
+	"\fquantization\x18\x02 \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\fquantization\x12)\n" +
+	"\x05fleet\x18\x03 \x01(\v2\x13.accelplan.v1.FleetR\x05fleet\x120\n" +
+	"\x14tensor_parallel_size\x18\x04 \x01(\rR\x12tensorParallelSize\x124\n" +
+	"\x16pipeline_parallel_size\x18\x05 \x01(\rR\x14pipelineParallelSize\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x06 \x01(\rR\tbatchSize\x12#\n" +
+	"\rprompt_tokens\x18\a \x01(\rR\fpromptTokens\x12#\n" +
+	"\routput_tokens\x18\b \x01(\rR\foutputTokens\x12S\n" +
+	"\x15kv_cache_quantization\x18\t \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\x13kvCacheQuantization\x12\"\n" +
+	"\n" +
+	"decode_mbu\x18\n" +
+	" \x01(\x01H\x00R\tdecodeMbu\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"decode_mfu\x18\v \x01(\x01H\x01R\tdecodeMfu\x88\x01\x01\x12$\n" +
+	"\vprefill_mfu\x18\f \x01(\x01H\x02R\n" +
+	"prefillMfu\x88\x01\x01\x126\n" +
+	"\x17quantization_group_size\x18\r \x01(\rR\x15quantizationGroupSize\x125\n" +
+	"\x16quantization_symmetric\x18\x0e \x01(\bR\x15quantizationSymmetricB\r\n" +
+	"\v_decode_mbuB\r\n" +
+	"\v_decode_mfuB\x0e\n" +
+	"\f_prefill_mfu\"\xe2\x05\n" +
+	"\x1bEstimatePerformanceResponse\x12'\n" +
+	"\x0fprefill_seconds\x18\x01 \x01(\x01R\x0eprefillSeconds\x127\n" +
+	"\x18decode_seconds_per_token\x18\x02 \x01(\x01R\x15decodeSecondsPerToken\x12O\n" +
+	"%decode_tokens_per_second_per_sequence\x18\x03 \x01(\x01R decodeTokensPerSecondPerSequence\x12B\n" +
+	"\x1edecode_tokens_per_second_total\x18\x04 \x01(\x01R\x1adecodeTokensPerSecondTotal\x124\n" +
+	"\x05bound\x18\x05 \x01(\x0e2\x1e.accelplan.v1.PerformanceBoundR\x05bound\x127\n" +
+	"\x18memory_seconds_per_token\x18\x06 \x01(\x01R\x15memorySecondsPerToken\x129\n" +
+	"\x19compute_seconds_per_token\x18\a \x01(\x01R\x16computeSecondsPerToken\x12E\n" +
+	"\x1fcommunication_seconds_per_token\x18\b \x01(\x01R\x1ccommunicationSecondsPerToken\x12+\n" +
+	"\x12end_to_end_seconds\x18\t \x01(\x01R\x0fendToEndSeconds\x12-\n" +
+	"\x13bytes_read_per_step\x18\n" +
+	" \x01(\x04R\x10bytesReadPerStep\x12\x1d\n" +
+	"\n" +
+	"decode_mbu\x18\v \x01(\x01R\tdecodeMbu\x12\x1d\n" +
+	"\n" +
+	"decode_mfu\x18\f \x01(\x01R\tdecodeMfu\x12\x1f\n" +
+	"\vprefill_mfu\x18\r \x01(\x01R\n" +
+	"prefillMfu\x12 \n" +
+	"\vassumptions\x18\x0e \x03(\tR\vassumptions\"\xa3\x01\n" +
 	"\x1aSuggestQuantizationRequest\x12-\n" +
 	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelSpecR\x05model\x12)\n" +
 	"\x05fleet\x18\x02 \x01(\v2\x13.accelplan.v1.FleetR\x05fleet\x12+\n" +
@@ -712,7 +1644,11 @@ const file_accelplan_v1_planning_proto_rawDesc = "" +
 	"\vlayer_count\x18\a \x01(\rR\n" +
 	"layerCount\x12 \n" +
 	"\vassumptions\x18\b \x03(\tR\vassumptionsB\x1e\n" +
-	"\x1c_estimated_tokens_per_second*\xc6\x01\n" +
+	"\x1c_estimated_tokens_per_second*|\n" +
+	"\x10PerformanceBound\x12!\n" +
+	"\x1dPERFORMANCE_BOUND_UNSPECIFIED\x10\x00\x12&\n" +
+	"\"PERFORMANCE_BOUND_MEMORY_BANDWIDTH\x10\x01\x12\x1d\n" +
+	"\x19PERFORMANCE_BOUND_COMPUTE\x10\x02*\xc6\x01\n" +
 	"\x10ShardingStrategy\x12!\n" +
 	"\x1dSHARDING_STRATEGY_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16SHARDING_STRATEGY_NONE\x10\x01\x12'\n" +
@@ -733,43 +1669,61 @@ func file_accelplan_v1_planning_proto_rawDescGZIP() []byte {
 	return file_accelplan_v1_planning_proto_rawDescData
 }
 
-var file_accelplan_v1_planning_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_accelplan_v1_planning_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_accelplan_v1_planning_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_accelplan_v1_planning_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_accelplan_v1_planning_proto_goTypes = []any{
-	(ShardingStrategy)(0),               // 0: accelplan.v1.ShardingStrategy
-	(*EstimateMemoryRequest)(nil),       // 1: accelplan.v1.EstimateMemoryRequest
-	(*MemoryEstimate)(nil),              // 2: accelplan.v1.MemoryEstimate
-	(*SuggestQuantizationRequest)(nil),  // 3: accelplan.v1.SuggestQuantizationRequest
-	(*SuggestQuantizationResponse)(nil), // 4: accelplan.v1.SuggestQuantizationResponse
-	(*PlanShardingRequest)(nil),         // 5: accelplan.v1.PlanShardingRequest
-	(*ModelShard)(nil),                  // 6: accelplan.v1.ModelShard
-	(*ShardingPlan)(nil),                // 7: accelplan.v1.ShardingPlan
-	(*ModelSpec)(nil),                   // 8: accelplan.v1.ModelSpec
-	(QuantizationLevel)(0),              // 9: accelplan.v1.QuantizationLevel
-	(*Fleet)(nil),                       // 10: accelplan.v1.Fleet
-	(AcceleratorFamily)(0),              // 11: accelplan.v1.AcceleratorFamily
-	(*Accelerator)(nil),                 // 12: accelplan.v1.Accelerator
+	(PerformanceBound)(0),               // 0: accelplan.v1.PerformanceBound
+	(ShardingStrategy)(0),               // 1: accelplan.v1.ShardingStrategy
+	(*EstimateMemoryRequest)(nil),       // 2: accelplan.v1.EstimateMemoryRequest
+	(*MemoryAssumptions)(nil),           // 3: accelplan.v1.MemoryAssumptions
+	(*MemoryEstimate)(nil),              // 4: accelplan.v1.MemoryEstimate
+	(*EstimateCapacityRequest)(nil),     // 5: accelplan.v1.EstimateCapacityRequest
+	(*EstimateCapacityResponse)(nil),    // 6: accelplan.v1.EstimateCapacityResponse
+	(*EstimatePerformanceRequest)(nil),  // 7: accelplan.v1.EstimatePerformanceRequest
+	(*EstimatePerformanceResponse)(nil), // 8: accelplan.v1.EstimatePerformanceResponse
+	(*SuggestQuantizationRequest)(nil),  // 9: accelplan.v1.SuggestQuantizationRequest
+	(*SuggestQuantizationResponse)(nil), // 10: accelplan.v1.SuggestQuantizationResponse
+	(*PlanShardingRequest)(nil),         // 11: accelplan.v1.PlanShardingRequest
+	(*ModelShard)(nil),                  // 12: accelplan.v1.ModelShard
+	(*ShardingPlan)(nil),                // 13: accelplan.v1.ShardingPlan
+	(*ModelSpec)(nil),                   // 14: accelplan.v1.ModelSpec
+	(QuantizationLevel)(0),              // 15: accelplan.v1.QuantizationLevel
+	(*Fleet)(nil),                       // 16: accelplan.v1.Fleet
+	(AcceleratorFamily)(0),              // 17: accelplan.v1.AcceleratorFamily
+	(*Accelerator)(nil),                 // 18: accelplan.v1.Accelerator
 }
 var file_accelplan_v1_planning_proto_depIdxs = []int32{
-	8,  // 0: accelplan.v1.EstimateMemoryRequest.model:type_name -> accelplan.v1.ModelSpec
-	9,  // 1: accelplan.v1.EstimateMemoryRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
-	9,  // 2: accelplan.v1.MemoryEstimate.quantization:type_name -> accelplan.v1.QuantizationLevel
-	8,  // 3: accelplan.v1.SuggestQuantizationRequest.model:type_name -> accelplan.v1.ModelSpec
-	10, // 4: accelplan.v1.SuggestQuantizationRequest.fleet:type_name -> accelplan.v1.Fleet
-	9,  // 5: accelplan.v1.SuggestQuantizationResponse.quantization:type_name -> accelplan.v1.QuantizationLevel
-	11, // 6: accelplan.v1.SuggestQuantizationResponse.family:type_name -> accelplan.v1.AcceleratorFamily
-	7,  // 7: accelplan.v1.SuggestQuantizationResponse.assumed_plan:type_name -> accelplan.v1.ShardingPlan
-	8,  // 8: accelplan.v1.PlanShardingRequest.model:type_name -> accelplan.v1.ModelSpec
-	9,  // 9: accelplan.v1.PlanShardingRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
-	10, // 10: accelplan.v1.PlanShardingRequest.fleet:type_name -> accelplan.v1.Fleet
-	12, // 11: accelplan.v1.ModelShard.accelerator:type_name -> accelplan.v1.Accelerator
-	0,  // 12: accelplan.v1.ShardingPlan.strategy:type_name -> accelplan.v1.ShardingStrategy
-	6,  // 13: accelplan.v1.ShardingPlan.shards:type_name -> accelplan.v1.ModelShard
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	14, // 0: accelplan.v1.EstimateMemoryRequest.model:type_name -> accelplan.v1.ModelSpec
+	15, // 1: accelplan.v1.EstimateMemoryRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
+	15, // 2: accelplan.v1.EstimateMemoryRequest.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
+	15, // 3: accelplan.v1.MemoryEstimate.quantization:type_name -> accelplan.v1.QuantizationLevel
+	3,  // 4: accelplan.v1.MemoryEstimate.assumed:type_name -> accelplan.v1.MemoryAssumptions
+	14, // 5: accelplan.v1.EstimateCapacityRequest.model:type_name -> accelplan.v1.ModelSpec
+	15, // 6: accelplan.v1.EstimateCapacityRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
+	16, // 7: accelplan.v1.EstimateCapacityRequest.fleet:type_name -> accelplan.v1.Fleet
+	15, // 8: accelplan.v1.EstimateCapacityRequest.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
+	4,  // 9: accelplan.v1.EstimateCapacityResponse.memory:type_name -> accelplan.v1.MemoryEstimate
+	14, // 10: accelplan.v1.EstimatePerformanceRequest.model:type_name -> accelplan.v1.ModelSpec
+	15, // 11: accelplan.v1.EstimatePerformanceRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
+	16, // 12: accelplan.v1.EstimatePerformanceRequest.fleet:type_name -> accelplan.v1.Fleet
+	15, // 13: accelplan.v1.EstimatePerformanceRequest.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
+	0,  // 14: accelplan.v1.EstimatePerformanceResponse.bound:type_name -> accelplan.v1.PerformanceBound
+	14, // 15: accelplan.v1.SuggestQuantizationRequest.model:type_name -> accelplan.v1.ModelSpec
+	16, // 16: accelplan.v1.SuggestQuantizationRequest.fleet:type_name -> accelplan.v1.Fleet
+	15, // 17: accelplan.v1.SuggestQuantizationResponse.quantization:type_name -> accelplan.v1.QuantizationLevel
+	17, // 18: accelplan.v1.SuggestQuantizationResponse.family:type_name -> accelplan.v1.AcceleratorFamily
+	13, // 19: accelplan.v1.SuggestQuantizationResponse.assumed_plan:type_name -> accelplan.v1.ShardingPlan
+	14, // 20: accelplan.v1.PlanShardingRequest.model:type_name -> accelplan.v1.ModelSpec
+	15, // 21: accelplan.v1.PlanShardingRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
+	16, // 22: accelplan.v1.PlanShardingRequest.fleet:type_name -> accelplan.v1.Fleet
+	18, // 23: accelplan.v1.ModelShard.accelerator:type_name -> accelplan.v1.Accelerator
+	1,  // 24: accelplan.v1.ShardingPlan.strategy:type_name -> accelplan.v1.ShardingStrategy
+	12, // 25: accelplan.v1.ShardingPlan.shards:type_name -> accelplan.v1.ModelShard
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_accelplan_v1_planning_proto_init() }
@@ -781,14 +1735,15 @@ func file_accelplan_v1_planning_proto_init() {
 	file_accelplan_v1_models_proto_init()
 	file_accelplan_v1_quantization_proto_init()
 	file_accelplan_v1_planning_proto_msgTypes[5].OneofWrappers = []any{}
-	file_accelplan_v1_planning_proto_msgTypes[6].OneofWrappers = []any{}
+	file_accelplan_v1_planning_proto_msgTypes[10].OneofWrappers = []any{}
+	file_accelplan_v1_planning_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_accelplan_v1_planning_proto_rawDesc), len(file_accelplan_v1_planning_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   7,
+			NumEnums:      2,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

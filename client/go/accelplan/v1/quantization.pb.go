@@ -38,6 +38,9 @@ const (
 	QuantizationLevel_QUANTIZATION_LEVEL_INT8 QuantizationLevel = 4
 	// 4-bit integer weights (GPTQ/AWQ style), 4 bits per parameter.
 	QuantizationLevel_QUANTIZATION_LEVEL_INT4 QuantizationLevel = 5
+	// 8-bit floating point (E4M3), 8 bits per parameter; needs FP8 matrix units
+	// (H100/H200/B200, MI300X/MI325X, Gaudi 3, Ada and Blackwell GPUs; not A100).
+	QuantizationLevel_QUANTIZATION_LEVEL_FP8 QuantizationLevel = 6
 )
 
 // Enum value maps for QuantizationLevel.
@@ -49,6 +52,7 @@ var (
 		3: "QUANTIZATION_LEVEL_BFLOAT16",
 		4: "QUANTIZATION_LEVEL_INT8",
 		5: "QUANTIZATION_LEVEL_INT4",
+		6: "QUANTIZATION_LEVEL_FP8",
 	}
 	QuantizationLevel_value = map[string]int32{
 		"QUANTIZATION_LEVEL_UNSPECIFIED": 0,
@@ -57,6 +61,7 @@ var (
 		"QUANTIZATION_LEVEL_BFLOAT16":    3,
 		"QUANTIZATION_LEVEL_INT8":        4,
 		"QUANTIZATION_LEVEL_INT4":        5,
+		"QUANTIZATION_LEVEL_FP8":         6,
 	}
 )
 
@@ -96,7 +101,7 @@ type QuantizationLevelInfo struct {
 	BitsPerParam uint32 `protobuf:"varint,2,opt,name=bits_per_param,json=bitsPerParam,proto3" json:"bits_per_param,omitempty"`
 	// Memory saved relative to FP32: 32 / bits_per_param.
 	MemoryReductionFactor float64 `protobuf:"fixed64,3,opt,name=memory_reduction_factor,json=memoryReductionFactor,proto3" json:"memory_reduction_factor,omitempty"`
-	// Short human name: FP32, FP16, BF16, INT8 or INT4.
+	// Short human name: FP32, FP16, BF16, INT8, INT4 or FP8.
 	DisplayName   string `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -200,7 +205,7 @@ func (*ListQuantizationLevelsRequest) Descriptor() ([]byte, []int) {
 // ListQuantizationLevelsResponse lists every quantization level, widest first.
 type ListQuantizationLevelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One entry per level, in enum order (NONE, FLOAT16, BFLOAT16, INT8, INT4).
+	// One entry per level, in enum order (NONE, FLOAT16, BFLOAT16, INT8, INT4, FP8).
 	Levels        []*QuantizationLevelInfo `protobuf:"bytes,1,rep,name=levels,proto3" json:"levels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -337,8 +342,8 @@ type ResolveQuantizationLevelRequest_Bits struct {
 }
 
 type ResolveQuantizationLevelRequest_Name struct {
-	// A case-insensitive name: fp32, fp16, bf16, int8, int4, none, float16,
-	// bfloat16, or the enum value's own name (QUANTIZATION_LEVEL_INT8).
+	// A case-insensitive name: fp32, fp16, bf16, int8, int4, fp8, none, float16,
+	// bfloat16, float8, or the enum value's own name (QUANTIZATION_LEVEL_INT8).
 	Name string `protobuf:"bytes,3,opt,name=name,proto3,oneof"`
 }
 
@@ -366,14 +371,15 @@ const file_accelplan_v1_quantization_proto_rawDesc = "" +
 	"\x04bits\x18\x02 \x01(\rH\x00R\x04bits\x12\x14\n" +
 	"\x04name\x18\x03 \x01(\tH\x00R\x04nameB\n" +
 	"\n" +
-	"\bselector*\xcf\x01\n" +
+	"\bselector*\xeb\x01\n" +
 	"\x11QuantizationLevel\x12\"\n" +
 	"\x1eQUANTIZATION_LEVEL_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17QUANTIZATION_LEVEL_NONE\x10\x01\x12\x1e\n" +
 	"\x1aQUANTIZATION_LEVEL_FLOAT16\x10\x02\x12\x1f\n" +
 	"\x1bQUANTIZATION_LEVEL_BFLOAT16\x10\x03\x12\x1b\n" +
 	"\x17QUANTIZATION_LEVEL_INT8\x10\x04\x12\x1b\n" +
-	"\x17QUANTIZATION_LEVEL_INT4\x10\x05Bj\n" +
+	"\x17QUANTIZATION_LEVEL_INT4\x10\x05\x12\x1a\n" +
+	"\x16QUANTIZATION_LEVEL_FP8\x10\x06Bj\n" +
 	"\x10dev.accelplan.v1B\x11QuantizationProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3"
 
 var (

@@ -326,6 +326,8 @@ class Accelerator(_message.Message):
     NUMA_NODE_FIELD_NUMBER: _builtins.int
     MEMORY_BANDWIDTH_GIGABYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    PEAK_DENSE_TERAFLOPS_16BIT_FIELD_NUMBER: _builtins.int
     type: Global___AcceleratorType.ValueType
     """The kind of device. Required."""
     device_id: _builtins.int
@@ -359,6 +361,13 @@ class Accelerator(_message.Message):
     """
     name: _builtins.str
     """Free-text name, e.g. "NVIDIA H100 80GB HBM3". Informational."""
+    sku: _builtins.str
+    """A catalogue accelerator model (see ListAcceleratorModels), e.g. "h100-sxm"; it fills
+    in what the caller left at zero: type, memory, bandwidth, peak FLOPS, FP8 support.
+    Unknown skus are NOT_FOUND.
+    """
+    peak_dense_teraflops_16bit: _builtins.float
+    """Dense FP16/BF16 peak in teraFLOPS; 0 means the sku's or the type's default."""
     def __init__(
         self,
         *,
@@ -374,10 +383,12 @@ class Accelerator(_message.Message):
         numa_node: _builtins.int | None = ...,
         memory_bandwidth_gigabytes_per_second: _builtins.float = ...,
         name: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        peak_dense_teraflops_16bit: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_numa_node", b"_numa_node", "numa_node", b"numa_node"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_numa_node", b"_numa_node", "device_id", b"device_id", "gaudi_generation", b"gaudi_generation", "memory_bandwidth_gigabytes_per_second", b"memory_bandwidth_gigabytes_per_second", "memory_bytes", b"memory_bytes", "name", b"name", "neuron_chip_type", b"neuron_chip_type", "neuron_core_count", b"neuron_core_count", "numa_node", b"numa_node", "tpu_chip_count", b"tpu_chip_count", "tpu_version", b"tpu_version", "type", b"type", "unavailable", b"unavailable"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_numa_node", b"_numa_node", "device_id", b"device_id", "gaudi_generation", b"gaudi_generation", "memory_bandwidth_gigabytes_per_second", b"memory_bandwidth_gigabytes_per_second", "memory_bytes", b"memory_bytes", "name", b"name", "neuron_chip_type", b"neuron_chip_type", "neuron_core_count", b"neuron_core_count", "numa_node", b"numa_node", "peak_dense_teraflops_16bit", b"peak_dense_teraflops_16bit", "sku", b"sku", "tpu_chip_count", b"tpu_chip_count", "tpu_version", b"tpu_version", "type", b"type", "unavailable", b"unavailable"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__numa_node: _TypeAlias = _typing.Literal["numa_node"]  # noqa: Y015
     _WhichOneofArgType__numa_node: _TypeAlias = _typing.Literal["_numa_node", b"_numa_node"]  # noqa: Y015
@@ -610,3 +621,157 @@ class FilterAcceleratorsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FilterAcceleratorsResponse: _TypeAlias = FilterAcceleratorsResponse  # noqa: Y015
+
+@_typing.final
+class PeakThroughput(_message.Message):
+    """PeakThroughput is a dense peak at one precision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRECISION_FIELD_NUMBER: _builtins.int
+    DENSE_TERAFLOPS_FIELD_NUMBER: _builtins.int
+    precision: _builtins.str
+    """Precision: fp32, tf32, fp16, bf16, fp8, int8 or fp4."""
+    dense_teraflops: _builtins.float
+    """Dense (no sparsity) peak in teraFLOPS (teraOPS for integers)."""
+    def __init__(
+        self,
+        *,
+        precision: _builtins.str = ...,
+        dense_teraflops: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dense_teraflops", b"dense_teraflops", "precision", b"precision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeakThroughput: _TypeAlias = PeakThroughput  # noqa: Y015
+
+@_typing.final
+class AcceleratorModel(_message.Message):
+    """AcceleratorModel is one named accelerator of the hardware catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    VENDOR_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    MEMORY_BANDWIDTH_GIGABYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    PEAKS_FIELD_NUMBER: _builtins.int
+    SUPPORTED_QUANTIZATIONS_FIELD_NUMBER: _builtins.int
+    INTERCONNECT_FIELD_NUMBER: _builtins.int
+    INTERCONNECT_BANDWIDTH_GIGABYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    SOURCE_URL_FIELD_NUMBER: _builtins.int
+    RETRIEVED_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """Catalogue key, e.g. "h100-sxm"; use it as Accelerator.sku."""
+    name: _builtins.str
+    """Full name, e.g. "NVIDIA H100 SXM5 80GB"."""
+    vendor: _builtins.str
+    """Vendor, e.g. "nvidia"."""
+    type: Global___AcceleratorType.ValueType
+    """Accelerator kind."""
+    memory_bytes: _builtins.int
+    """Memory per device (per chip for TPUs), in bytes; 0 when it depends on configuration (CPUs)."""
+    memory_bandwidth_gigabytes_per_second: _builtins.float
+    """Peak memory bandwidth in gigabytes (10^9 bytes) per second."""
+    interconnect: _builtins.str
+    """Device-to-device link, e.g. "nvlink"; empty when none is listed."""
+    interconnect_bandwidth_gigabytes_per_second: _builtins.float
+    """That link's bandwidth per device in gigabytes per second."""
+    source_url: _builtins.str
+    """Where the figures come from."""
+    retrieved: _builtins.str
+    """When the source was read (YYYY-MM-DD)."""
+    @_builtins.property
+    def peaks(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeakThroughput]:
+        """Dense peaks by precision."""
+
+    @_builtins.property
+    def supported_quantizations(self) -> _containers.RepeatedScalarFieldContainer[_quantization_pb2.QuantizationLevel.ValueType]:
+        """Quantization levels the hardware runs natively (FP8 only with FP8 units)."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        name: _builtins.str = ...,
+        vendor: _builtins.str = ...,
+        type: Global___AcceleratorType.ValueType = ...,
+        memory_bytes: _builtins.int = ...,
+        memory_bandwidth_gigabytes_per_second: _builtins.float = ...,
+        peaks: _abc.Iterable[Global___PeakThroughput] | None = ...,
+        supported_quantizations: _abc.Iterable[_quantization_pb2.QuantizationLevel.ValueType] | None = ...,
+        interconnect: _builtins.str = ...,
+        interconnect_bandwidth_gigabytes_per_second: _builtins.float = ...,
+        source_url: _builtins.str = ...,
+        retrieved: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interconnect", b"interconnect", "interconnect_bandwidth_gigabytes_per_second", b"interconnect_bandwidth_gigabytes_per_second", "memory_bandwidth_gigabytes_per_second", b"memory_bandwidth_gigabytes_per_second", "memory_bytes", b"memory_bytes", "name", b"name", "peaks", b"peaks", "retrieved", b"retrieved", "sku", b"sku", "source_url", b"source_url", "supported_quantizations", b"supported_quantizations", "type", b"type", "vendor", b"vendor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceleratorModel: _TypeAlias = AcceleratorModel  # noqa: Y015
+
+@_typing.final
+class ListAcceleratorModelsRequest(_message.Message):
+    """ListAcceleratorModelsRequest pages through the hardware catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    type: Global___AcceleratorType.ValueType
+    """Only this kind; UNSPECIFIED for all."""
+    page_size: _builtins.int
+    """Most entries to return; 0 means 100, at most 1000."""
+    page_token: _builtins.str
+    """next_page_token of the previous response; empty for the first page."""
+    def __init__(
+        self,
+        *,
+        type: Global___AcceleratorType.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAcceleratorModelsRequest: _TypeAlias = ListAcceleratorModelsRequest  # noqa: Y015
+
+@_typing.final
+class ListAcceleratorModelsResponse(_message.Message):
+    """ListAcceleratorModelsResponse is one page of the hardware catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCELERATOR_MODELS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def accelerator_models(self) -> _containers.RepeatedCompositeFieldContainer[Global___AcceleratorModel]:
+        """The entries on this page, in catalogue order."""
+
+    def __init__(
+        self,
+        *,
+        accelerator_models: _abc.Iterable[Global___AcceleratorModel] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accelerator_models", b"accelerator_models", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAcceleratorModelsResponse: _TypeAlias = ListAcceleratorModelsResponse  # noqa: Y015

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from accelplan.v1 import quantization_pb2 as accelplan_dot_v1_dot_quantization__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61\x63\x63\x65lplan/v1/models.proto\x12\x0c\x61\x63\x63\x65lplan.v1\x1a\x1f\x61\x63\x63\x65lplan/v1/quantization.proto\"D\n\tModelSpec\x12\x19\n\x0fparameter_count\x18\x01 \x01(\x04H\x00\x12\x12\n\x08model_id\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"\xf5\x01\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x03 \x01(\t\x12\x17\n\x0fparameter_count\x18\x04 \x01(\x04\x12\x1e\n\x16\x61\x63tive_parameter_count\x18\x05 \x01(\x04\x12\x0f\n\x07hf_repo\x18\x06 \x01(\t\x12=\n\x14\x64\x65\x66\x61ult_quantization\x18\x07 \x01(\x0e\x32\x1f.accelplan.v1.QuantizationLevel\x12!\n\x19max_context_length_tokens\x18\x08 \x01(\r\x12\x12\n\nsource_url\x18\t \x01(\t\"J\n\x11ListModelsRequest\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.accelplan.v1.ModelInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x0fGetModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\":\n\x10GetModelResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.accelplan.v1.ModelInfo\"t\n\x1b\x46indCompatibleModelsRequest\x12\x35\n\x0cquantization\x18\x01 \x01(\x0e\x32\x1f.accelplan.v1.QuantizationLevel\x12\x1e\n\x16\x61vailable_memory_bytes\x18\x02 \x01(\x04\"p\n\x0f\x43ompatibleModel\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.accelplan.v1.ModelInfo\x12\x1d\n\x15required_memory_bytes\x18\x02 \x01(\x04\x12\x16\n\x0eheadroom_bytes\x18\x03 \x01(\x04\"M\n\x1c\x46indCompatibleModelsResponse\x12-\n\x06models\x18\x01 \x03(\x0b\x32\x1d.accelplan.v1.CompatibleModelBd\n\x10\x64\x65v.accelplan.v1B\x0bModelsProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61\x63\x63\x65lplan/v1/models.proto\x12\x0c\x61\x63\x63\x65lplan.v1\x1a\x1f\x61\x63\x63\x65lplan/v1/quantization.proto\"\x97\x01\n\tModelSpec\x12\x19\n\x0fparameter_count\x18\x01 \x01(\x04H\x00\x12\x12\n\x08model_id\x18\x02 \x01(\tH\x00\x12\x37\n\x0c\x61rchitecture\x18\x03 \x01(\x0b\x32\x1f.accelplan.v1.ModelArchitectureH\x00\x12\x18\n\x0ehf_config_json\x18\x04 \x01(\tH\x00\x42\x08\n\x06source\"\xe0\x05\n\x11ModelArchitecture\x12\x19\n\x11num_hidden_layers\x18\x01 \x01(\r\x12\x13\n\x0bhidden_size\x18\x02 \x01(\r\x12\x1b\n\x13num_attention_heads\x18\x03 \x01(\r\x12\x1b\n\x13num_key_value_heads\x18\x04 \x01(\r\x12\x10\n\x08head_dim\x18\x05 \x01(\r\x12\x19\n\x11intermediate_size\x18\x06 \x01(\r\x12\x12\n\nvocab_size\x18\x07 \x01(\r\x12\x1b\n\x13tie_word_embeddings\x18\x08 \x01(\x08\x12\x19\n\x11num_local_experts\x18\t \x01(\r\x12\x1b\n\x13num_experts_per_tok\x18\n \x01(\r\x12\x1d\n\x15moe_intermediate_size\x18\x0b \x01(\r\x12\x18\n\x10n_shared_experts\x18\x0c \x01(\r\x12\x1d\n\x15\x66irst_k_dense_replace\x18\r \x01(\r\x12\x14\n\x0ckv_lora_rank\x18\x0e \x01(\r\x12\x13\n\x0bq_lora_rank\x18\x0f \x01(\r\x12\x18\n\x10qk_rope_head_dim\x18\x10 \x01(\r\x12\x18\n\x10qk_nope_head_dim\x18\x11 \x01(\r\x12\x12\n\nv_head_dim\x18\x12 \x01(\r\x12\x16\n\x0esliding_window\x18\x13 \x01(\r\x12\x16\n\x0e\x61ttention_bias\x18\x14 \x01(\x08\x12\x12\n\nmodel_type\x18\x15 \x01(\t\x12\x10\n\x08mlp_bias\x18\x16 \x01(\x08\x12\x1e\n\x16sliding_window_pattern\x18\x17 \x01(\r\x12\x13\n\x0blayer_types\x18\x18 \x03(\t\x12\x15\n\rparallel_attn\x18\x19 \x01(\x08\x12\x1f\n\x17max_position_embeddings\x18\x1a \x01(\r\x12\x13\n\x0buse_qk_norm\x18\x1b \x01(\x08\x12\x16\n\x0emoe_layer_freq\x18\x1c \x01(\r\x12\x10\n\x08qkv_bias\x18\x1d \x01(\x08\"\xac\x02\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x03 \x01(\t\x12\x17\n\x0fparameter_count\x18\x04 \x01(\x04\x12\x1e\n\x16\x61\x63tive_parameter_count\x18\x05 \x01(\x04\x12\x0f\n\x07hf_repo\x18\x06 \x01(\t\x12=\n\x14\x64\x65\x66\x61ult_quantization\x18\x07 \x01(\x0e\x32\x1f.accelplan.v1.QuantizationLevel\x12!\n\x19max_context_length_tokens\x18\x08 \x01(\r\x12\x12\n\nsource_url\x18\t \x01(\t\x12\x35\n\x0c\x61rchitecture\x18\n \x01(\x0b\x32\x1f.accelplan.v1.ModelArchitecture\"J\n\x11ListModelsRequest\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"V\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.accelplan.v1.ModelInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"#\n\x0fGetModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\":\n\x10GetModelResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.accelplan.v1.ModelInfo\"t\n\x1b\x46indCompatibleModelsRequest\x12\x35\n\x0cquantization\x18\x01 \x01(\x0e\x32\x1f.accelplan.v1.QuantizationLevel\x12\x1e\n\x16\x61vailable_memory_bytes\x18\x02 \x01(\x04\"p\n\x0f\x43ompatibleModel\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.accelplan.v1.ModelInfo\x12\x1d\n\x15required_memory_bytes\x18\x02 \x01(\x04\x12\x16\n\x0eheadroom_bytes\x18\x03 \x01(\x04\"M\n\x1c\x46indCompatibleModelsResponse\x12-\n\x06models\x18\x01 \x03(\x0b\x32\x1d.accelplan.v1.CompatibleModelBd\n\x10\x64\x65v.accelplan.v1B\x0bModelsProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,22 +33,24 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'accelplan.v1.models_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.accelplan.v1B\013ModelsProtoP\001ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1'
-  _globals['_MODELSPEC']._serialized_start=76
-  _globals['_MODELSPEC']._serialized_end=144
-  _globals['_MODELINFO']._serialized_start=147
-  _globals['_MODELINFO']._serialized_end=392
-  _globals['_LISTMODELSREQUEST']._serialized_start=394
-  _globals['_LISTMODELSREQUEST']._serialized_end=468
-  _globals['_LISTMODELSRESPONSE']._serialized_start=470
-  _globals['_LISTMODELSRESPONSE']._serialized_end=556
-  _globals['_GETMODELREQUEST']._serialized_start=558
-  _globals['_GETMODELREQUEST']._serialized_end=593
-  _globals['_GETMODELRESPONSE']._serialized_start=595
-  _globals['_GETMODELRESPONSE']._serialized_end=653
-  _globals['_FINDCOMPATIBLEMODELSREQUEST']._serialized_start=655
-  _globals['_FINDCOMPATIBLEMODELSREQUEST']._serialized_end=771
-  _globals['_COMPATIBLEMODEL']._serialized_start=773
-  _globals['_COMPATIBLEMODEL']._serialized_end=885
-  _globals['_FINDCOMPATIBLEMODELSRESPONSE']._serialized_start=887
-  _globals['_FINDCOMPATIBLEMODELSRESPONSE']._serialized_end=964
+  _globals['_MODELSPEC']._serialized_start=77
+  _globals['_MODELSPEC']._serialized_end=228
+  _globals['_MODELARCHITECTURE']._serialized_start=231
+  _globals['_MODELARCHITECTURE']._serialized_end=967
+  _globals['_MODELINFO']._serialized_start=970
+  _globals['_MODELINFO']._serialized_end=1270
+  _globals['_LISTMODELSREQUEST']._serialized_start=1272
+  _globals['_LISTMODELSREQUEST']._serialized_end=1346
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1348
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1434
+  _globals['_GETMODELREQUEST']._serialized_start=1436
+  _globals['_GETMODELREQUEST']._serialized_end=1471
+  _globals['_GETMODELRESPONSE']._serialized_start=1473
+  _globals['_GETMODELRESPONSE']._serialized_end=1531
+  _globals['_FINDCOMPATIBLEMODELSREQUEST']._serialized_start=1533
+  _globals['_FINDCOMPATIBLEMODELSREQUEST']._serialized_end=1649
+  _globals['_COMPATIBLEMODEL']._serialized_start=1651
+  _globals['_COMPATIBLEMODEL']._serialized_end=1763
+  _globals['_FINDCOMPATIBLEMODELSRESPONSE']._serialized_start=1765
+  _globals['_FINDCOMPATIBLEMODELSRESPONSE']._serialized_end=1842
 # @@protoc_insertion_point(module_scope)

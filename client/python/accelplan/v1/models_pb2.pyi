@@ -27,6 +27,8 @@ class ModelSpec(_message.Message):
 
     PARAMETER_COUNT_FIELD_NUMBER: _builtins.int
     MODEL_ID_FIELD_NUMBER: _builtins.int
+    ARCHITECTURE_FIELD_NUMBER: _builtins.int
+    HF_CONFIG_JSON_FIELD_NUMBER: _builtins.int
     parameter_count: _builtins.int
     """A raw parameter count (1 to 10^18). Sizing then uses ai-hwaccel's
     parameter-count heuristics.
@@ -36,21 +38,174 @@ class ModelSpec(_message.Message):
     "llama-3.1-70b"; the Hugging Face repo id is accepted too. Case-insensitive.
     Unknown ids are NOT_FOUND.
     """
+    hf_config_json: _builtins.str
+    """The text of a Hugging Face config.json (at most 64 KiB); unknown keys are
+    ignored, missing required keys are named in a BadRequest.
+    """
+    @_builtins.property
+    def architecture(self) -> Global___ModelArchitecture:
+        """A transformer described field by field, as in Hugging Face config.json."""
+
     def __init__(
         self,
         *,
         parameter_count: _builtins.int = ...,
         model_id: _builtins.str = ...,
+        architecture: Global___ModelArchitecture | None = ...,
+        hf_config_json: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "parameter_count", b"parameter_count", "source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "hf_config_json", b"hf_config_json", "model_id", b"model_id", "parameter_count", b"parameter_count", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "parameter_count", b"parameter_count", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "hf_config_json", b"hf_config_json", "model_id", b"model_id", "parameter_count", b"parameter_count", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["parameter_count", "model_id"]  # noqa: Y015
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["parameter_count", "model_id", "architecture", "hf_config_json"]  # noqa: Y015
     _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
 
 Global___ModelSpec: _TypeAlias = ModelSpec  # noqa: Y015
+
+@_typing.final
+class ModelArchitecture(_message.Message):
+    """ModelArchitecture describes a decoder-only transformer with config.json's field
+    names. Zero means "not set" for every number: the field then takes its
+    config.json default (num_key_value_heads = num_attention_heads, head_dim =
+    hidden_size / num_attention_heads, no experts, no sliding window).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUM_HIDDEN_LAYERS_FIELD_NUMBER: _builtins.int
+    HIDDEN_SIZE_FIELD_NUMBER: _builtins.int
+    NUM_ATTENTION_HEADS_FIELD_NUMBER: _builtins.int
+    NUM_KEY_VALUE_HEADS_FIELD_NUMBER: _builtins.int
+    HEAD_DIM_FIELD_NUMBER: _builtins.int
+    INTERMEDIATE_SIZE_FIELD_NUMBER: _builtins.int
+    VOCAB_SIZE_FIELD_NUMBER: _builtins.int
+    TIE_WORD_EMBEDDINGS_FIELD_NUMBER: _builtins.int
+    NUM_LOCAL_EXPERTS_FIELD_NUMBER: _builtins.int
+    NUM_EXPERTS_PER_TOK_FIELD_NUMBER: _builtins.int
+    MOE_INTERMEDIATE_SIZE_FIELD_NUMBER: _builtins.int
+    N_SHARED_EXPERTS_FIELD_NUMBER: _builtins.int
+    FIRST_K_DENSE_REPLACE_FIELD_NUMBER: _builtins.int
+    KV_LORA_RANK_FIELD_NUMBER: _builtins.int
+    Q_LORA_RANK_FIELD_NUMBER: _builtins.int
+    QK_ROPE_HEAD_DIM_FIELD_NUMBER: _builtins.int
+    QK_NOPE_HEAD_DIM_FIELD_NUMBER: _builtins.int
+    V_HEAD_DIM_FIELD_NUMBER: _builtins.int
+    SLIDING_WINDOW_FIELD_NUMBER: _builtins.int
+    ATTENTION_BIAS_FIELD_NUMBER: _builtins.int
+    MODEL_TYPE_FIELD_NUMBER: _builtins.int
+    MLP_BIAS_FIELD_NUMBER: _builtins.int
+    SLIDING_WINDOW_PATTERN_FIELD_NUMBER: _builtins.int
+    LAYER_TYPES_FIELD_NUMBER: _builtins.int
+    PARALLEL_ATTN_FIELD_NUMBER: _builtins.int
+    MAX_POSITION_EMBEDDINGS_FIELD_NUMBER: _builtins.int
+    USE_QK_NORM_FIELD_NUMBER: _builtins.int
+    MOE_LAYER_FREQ_FIELD_NUMBER: _builtins.int
+    QKV_BIAS_FIELD_NUMBER: _builtins.int
+    num_hidden_layers: _builtins.int
+    """Transformer blocks. Required."""
+    hidden_size: _builtins.int
+    """Model width. Required."""
+    num_attention_heads: _builtins.int
+    """Query heads. Required."""
+    num_key_value_heads: _builtins.int
+    """Key/value heads (grouped-query attention); 0 means num_attention_heads."""
+    head_dim: _builtins.int
+    """Width of one head; 0 means hidden_size / num_attention_heads."""
+    intermediate_size: _builtins.int
+    """Width of the dense MLP (and of MoE experts when moe_intermediate_size is 0)."""
+    vocab_size: _builtins.int
+    """Vocabulary size. Required."""
+    tie_word_embeddings: _builtins.bool
+    """The LM head shares the input embedding matrix."""
+    num_local_experts: _builtins.int
+    """Routed experts per MoE layer (config.json: num_local_experts or n_routed_experts); 0 for dense models."""
+    num_experts_per_tok: _builtins.int
+    """Experts each token is routed to."""
+    moe_intermediate_size: _builtins.int
+    """Width of one routed expert's MLP (DeepSeek, Qwen MoE)."""
+    n_shared_experts: _builtins.int
+    """Always-active shared experts per MoE layer (DeepSeek)."""
+    first_k_dense_replace: _builtins.int
+    """Leading layers that stay dense before MoE layers begin (DeepSeek)."""
+    kv_lora_rank: _builtins.int
+    """Multi-head latent attention: rank of the compressed KV latent (DeepSeek V2/V3); 0 for none."""
+    q_lora_rank: _builtins.int
+    """MLA: rank of the compressed query; 0 for a full query projection."""
+    qk_rope_head_dim: _builtins.int
+    """MLA: per-head width of the rotary part of queries and keys."""
+    qk_nope_head_dim: _builtins.int
+    """MLA: per-head width of the non-rotary part of queries and keys."""
+    v_head_dim: _builtins.int
+    """MLA: per-head width of values."""
+    sliding_window: _builtins.int
+    """Tokens a sliding-window layer attends to; 0 for none."""
+    attention_bias: _builtins.bool
+    """Bias on the q, k, v and o projections."""
+    model_type: _builtins.str
+    """config.json's model_type (llama, gemma2, qwen2, falcon, deepseek_v3, ...); selects family quirks."""
+    mlp_bias: _builtins.bool
+    """Bias on the MLP projections."""
+    sliding_window_pattern: _builtins.int
+    """Every n-th layer (1-based) uses full attention, the others the sliding window
+    (Gemma 2 is 2, Gemma 3 is 6); 0 means every layer slides when sliding_window is set
+    (Gemma 2 defaults to 2 by model_type).
+    """
+    parallel_attn: _builtins.bool
+    """Attention and MLP run in parallel from one norm (Falcon, Cohere)."""
+    max_position_embeddings: _builtins.int
+    """Longest context the model supports, in tokens."""
+    use_qk_norm: _builtins.bool
+    """Per-head norms on queries and keys (Cohere use_qk_norm)."""
+    moe_layer_freq: _builtins.int
+    """Every n-th layer (after first_k_dense_replace) has experts; 0 means 1."""
+    qkv_bias: _builtins.bool
+    """Bias on q, k and v only (Qwen2; implied by model_type qwen2)."""
+    @_builtins.property
+    def layer_types(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Per-layer attention kind, "full_attention" or "sliding_attention"; overrides sliding_window_pattern."""
+
+    def __init__(
+        self,
+        *,
+        num_hidden_layers: _builtins.int = ...,
+        hidden_size: _builtins.int = ...,
+        num_attention_heads: _builtins.int = ...,
+        num_key_value_heads: _builtins.int = ...,
+        head_dim: _builtins.int = ...,
+        intermediate_size: _builtins.int = ...,
+        vocab_size: _builtins.int = ...,
+        tie_word_embeddings: _builtins.bool = ...,
+        num_local_experts: _builtins.int = ...,
+        num_experts_per_tok: _builtins.int = ...,
+        moe_intermediate_size: _builtins.int = ...,
+        n_shared_experts: _builtins.int = ...,
+        first_k_dense_replace: _builtins.int = ...,
+        kv_lora_rank: _builtins.int = ...,
+        q_lora_rank: _builtins.int = ...,
+        qk_rope_head_dim: _builtins.int = ...,
+        qk_nope_head_dim: _builtins.int = ...,
+        v_head_dim: _builtins.int = ...,
+        sliding_window: _builtins.int = ...,
+        attention_bias: _builtins.bool = ...,
+        model_type: _builtins.str = ...,
+        mlp_bias: _builtins.bool = ...,
+        sliding_window_pattern: _builtins.int = ...,
+        layer_types: _abc.Iterable[_builtins.str] | None = ...,
+        parallel_attn: _builtins.bool = ...,
+        max_position_embeddings: _builtins.int = ...,
+        use_qk_norm: _builtins.bool = ...,
+        moe_layer_freq: _builtins.int = ...,
+        qkv_bias: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attention_bias", b"attention_bias", "first_k_dense_replace", b"first_k_dense_replace", "head_dim", b"head_dim", "hidden_size", b"hidden_size", "intermediate_size", b"intermediate_size", "kv_lora_rank", b"kv_lora_rank", "layer_types", b"layer_types", "max_position_embeddings", b"max_position_embeddings", "mlp_bias", b"mlp_bias", "model_type", b"model_type", "moe_intermediate_size", b"moe_intermediate_size", "moe_layer_freq", b"moe_layer_freq", "n_shared_experts", b"n_shared_experts", "num_attention_heads", b"num_attention_heads", "num_experts_per_tok", b"num_experts_per_tok", "num_hidden_layers", b"num_hidden_layers", "num_key_value_heads", b"num_key_value_heads", "num_local_experts", b"num_local_experts", "parallel_attn", b"parallel_attn", "q_lora_rank", b"q_lora_rank", "qk_nope_head_dim", b"qk_nope_head_dim", "qk_rope_head_dim", b"qk_rope_head_dim", "qkv_bias", b"qkv_bias", "sliding_window", b"sliding_window", "sliding_window_pattern", b"sliding_window_pattern", "tie_word_embeddings", b"tie_word_embeddings", "use_qk_norm", b"use_qk_norm", "v_head_dim", b"v_head_dim", "vocab_size", b"vocab_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelArchitecture: _TypeAlias = ModelArchitecture  # noqa: Y015
 
 @_typing.final
 class ModelInfo(_message.Message):
@@ -67,6 +222,7 @@ class ModelInfo(_message.Message):
     DEFAULT_QUANTIZATION_FIELD_NUMBER: _builtins.int
     MAX_CONTEXT_LENGTH_TOKENS_FIELD_NUMBER: _builtins.int
     SOURCE_URL_FIELD_NUMBER: _builtins.int
+    ARCHITECTURE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Catalogue id, e.g. "llama-3.1-70b"."""
     name: _builtins.str
@@ -85,6 +241,10 @@ class ModelInfo(_message.Message):
     """Longest context the model supports, in tokens; 0 when not applicable."""
     source_url: _builtins.str
     """Where the parameter count comes from."""
+    @_builtins.property
+    def architecture(self) -> Global___ModelArchitecture:
+        """The model's architecture from its config.json; unset for non-decoder models."""
+
     def __init__(
         self,
         *,
@@ -97,10 +257,11 @@ class ModelInfo(_message.Message):
         default_quantization: _quantization_pb2.QuantizationLevel.ValueType = ...,
         max_context_length_tokens: _builtins.int = ...,
         source_url: _builtins.str = ...,
+        architecture: Global___ModelArchitecture | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_parameter_count", b"active_parameter_count", "default_quantization", b"default_quantization", "family", b"family", "hf_repo", b"hf_repo", "id", b"id", "max_context_length_tokens", b"max_context_length_tokens", "name", b"name", "parameter_count", b"parameter_count", "source_url", b"source_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_parameter_count", b"active_parameter_count", "architecture", b"architecture", "default_quantization", b"default_quantization", "family", b"family", "hf_repo", b"hf_repo", "id", b"id", "max_context_length_tokens", b"max_context_length_tokens", "name", b"name", "parameter_count", b"parameter_count", "source_url", b"source_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -246,7 +407,9 @@ class CompatibleModel(_message.Message):
     REQUIRED_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     HEADROOM_BYTES_FIELD_NUMBER: _builtins.int
     required_memory_bytes: _builtins.int
-    """Memory the model needs at the requested quantization (EstimateMemory's total_bytes)."""
+    """Memory the model needs at the requested quantization (EstimateMemory's total_bytes
+    with its defaults: 4,096-token context, one sequence).
+    """
     headroom_bytes: _builtins.int
     """available_memory_bytes - required_memory_bytes."""
     @_builtins.property

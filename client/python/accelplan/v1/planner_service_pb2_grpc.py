@@ -95,6 +95,21 @@ class PlannerServiceStub:
                 request_serializer=accelplan_dot_v1_dot_hardware__pb2.FilterAcceleratorsRequest.SerializeToString,
                 response_deserializer=accelplan_dot_v1_dot_hardware__pb2.FilterAcceleratorsResponse.FromString,
                 _registered_method=True)
+        self.ListAcceleratorModels = channel.unary_unary(
+                '/accelplan.v1.PlannerService/ListAcceleratorModels',
+                request_serializer=accelplan_dot_v1_dot_hardware__pb2.ListAcceleratorModelsRequest.SerializeToString,
+                response_deserializer=accelplan_dot_v1_dot_hardware__pb2.ListAcceleratorModelsResponse.FromString,
+                _registered_method=True)
+        self.EstimateCapacity = channel.unary_unary(
+                '/accelplan.v1.PlannerService/EstimateCapacity',
+                request_serializer=accelplan_dot_v1_dot_planning__pb2.EstimateCapacityRequest.SerializeToString,
+                response_deserializer=accelplan_dot_v1_dot_planning__pb2.EstimateCapacityResponse.FromString,
+                _registered_method=True)
+        self.EstimatePerformance = channel.unary_unary(
+                '/accelplan.v1.PlannerService/EstimatePerformance',
+                request_serializer=accelplan_dot_v1_dot_planning__pb2.EstimatePerformanceRequest.SerializeToString,
+                response_deserializer=accelplan_dot_v1_dot_planning__pb2.EstimatePerformanceResponse.FromString,
+                _registered_method=True)
 
 
 class PlannerServiceServicer:
@@ -178,6 +193,27 @@ class PlannerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAcceleratorModels(self, request, context):
+        """Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EstimateCapacity(self, request, context):
+        """Answers the inverse memory questions: longest context or most sequences that fit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EstimatePerformance(self, request, context):
+        """Predicts time to first token and decode speed from a roofline model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PlannerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -235,6 +271,21 @@ def add_PlannerServiceServicer_to_server(servicer, server):
                     servicer.FilterAccelerators,
                     request_deserializer=accelplan_dot_v1_dot_hardware__pb2.FilterAcceleratorsRequest.FromString,
                     response_serializer=accelplan_dot_v1_dot_hardware__pb2.FilterAcceleratorsResponse.SerializeToString,
+            ),
+            'ListAcceleratorModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAcceleratorModels,
+                    request_deserializer=accelplan_dot_v1_dot_hardware__pb2.ListAcceleratorModelsRequest.FromString,
+                    response_serializer=accelplan_dot_v1_dot_hardware__pb2.ListAcceleratorModelsResponse.SerializeToString,
+            ),
+            'EstimateCapacity': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimateCapacity,
+                    request_deserializer=accelplan_dot_v1_dot_planning__pb2.EstimateCapacityRequest.FromString,
+                    response_serializer=accelplan_dot_v1_dot_planning__pb2.EstimateCapacityResponse.SerializeToString,
+            ),
+            'EstimatePerformance': grpc.unary_unary_rpc_method_handler(
+                    servicer.EstimatePerformance,
+                    request_deserializer=accelplan_dot_v1_dot_planning__pb2.EstimatePerformanceRequest.FromString,
+                    response_serializer=accelplan_dot_v1_dot_planning__pb2.EstimatePerformanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -535,6 +586,87 @@ class PlannerService:
             '/accelplan.v1.PlannerService/FilterAccelerators',
             accelplan_dot_v1_dot_hardware__pb2.FilterAcceleratorsRequest.SerializeToString,
             accelplan_dot_v1_dot_hardware__pb2.FilterAcceleratorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAcceleratorModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accelplan.v1.PlannerService/ListAcceleratorModels',
+            accelplan_dot_v1_dot_hardware__pb2.ListAcceleratorModelsRequest.SerializeToString,
+            accelplan_dot_v1_dot_hardware__pb2.ListAcceleratorModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimateCapacity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accelplan.v1.PlannerService/EstimateCapacity',
+            accelplan_dot_v1_dot_planning__pb2.EstimateCapacityRequest.SerializeToString,
+            accelplan_dot_v1_dot_planning__pb2.EstimateCapacityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EstimatePerformance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/accelplan.v1.PlannerService/EstimatePerformance',
+            accelplan_dot_v1_dot_planning__pb2.EstimatePerformanceRequest.SerializeToString,
+            accelplan_dot_v1_dot_planning__pb2.EstimatePerformanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,6 +60,12 @@ class PlannerServiceStub:
     """Lists catalogue models that fit a memory budget, largest first."""
     FilterAccelerators: _grpc.UnaryUnaryMultiCallable[_hardware_pb2.FilterAcceleratorsRequest, _hardware_pb2.FilterAcceleratorsResponse]
     """Lists the fleet's available devices that meet a requirement, with their capabilities."""
+    ListAcceleratorModels: _grpc.UnaryUnaryMultiCallable[_hardware_pb2.ListAcceleratorModelsRequest, _hardware_pb2.ListAcceleratorModelsResponse]
+    """Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS."""
+    EstimateCapacity: _grpc.UnaryUnaryMultiCallable[_planning_pb2.EstimateCapacityRequest, _planning_pb2.EstimateCapacityResponse]
+    """Answers the inverse memory questions: longest context or most sequences that fit."""
+    EstimatePerformance: _grpc.UnaryUnaryMultiCallable[_planning_pb2.EstimatePerformanceRequest, _planning_pb2.EstimatePerformanceResponse]
+    """Predicts time to first token and decode speed from a roofline model."""
 
 @_typing.type_check_only
 class PlannerServiceAsyncStub(PlannerServiceStub):
@@ -88,6 +94,12 @@ class PlannerServiceAsyncStub(PlannerServiceStub):
     """Lists catalogue models that fit a memory budget, largest first."""
     FilterAccelerators: _aio.UnaryUnaryMultiCallable[_hardware_pb2.FilterAcceleratorsRequest, _hardware_pb2.FilterAcceleratorsResponse]  # type: ignore[assignment]
     """Lists the fleet's available devices that meet a requirement, with their capabilities."""
+    ListAcceleratorModels: _aio.UnaryUnaryMultiCallable[_hardware_pb2.ListAcceleratorModelsRequest, _hardware_pb2.ListAcceleratorModelsResponse]  # type: ignore[assignment]
+    """Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS."""
+    EstimateCapacity: _aio.UnaryUnaryMultiCallable[_planning_pb2.EstimateCapacityRequest, _planning_pb2.EstimateCapacityResponse]  # type: ignore[assignment]
+    """Answers the inverse memory questions: longest context or most sequences that fit."""
+    EstimatePerformance: _aio.UnaryUnaryMultiCallable[_planning_pb2.EstimatePerformanceRequest, _planning_pb2.EstimatePerformanceResponse]  # type: ignore[assignment]
+    """Predicts time to first token and decode speed from a roofline model."""
 
 class PlannerServiceServicer(metaclass=_abc_1.ABCMeta):
     """PlannerService answers hardware-planning questions for AI models."""
@@ -179,5 +191,29 @@ class PlannerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_hardware_pb2.FilterAcceleratorsResponse, _abc.Awaitable[_hardware_pb2.FilterAcceleratorsResponse]]:
         """Lists the fleet's available devices that meet a requirement, with their capabilities."""
+
+    @_abc_1.abstractmethod
+    def ListAcceleratorModels(
+        self,
+        request: _hardware_pb2.ListAcceleratorModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hardware_pb2.ListAcceleratorModelsResponse, _abc.Awaitable[_hardware_pb2.ListAcceleratorModelsResponse]]:
+        """Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS."""
+
+    @_abc_1.abstractmethod
+    def EstimateCapacity(
+        self,
+        request: _planning_pb2.EstimateCapacityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_planning_pb2.EstimateCapacityResponse, _abc.Awaitable[_planning_pb2.EstimateCapacityResponse]]:
+        """Answers the inverse memory questions: longest context or most sequences that fit."""
+
+    @_abc_1.abstractmethod
+    def EstimatePerformance(
+        self,
+        request: _planning_pb2.EstimatePerformanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_planning_pb2.EstimatePerformanceResponse, _abc.Awaitable[_planning_pb2.EstimatePerformanceResponse]]:
+        """Predicts time to first token and decode speed from a roofline model."""
 
 def add_PlannerServiceServicer_to_server(servicer: PlannerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,6 +22,30 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _PerformanceBound:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PerformanceBoundEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PerformanceBound.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PERFORMANCE_BOUND_UNSPECIFIED: _PerformanceBound.ValueType  # 0
+    """Not set."""
+    PERFORMANCE_BOUND_MEMORY_BANDWIDTH: _PerformanceBound.ValueType  # 1
+    """Reading weights and KV cache from memory."""
+    PERFORMANCE_BOUND_COMPUTE: _PerformanceBound.ValueType  # 2
+    """Matrix-multiply throughput."""
+
+class PerformanceBound(_PerformanceBound, metaclass=_PerformanceBoundEnumTypeWrapper):
+    """PerformanceBound is what limits a decode step."""
+
+PERFORMANCE_BOUND_UNSPECIFIED: PerformanceBound.ValueType  # 0
+"""Not set."""
+PERFORMANCE_BOUND_MEMORY_BANDWIDTH: PerformanceBound.ValueType  # 1
+"""Reading weights and KV cache from memory."""
+PERFORMANCE_BOUND_COMPUTE: PerformanceBound.ValueType  # 2
+"""Matrix-multiply throughput."""
+Global___PerformanceBound: _TypeAlias = PerformanceBound  # noqa: Y015
+
 class _ShardingStrategy:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -56,14 +80,41 @@ Global___ShardingStrategy: _TypeAlias = ShardingStrategy  # noqa: Y015
 
 @_typing.final
 class EstimateMemoryRequest(_message.Message):
-    """EstimateMemoryRequest asks how much memory a model needs for inference."""
+    """EstimateMemoryRequest asks how much memory a model needs for inference.
+
+    With a bare parameter_count the answer is ai-hwaccel's: weights plus a flat
+    20%. With a known architecture (model_id, architecture or hf_config_json) it
+    is weights (with quantization overhead) + KV cache + activations + runtime
+    overhead for the traffic described below.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     MODEL_FIELD_NUMBER: _builtins.int
     QUANTIZATION_FIELD_NUMBER: _builtins.int
+    CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
+    BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    KV_CACHE_QUANTIZATION_FIELD_NUMBER: _builtins.int
+    QUANTIZATION_GROUP_SIZE_FIELD_NUMBER: _builtins.int
+    QUANTIZATION_SYMMETRIC_FIELD_NUMBER: _builtins.int
+    TENSOR_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    MAX_BATCHED_TOKENS_FIELD_NUMBER: _builtins.int
     quantization: _quantization_pb2.QuantizationLevel.ValueType
     """Weight precision. Required."""
+    context_length: _builtins.int
+    """Tokens of context per sequence (prompt plus output); 0 means 4,096."""
+    batch_size: _builtins.int
+    """Sequences served at once; 0 means 1."""
+    kv_cache_quantization: _quantization_pb2.QuantizationLevel.ValueType
+    """KV-cache precision; UNSPECIFIED means 16-bit whatever the weights' level."""
+    quantization_group_size: _builtins.int
+    """INT4/INT8 weights per quantization group (one FP16 scale each); 0 means 128."""
+    quantization_symmetric: _builtins.bool
+    """Symmetric INT4/INT8 quantization (no zero points); default false: GPTQ/AWQ-style zero points."""
+    tensor_parallel_size: _builtins.int
+    """Devices the model is split over by tensor parallelism; the answer is per device. 0 means 1."""
+    max_batched_tokens: _builtins.int
+    """Tokens in the widest forward pass (the engine's chunked-prefill budget); 0 means 8,192."""
     @_builtins.property
     def model(self) -> _models_pb2.ModelSpec:
         """The model. Required."""
@@ -73,18 +124,75 @@ class EstimateMemoryRequest(_message.Message):
         *,
         model: _models_pb2.ModelSpec | None = ...,
         quantization: _quantization_pb2.QuantizationLevel.ValueType = ...,
+        context_length: _builtins.int = ...,
+        batch_size: _builtins.int = ...,
+        kv_cache_quantization: _quantization_pb2.QuantizationLevel.ValueType = ...,
+        quantization_group_size: _builtins.int = ...,
+        quantization_symmetric: _builtins.bool = ...,
+        tensor_parallel_size: _builtins.int = ...,
+        max_batched_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "quantization", b"quantization"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "context_length", b"context_length", "kv_cache_quantization", b"kv_cache_quantization", "max_batched_tokens", b"max_batched_tokens", "model", b"model", "quantization", b"quantization", "quantization_group_size", b"quantization_group_size", "quantization_symmetric", b"quantization_symmetric", "tensor_parallel_size", b"tensor_parallel_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EstimateMemoryRequest: _TypeAlias = EstimateMemoryRequest  # noqa: Y015
 
 @_typing.final
+class MemoryAssumptions(_message.Message):
+    """MemoryAssumptions are the inputs a memory estimate used, defaults filled in."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARCHITECTURE_KNOWN_FIELD_NUMBER: _builtins.int
+    CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
+    BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    KV_CACHE_BITS_FIELD_NUMBER: _builtins.int
+    LINEAR_WEIGHT_BITS_FIELD_NUMBER: _builtins.int
+    QUANTIZATION_GROUP_SIZE_FIELD_NUMBER: _builtins.int
+    TENSOR_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    MAX_BATCHED_TOKENS_FIELD_NUMBER: _builtins.int
+    architecture_known: _builtins.bool
+    """Whether the architecture was known (else ai-hwaccel's flat 20% rule applied)."""
+    context_length: _builtins.int
+    """Tokens of context per sequence."""
+    batch_size: _builtins.int
+    """Sequences served at once."""
+    kv_cache_bits: _builtins.int
+    """Bits per KV-cache value."""
+    linear_weight_bits: _builtins.float
+    """Average bits per quantized linear-layer weight, scale and zero-point overhead included."""
+    quantization_group_size: _builtins.int
+    """Weights per quantization group."""
+    tensor_parallel_size: _builtins.int
+    """Tensor-parallel degree the figures are per device for."""
+    max_batched_tokens: _builtins.int
+    """Tokens in the widest forward pass."""
+    def __init__(
+        self,
+        *,
+        architecture_known: _builtins.bool = ...,
+        context_length: _builtins.int = ...,
+        batch_size: _builtins.int = ...,
+        kv_cache_bits: _builtins.int = ...,
+        linear_weight_bits: _builtins.float = ...,
+        quantization_group_size: _builtins.int = ...,
+        tensor_parallel_size: _builtins.int = ...,
+        max_batched_tokens: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["architecture_known", b"architecture_known", "batch_size", b"batch_size", "context_length", b"context_length", "kv_cache_bits", b"kv_cache_bits", "linear_weight_bits", b"linear_weight_bits", "max_batched_tokens", b"max_batched_tokens", "quantization_group_size", b"quantization_group_size", "tensor_parallel_size", b"tensor_parallel_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemoryAssumptions: _TypeAlias = MemoryAssumptions  # noqa: Y015
+
+@_typing.final
 class MemoryEstimate(_message.Message):
-    """MemoryEstimate is the memory a model needs for inference."""
+    """MemoryEstimate is the memory a model needs for inference, per device."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -94,19 +202,40 @@ class MemoryEstimate(_message.Message):
     OVERHEAD_BYTES_FIELD_NUMBER: _builtins.int
     TOTAL_BYTES_FIELD_NUMBER: _builtins.int
     ASSUMPTIONS_FIELD_NUMBER: _builtins.int
+    ACTIVE_PARAMETER_COUNT_FIELD_NUMBER: _builtins.int
+    KV_CACHE_BYTES_FIELD_NUMBER: _builtins.int
+    KV_CACHE_BYTES_PER_TOKEN_FIELD_NUMBER: _builtins.int
+    ACTIVATION_BYTES_FIELD_NUMBER: _builtins.int
+    ASSUMED_FIELD_NUMBER: _builtins.int
     parameter_count: _builtins.int
-    """Parameters the estimate is based on."""
+    """Parameters the model stores."""
     quantization: _quantization_pb2.QuantizationLevel.ValueType
     """The weight precision used."""
     weights_bytes: _builtins.int
-    """Bytes of weights: parameter_count * bits / 8, rounded down."""
+    """Bytes of weights (per device under tensor parallelism). Bare parameter count:
+    parameter_count * bits / 8, rounded down.
+    """
     overhead_bytes: _builtins.int
-    """Bytes for activations and KV cache: weights_bytes / 5 (ai-hwaccel's flat 20%)."""
+    """Bare parameter count: weights_bytes / 5 for activations and KV cache (ai-hwaccel's
+    flat 20%). Known architecture: the runtime reserve (CUDA context, graphs, buffers).
+    """
     total_bytes: _builtins.int
-    """weights_bytes + overhead_bytes."""
+    """weights_bytes + kv_cache_bytes + activation_bytes + overhead_bytes."""
+    active_parameter_count: _builtins.int
+    """Parameters one token passes through (mixture of experts: only the routed top-k)."""
+    kv_cache_bytes: _builtins.int
+    """Bytes of KV cache for batch_size sequences of context_length tokens; 0 when the architecture is unknown."""
+    kv_cache_bytes_per_token: _builtins.int
+    """KV-cache bytes one more token of context adds (within every sliding window)."""
+    activation_bytes: _builtins.int
+    """Peak activation bytes of the widest forward pass."""
     @_builtins.property
     def assumptions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The assumptions behind the numbers, one sentence each."""
+
+    @_builtins.property
+    def assumed(self) -> Global___MemoryAssumptions:
+        """The inputs used, with defaults filled in."""
 
     def __init__(
         self,
@@ -117,14 +246,308 @@ class MemoryEstimate(_message.Message):
         overhead_bytes: _builtins.int = ...,
         total_bytes: _builtins.int = ...,
         assumptions: _abc.Iterable[_builtins.str] | None = ...,
+        active_parameter_count: _builtins.int = ...,
+        kv_cache_bytes: _builtins.int = ...,
+        kv_cache_bytes_per_token: _builtins.int = ...,
+        activation_bytes: _builtins.int = ...,
+        assumed: Global___MemoryAssumptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assumed", b"assumed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assumptions", b"assumptions", "overhead_bytes", b"overhead_bytes", "parameter_count", b"parameter_count", "quantization", b"quantization", "total_bytes", b"total_bytes", "weights_bytes", b"weights_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_bytes", b"activation_bytes", "active_parameter_count", b"active_parameter_count", "assumed", b"assumed", "assumptions", b"assumptions", "kv_cache_bytes", b"kv_cache_bytes", "kv_cache_bytes_per_token", b"kv_cache_bytes_per_token", "overhead_bytes", b"overhead_bytes", "parameter_count", b"parameter_count", "quantization", b"quantization", "total_bytes", b"total_bytes", "weights_bytes", b"weights_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MemoryEstimate: _TypeAlias = MemoryEstimate  # noqa: Y015
+
+@_typing.final
+class EstimateCapacityRequest(_message.Message):
+    """EstimateCapacityRequest asks the inverse questions for a model on a set of
+    devices: the longest context, or the most concurrent sequences, that fit.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    QUANTIZATION_FIELD_NUMBER: _builtins.int
+    FLEET_FIELD_NUMBER: _builtins.int
+    TENSOR_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    GPU_MEMORY_UTILIZATION_FIELD_NUMBER: _builtins.int
+    CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
+    BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    KV_CACHE_QUANTIZATION_FIELD_NUMBER: _builtins.int
+    QUANTIZATION_GROUP_SIZE_FIELD_NUMBER: _builtins.int
+    MAX_BATCHED_TOKENS_FIELD_NUMBER: _builtins.int
+    quantization: _quantization_pb2.QuantizationLevel.ValueType
+    """Weight precision. Required."""
+    tensor_parallel_size: _builtins.int
+    """Tensor-parallel degree; 0 means every available device in the fleet."""
+    gpu_memory_utilization: _builtins.float
+    """Share of each device's memory the engine may use (vLLM's gpu_memory_utilization); 0 means 0.9."""
+    context_length: _builtins.int
+    """For max_concurrent_sequences: tokens per sequence; 0 means 4,096."""
+    batch_size: _builtins.int
+    """For max_context_length: sequences held at once; 0 means 1."""
+    kv_cache_quantization: _quantization_pb2.QuantizationLevel.ValueType
+    """KV-cache precision; UNSPECIFIED means 16-bit."""
+    quantization_group_size: _builtins.int
+    """INT4/INT8 weights per quantization group; 0 means 128."""
+    max_batched_tokens: _builtins.int
+    """Tokens in the widest forward pass; 0 means 8,192."""
+    @_builtins.property
+    def model(self) -> _models_pb2.ModelSpec:
+        """The model; its architecture must be known (model_id, architecture or hf_config_json)."""
+
+    @_builtins.property
+    def fleet(self) -> _hardware_pb2.Fleet:
+        """The devices; the model is split by tensor parallelism over the first
+        tensor_parallel_size available ones, and the smallest of them sets the budget.
+        """
+
+    def __init__(
+        self,
+        *,
+        model: _models_pb2.ModelSpec | None = ...,
+        quantization: _quantization_pb2.QuantizationLevel.ValueType = ...,
+        fleet: _hardware_pb2.Fleet | None = ...,
+        tensor_parallel_size: _builtins.int = ...,
+        gpu_memory_utilization: _builtins.float = ...,
+        context_length: _builtins.int = ...,
+        batch_size: _builtins.int = ...,
+        kv_cache_quantization: _quantization_pb2.QuantizationLevel.ValueType = ...,
+        quantization_group_size: _builtins.int = ...,
+        max_batched_tokens: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fleet", b"fleet", "model", b"model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_size", b"batch_size", "context_length", b"context_length", "fleet", b"fleet", "gpu_memory_utilization", b"gpu_memory_utilization", "kv_cache_quantization", b"kv_cache_quantization", "max_batched_tokens", b"max_batched_tokens", "model", b"model", "quantization", b"quantization", "quantization_group_size", b"quantization_group_size", "tensor_parallel_size", b"tensor_parallel_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateCapacityRequest: _TypeAlias = EstimateCapacityRequest  # noqa: Y015
+
+@_typing.final
+class EstimateCapacityResponse(_message.Message):
+    """EstimateCapacityResponse is what fits, per device."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_CONTEXT_LENGTH_FIELD_NUMBER: _builtins.int
+    MAX_CONCURRENT_SEQUENCES_FIELD_NUMBER: _builtins.int
+    KV_CACHE_TOKENS_FIELD_NUMBER: _builtins.int
+    KV_CACHE_BUDGET_BYTES_FIELD_NUMBER: _builtins.int
+    USABLE_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    MEMORY_FIELD_NUMBER: _builtins.int
+    TENSOR_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    ASSUMPTIONS_FIELD_NUMBER: _builtins.int
+    max_context_length: _builtins.int
+    """Longest context per sequence for batch_size sequences, capped at the model's
+    max_position_embeddings; 0 when even the weights do not fit.
+    """
+    max_concurrent_sequences: _builtins.int
+    """Most sequences of context_length tokens held at once."""
+    kv_cache_tokens: _builtins.int
+    """Tokens of full-attention context the KV budget holds (vLLM's "KV cache size" in tokens)."""
+    kv_cache_budget_bytes: _builtins.int
+    """Bytes per device left for KV cache after weights, activations and overhead."""
+    usable_memory_bytes: _builtins.int
+    """Bytes per device the engine may use: memory * gpu_memory_utilization."""
+    tensor_parallel_size: _builtins.int
+    """Tensor-parallel degree used."""
+    @_builtins.property
+    def memory(self) -> Global___MemoryEstimate:
+        """Memory per device without the KV cache budget (KV shown for one context_length sequence)."""
+
+    @_builtins.property
+    def assumptions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The assumptions behind the numbers, one sentence each."""
+
+    def __init__(
+        self,
+        *,
+        max_context_length: _builtins.int = ...,
+        max_concurrent_sequences: _builtins.int = ...,
+        kv_cache_tokens: _builtins.int = ...,
+        kv_cache_budget_bytes: _builtins.int = ...,
+        usable_memory_bytes: _builtins.int = ...,
+        memory: Global___MemoryEstimate | None = ...,
+        tensor_parallel_size: _builtins.int = ...,
+        assumptions: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["memory", b"memory"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assumptions", b"assumptions", "kv_cache_budget_bytes", b"kv_cache_budget_bytes", "kv_cache_tokens", b"kv_cache_tokens", "max_concurrent_sequences", b"max_concurrent_sequences", "max_context_length", b"max_context_length", "memory", b"memory", "tensor_parallel_size", b"tensor_parallel_size", "usable_memory_bytes", b"usable_memory_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimateCapacityResponse: _TypeAlias = EstimateCapacityResponse  # noqa: Y015
+
+@_typing.final
+class EstimatePerformanceRequest(_message.Message):
+    """EstimatePerformanceRequest asks how fast a model serves on a fleet (roofline model)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    QUANTIZATION_FIELD_NUMBER: _builtins.int
+    FLEET_FIELD_NUMBER: _builtins.int
+    TENSOR_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    PIPELINE_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
+    OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    KV_CACHE_QUANTIZATION_FIELD_NUMBER: _builtins.int
+    DECODE_MBU_FIELD_NUMBER: _builtins.int
+    DECODE_MFU_FIELD_NUMBER: _builtins.int
+    PREFILL_MFU_FIELD_NUMBER: _builtins.int
+    QUANTIZATION_GROUP_SIZE_FIELD_NUMBER: _builtins.int
+    QUANTIZATION_SYMMETRIC_FIELD_NUMBER: _builtins.int
+    quantization: _quantization_pb2.QuantizationLevel.ValueType
+    """Weight precision. Required."""
+    tensor_parallel_size: _builtins.int
+    """Devices per pipeline stage splitting each layer; 0 means 1."""
+    pipeline_parallel_size: _builtins.int
+    """Pipeline stages; 0 means 1."""
+    batch_size: _builtins.int
+    """Sequences decoded together; 0 means 1."""
+    prompt_tokens: _builtins.int
+    """Prompt tokens per sequence; 0 means 512."""
+    output_tokens: _builtins.int
+    """Output tokens per sequence; 0 means 128."""
+    kv_cache_quantization: _quantization_pb2.QuantizationLevel.ValueType
+    """KV-cache precision; UNSPECIFIED means 16-bit."""
+    decode_mbu: _builtins.float
+    """Override of the decode memory-bandwidth utilisation (default 0.75), in (0, 1]."""
+    decode_mfu: _builtins.float
+    """Override of the decode FLOPS utilisation (default 0.5), in (0, 1]."""
+    prefill_mfu: _builtins.float
+    """Override of the prefill FLOPS utilisation (default 0.5), in (0, 1]."""
+    quantization_group_size: _builtins.int
+    """INT4/INT8 weights per quantization group; 0 means 128."""
+    quantization_symmetric: _builtins.bool
+    """Symmetric INT4/INT8 quantization (no zero points)."""
+    @_builtins.property
+    def model(self) -> _models_pb2.ModelSpec:
+        """The model. Required; an architecture adds KV-cache reads, attention FLOPs and communication."""
+
+    @_builtins.property
+    def fleet(self) -> _hardware_pb2.Fleet:
+        """The devices: the first tensor_parallel_size * pipeline_parallel_size available ones are used,
+        stage by stage. Required.
+        """
+
+    def __init__(
+        self,
+        *,
+        model: _models_pb2.ModelSpec | None = ...,
+        quantization: _quantization_pb2.QuantizationLevel.ValueType = ...,
+        fleet: _hardware_pb2.Fleet | None = ...,
+        tensor_parallel_size: _builtins.int = ...,
+        pipeline_parallel_size: _builtins.int = ...,
+        batch_size: _builtins.int = ...,
+        prompt_tokens: _builtins.int = ...,
+        output_tokens: _builtins.int = ...,
+        kv_cache_quantization: _quantization_pb2.QuantizationLevel.ValueType = ...,
+        decode_mbu: _builtins.float | None = ...,
+        decode_mfu: _builtins.float | None = ...,
+        prefill_mfu: _builtins.float | None = ...,
+        quantization_group_size: _builtins.int = ...,
+        quantization_symmetric: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_decode_mbu", b"_decode_mbu", "_decode_mfu", b"_decode_mfu", "_prefill_mfu", b"_prefill_mfu", "decode_mbu", b"decode_mbu", "decode_mfu", b"decode_mfu", "fleet", b"fleet", "model", b"model", "prefill_mfu", b"prefill_mfu"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decode_mbu", b"_decode_mbu", "_decode_mfu", b"_decode_mfu", "_prefill_mfu", b"_prefill_mfu", "batch_size", b"batch_size", "decode_mbu", b"decode_mbu", "decode_mfu", b"decode_mfu", "fleet", b"fleet", "kv_cache_quantization", b"kv_cache_quantization", "model", b"model", "output_tokens", b"output_tokens", "pipeline_parallel_size", b"pipeline_parallel_size", "prefill_mfu", b"prefill_mfu", "prompt_tokens", b"prompt_tokens", "quantization", b"quantization", "quantization_group_size", b"quantization_group_size", "quantization_symmetric", b"quantization_symmetric", "tensor_parallel_size", b"tensor_parallel_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__decode_mbu: _TypeAlias = _typing.Literal["decode_mbu"]  # noqa: Y015
+    _WhichOneofArgType__decode_mbu: _TypeAlias = _typing.Literal["_decode_mbu", b"_decode_mbu"]  # noqa: Y015
+    _WhichOneofReturnType__decode_mfu: _TypeAlias = _typing.Literal["decode_mfu"]  # noqa: Y015
+    _WhichOneofArgType__decode_mfu: _TypeAlias = _typing.Literal["_decode_mfu", b"_decode_mfu"]  # noqa: Y015
+    _WhichOneofReturnType__prefill_mfu: _TypeAlias = _typing.Literal["prefill_mfu"]  # noqa: Y015
+    _WhichOneofArgType__prefill_mfu: _TypeAlias = _typing.Literal["_prefill_mfu", b"_prefill_mfu"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__decode_mbu) -> _WhichOneofReturnType__decode_mbu | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__decode_mfu) -> _WhichOneofReturnType__decode_mfu | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__prefill_mfu) -> _WhichOneofReturnType__prefill_mfu | None: ...
+
+Global___EstimatePerformanceRequest: _TypeAlias = EstimatePerformanceRequest  # noqa: Y015
+
+@_typing.final
+class EstimatePerformanceResponse(_message.Message):
+    """EstimatePerformanceResponse is the predicted latency and throughput."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREFILL_SECONDS_FIELD_NUMBER: _builtins.int
+    DECODE_SECONDS_PER_TOKEN_FIELD_NUMBER: _builtins.int
+    DECODE_TOKENS_PER_SECOND_PER_SEQUENCE_FIELD_NUMBER: _builtins.int
+    DECODE_TOKENS_PER_SECOND_TOTAL_FIELD_NUMBER: _builtins.int
+    BOUND_FIELD_NUMBER: _builtins.int
+    MEMORY_SECONDS_PER_TOKEN_FIELD_NUMBER: _builtins.int
+    COMPUTE_SECONDS_PER_TOKEN_FIELD_NUMBER: _builtins.int
+    COMMUNICATION_SECONDS_PER_TOKEN_FIELD_NUMBER: _builtins.int
+    END_TO_END_SECONDS_FIELD_NUMBER: _builtins.int
+    BYTES_READ_PER_STEP_FIELD_NUMBER: _builtins.int
+    DECODE_MBU_FIELD_NUMBER: _builtins.int
+    DECODE_MFU_FIELD_NUMBER: _builtins.int
+    PREFILL_MFU_FIELD_NUMBER: _builtins.int
+    ASSUMPTIONS_FIELD_NUMBER: _builtins.int
+    prefill_seconds: _builtins.float
+    """Time to first token: processing every prompt of the batch, in seconds."""
+    decode_seconds_per_token: _builtins.float
+    """Time per decode step (one token for each sequence), in seconds."""
+    decode_tokens_per_second_per_sequence: _builtins.float
+    """One sequence's decode speed in tokens per second."""
+    decode_tokens_per_second_total: _builtins.float
+    """All sequences together, in tokens per second."""
+    bound: Global___PerformanceBound.ValueType
+    """What limits a decode step."""
+    memory_seconds_per_token: _builtins.float
+    """Memory-read time of a decode step, in seconds."""
+    compute_seconds_per_token: _builtins.float
+    """Compute time of a decode step, in seconds (0 when peak FLOPS are unknown)."""
+    communication_seconds_per_token: _builtins.float
+    """Tensor-parallel communication time of a decode step, in seconds."""
+    end_to_end_seconds: _builtins.float
+    """prefill_seconds + output_tokens * decode_seconds_per_token."""
+    bytes_read_per_step: _builtins.int
+    """Bytes read from memory by one decode step, all devices together."""
+    decode_mbu: _builtins.float
+    """Decode memory-bandwidth utilisation used."""
+    decode_mfu: _builtins.float
+    """Decode FLOPS utilisation used."""
+    prefill_mfu: _builtins.float
+    """Prefill FLOPS utilisation used."""
+    @_builtins.property
+    def assumptions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The assumptions behind the numbers, one sentence each."""
+
+    def __init__(
+        self,
+        *,
+        prefill_seconds: _builtins.float = ...,
+        decode_seconds_per_token: _builtins.float = ...,
+        decode_tokens_per_second_per_sequence: _builtins.float = ...,
+        decode_tokens_per_second_total: _builtins.float = ...,
+        bound: Global___PerformanceBound.ValueType = ...,
+        memory_seconds_per_token: _builtins.float = ...,
+        compute_seconds_per_token: _builtins.float = ...,
+        communication_seconds_per_token: _builtins.float = ...,
+        end_to_end_seconds: _builtins.float = ...,
+        bytes_read_per_step: _builtins.int = ...,
+        decode_mbu: _builtins.float = ...,
+        decode_mfu: _builtins.float = ...,
+        prefill_mfu: _builtins.float = ...,
+        assumptions: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assumptions", b"assumptions", "bound", b"bound", "bytes_read_per_step", b"bytes_read_per_step", "communication_seconds_per_token", b"communication_seconds_per_token", "compute_seconds_per_token", b"compute_seconds_per_token", "decode_mbu", b"decode_mbu", "decode_mfu", b"decode_mfu", "decode_seconds_per_token", b"decode_seconds_per_token", "decode_tokens_per_second_per_sequence", b"decode_tokens_per_second_per_sequence", "decode_tokens_per_second_total", b"decode_tokens_per_second_total", "end_to_end_seconds", b"end_to_end_seconds", "memory_seconds_per_token", b"memory_seconds_per_token", "prefill_mfu", b"prefill_mfu", "prefill_seconds", b"prefill_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EstimatePerformanceResponse: _TypeAlias = EstimatePerformanceResponse  # noqa: Y015
 
 @_typing.final
 class SuggestQuantizationRequest(_message.Message):
@@ -315,7 +738,9 @@ class ShardingPlan(_message.Message):
     total_memory_bytes: _builtins.int
     """Memory the whole model needs (EstimateMemory's total_bytes)."""
     estimated_tokens_per_second: _builtins.float
-    """Estimated batch-1 decode speed in tokens per second; unset when it cannot be estimated."""
+    """Estimated batch-1 decode speed in tokens per second (EstimatePerformance's roofline);
+    unset when a device's memory bandwidth is unknown.
+    """
     fits_in_memory: _builtins.bool
     """True when every shard fits in its device's memory."""
     layer_count: _builtins.int

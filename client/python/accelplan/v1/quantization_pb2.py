@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61\x63\x63\x65lplan/v1/quantization.proto\x12\x0c\x61\x63\x63\x65lplan.v1\"\x96\x01\n\x15QuantizationLevelInfo\x12.\n\x05level\x18\x01 \x01(\x0e\x32\x1f.accelplan.v1.QuantizationLevel\x12\x16\n\x0e\x62its_per_param\x18\x02 \x01(\r\x12\x1f\n\x17memory_reduction_factor\x18\x03 \x01(\x01\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\"\x1f\n\x1dListQuantizationLevelsRequest\"U\n\x1eListQuantizationLevelsResponse\x12\x33\n\x06levels\x18\x01 \x03(\x0b\x32#.accelplan.v1.QuantizationLevelInfo\"\x7f\n\x1fResolveQuantizationLevelRequest\x12\x30\n\x05level\x18\x01 \x01(\x0e\x32\x1f.accelplan.v1.QuantizationLevelH\x00\x12\x0e\n\x04\x62its\x18\x02 \x01(\rH\x00\x12\x0e\n\x04name\x18\x03 \x01(\tH\x00\x42\n\n\x08selector*\xcf\x01\n\x11QuantizationLevel\x12\"\n\x1eQUANTIZATION_LEVEL_UNSPECIFIED\x10\x00\x12\x1b\n\x17QUANTIZATION_LEVEL_NONE\x10\x01\x12\x1e\n\x1aQUANTIZATION_LEVEL_FLOAT16\x10\x02\x12\x1f\n\x1bQUANTIZATION_LEVEL_BFLOAT16\x10\x03\x12\x1b\n\x17QUANTIZATION_LEVEL_INT8\x10\x04\x12\x1b\n\x17QUANTIZATION_LEVEL_INT4\x10\x05\x42j\n\x10\x64\x65v.accelplan.v1B\x11QuantizationProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61\x63\x63\x65lplan/v1/quantization.proto\x12\x0c\x61\x63\x63\x65lplan.v1\"\x96\x01\n\x15QuantizationLevelInfo\x12.\n\x05level\x18\x01 \x01(\x0e\x32\x1f.accelplan.v1.QuantizationLevel\x12\x16\n\x0e\x62its_per_param\x18\x02 \x01(\r\x12\x1f\n\x17memory_reduction_factor\x18\x03 \x01(\x01\x12\x14\n\x0c\x64isplay_name\x18\x04 \x01(\t\"\x1f\n\x1dListQuantizationLevelsRequest\"U\n\x1eListQuantizationLevelsResponse\x12\x33\n\x06levels\x18\x01 \x03(\x0b\x32#.accelplan.v1.QuantizationLevelInfo\"\x7f\n\x1fResolveQuantizationLevelRequest\x12\x30\n\x05level\x18\x01 \x01(\x0e\x32\x1f.accelplan.v1.QuantizationLevelH\x00\x12\x0e\n\x04\x62its\x18\x02 \x01(\rH\x00\x12\x0e\n\x04name\x18\x03 \x01(\tH\x00\x42\n\n\x08selector*\xeb\x01\n\x11QuantizationLevel\x12\"\n\x1eQUANTIZATION_LEVEL_UNSPECIFIED\x10\x00\x12\x1b\n\x17QUANTIZATION_LEVEL_NONE\x10\x01\x12\x1e\n\x1aQUANTIZATION_LEVEL_FLOAT16\x10\x02\x12\x1f\n\x1bQUANTIZATION_LEVEL_BFLOAT16\x10\x03\x12\x1b\n\x17QUANTIZATION_LEVEL_INT8\x10\x04\x12\x1b\n\x17QUANTIZATION_LEVEL_INT4\x10\x05\x12\x1a\n\x16QUANTIZATION_LEVEL_FP8\x10\x06\x42j\n\x10\x64\x65v.accelplan.v1B\x11QuantizationProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.accelplan.v1B\021QuantizationProtoP\001ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1'
   _globals['_QUANTIZATIONLEVEL']._serialized_start=452
-  _globals['_QUANTIZATIONLEVEL']._serialized_end=659
+  _globals['_QUANTIZATIONLEVEL']._serialized_end=687
   _globals['_QUANTIZATIONLEVELINFO']._serialized_start=50
   _globals['_QUANTIZATIONLEVELINFO']._serialized_end=200
   _globals['_LISTQUANTIZATIONLEVELSREQUEST']._serialized_start=202

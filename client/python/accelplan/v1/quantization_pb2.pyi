@@ -37,6 +37,10 @@ class _QuantizationLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Qua
     """8-bit integer weights, 8 bits per parameter."""
     QUANTIZATION_LEVEL_INT4: _QuantizationLevel.ValueType  # 5
     """4-bit integer weights (GPTQ/AWQ style), 4 bits per parameter."""
+    QUANTIZATION_LEVEL_FP8: _QuantizationLevel.ValueType  # 6
+    """8-bit floating point (E4M3), 8 bits per parameter; needs FP8 matrix units
+    (H100/H200/B200, MI300X/MI325X, Gaudi 3, Ada and Blackwell GPUs; not A100).
+    """
 
 class QuantizationLevel(_QuantizationLevel, metaclass=_QuantizationLevelEnumTypeWrapper):
     """QuantizationLevel is the numeric format a model's weights are stored in.
@@ -55,6 +59,10 @@ QUANTIZATION_LEVEL_INT8: QuantizationLevel.ValueType  # 4
 """8-bit integer weights, 8 bits per parameter."""
 QUANTIZATION_LEVEL_INT4: QuantizationLevel.ValueType  # 5
 """4-bit integer weights (GPTQ/AWQ style), 4 bits per parameter."""
+QUANTIZATION_LEVEL_FP8: QuantizationLevel.ValueType  # 6
+"""8-bit floating point (E4M3), 8 bits per parameter; needs FP8 matrix units
+(H100/H200/B200, MI300X/MI325X, Gaudi 3, Ada and Blackwell GPUs; not A100).
+"""
 Global___QuantizationLevel: _TypeAlias = QuantizationLevel  # noqa: Y015
 
 @_typing.final
@@ -74,7 +82,7 @@ class QuantizationLevelInfo(_message.Message):
     memory_reduction_factor: _builtins.float
     """Memory saved relative to FP32: 32 / bits_per_param."""
     display_name: _builtins.str
-    """Short human name: FP32, FP16, BF16, INT8 or INT4."""
+    """Short human name: FP32, FP16, BF16, INT8, INT4 or FP8."""
     def __init__(
         self,
         *,
@@ -117,7 +125,7 @@ class ListQuantizationLevelsResponse(_message.Message):
     LEVELS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def levels(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuantizationLevelInfo]:
-        """One entry per level, in enum order (NONE, FLOAT16, BFLOAT16, INT8, INT4)."""
+        """One entry per level, in enum order (NONE, FLOAT16, BFLOAT16, INT8, INT4, FP8)."""
 
     def __init__(
         self,
@@ -146,8 +154,8 @@ class ResolveQuantizationLevelRequest(_message.Message):
     bits: _builtins.int
     """A bit width: 32 -> NONE, 16 -> FLOAT16, 8 -> INT8, 4 -> INT4; any other width is rejected."""
     name: _builtins.str
-    """A case-insensitive name: fp32, fp16, bf16, int8, int4, none, float16,
-    bfloat16, or the enum value's own name (QUANTIZATION_LEVEL_INT8).
+    """A case-insensitive name: fp32, fp16, bf16, int8, int4, fp8, none, float16,
+    bfloat16, float8, or the enum value's own name (QUANTIZATION_LEVEL_INT8).
     """
     def __init__(
         self,

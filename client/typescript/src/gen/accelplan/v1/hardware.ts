@@ -559,6 +559,14 @@ export interface Accelerator {
   memoryBandwidthGigabytesPerSecond: number;
   /** Free-text name, e.g. "NVIDIA H100 80GB HBM3". Informational. */
   name: string;
+  /**
+   * A catalogue accelerator model (see ListAcceleratorModels), e.g. "h100-sxm"; it fills
+   * in what the caller left at zero: type, memory, bandwidth, peak FLOPS, FP8 support.
+   * Unknown skus are NOT_FOUND.
+   */
+  sku: string;
+  /** Dense FP16/BF16 peak in teraFLOPS; 0 means the sku's or the type's default. */
+  peakDenseTeraflops16bit: number;
 }
 
 /** Interconnect is a link technology present between the fleet's accelerators. */
@@ -639,6 +647,60 @@ export interface FilterAcceleratorsResponse {
   matches: AcceleratorMatch[];
 }
 
+/** PeakThroughput is a dense peak at one precision. */
+export interface PeakThroughput {
+  /** Precision: fp32, tf32, fp16, bf16, fp8, int8 or fp4. */
+  precision: string;
+  /** Dense (no sparsity) peak in teraFLOPS (teraOPS for integers). */
+  denseTeraflops: number;
+}
+
+/** AcceleratorModel is one named accelerator of the hardware catalogue. */
+export interface AcceleratorModel {
+  /** Catalogue key, e.g. "h100-sxm"; use it as Accelerator.sku. */
+  sku: string;
+  /** Full name, e.g. "NVIDIA H100 SXM5 80GB". */
+  name: string;
+  /** Vendor, e.g. "nvidia". */
+  vendor: string;
+  /** Accelerator kind. */
+  type: AcceleratorType;
+  /** Memory per device (per chip for TPUs), in bytes; 0 when it depends on configuration (CPUs). */
+  memoryBytes: string;
+  /** Peak memory bandwidth in gigabytes (10^9 bytes) per second. */
+  memoryBandwidthGigabytesPerSecond: number;
+  /** Dense peaks by precision. */
+  peaks: PeakThroughput[];
+  /** Quantization levels the hardware runs natively (FP8 only with FP8 units). */
+  supportedQuantizations: QuantizationLevel[];
+  /** Device-to-device link, e.g. "nvlink"; empty when none is listed. */
+  interconnect: string;
+  /** That link's bandwidth per device in gigabytes per second. */
+  interconnectBandwidthGigabytesPerSecond: number;
+  /** Where the figures come from. */
+  sourceUrl: string;
+  /** When the source was read (YYYY-MM-DD). */
+  retrieved: string;
+}
+
+/** ListAcceleratorModelsRequest pages through the hardware catalogue. */
+export interface ListAcceleratorModelsRequest {
+  /** Only this kind; UNSPECIFIED for all. */
+  type: AcceleratorType;
+  /** Most entries to return; 0 means 100, at most 1000. */
+  pageSize: number;
+  /** next_page_token of the previous response; empty for the first page. */
+  pageToken: string;
+}
+
+/** ListAcceleratorModelsResponse is one page of the hardware catalogue. */
+export interface ListAcceleratorModelsResponse {
+  /** The entries on this page, in catalogue order. */
+  acceleratorModels: AcceleratorModel[];
+  /** Token for the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
 function createBaseAccelerator(): Accelerator {
   return {
     type: 0,
@@ -653,6 +715,8 @@ function createBaseAccelerator(): Accelerator {
     numaNode: undefined,
     memoryBandwidthGigabytesPerSecond: 0,
     name: "",
+    sku: "",
+    peakDenseTeraflops16bit: 0,
   };
 }
 
@@ -693,6 +757,12 @@ export const Accelerator: MessageFns<Accelerator> = {
     }
     if (message.name !== "") {
       writer.uint32(98).string(message.name);
+    }
+    if (message.sku !== "") {
+      writer.uint32(106).string(message.sku);
+    }
+    if (message.peakDenseTeraflops16bit !== 0) {
+      writer.uint32(113).double(message.peakDenseTeraflops16bit);
     }
     return writer;
   },
@@ -806,6 +876,22 @@ export const Accelerator: MessageFns<Accelerator> = {
             message.name = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.sku = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 113) {
+              break;
+            }
+
+            message.peakDenseTeraflops16bit = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -868,6 +954,12 @@ export const Accelerator: MessageFns<Accelerator> = {
         ? globalThis.Number(object.memory_bandwidth_gigabytes_per_second)
         : 0,
       name: isSet(object.name) ? globalThis.String(object.name) : "",
+      sku: isSet(object.sku) ? globalThis.String(object.sku) : "",
+      peakDenseTeraflops16bit: isSet(object.peakDenseTeraflops16bit)
+        ? globalThis.Number(object.peakDenseTeraflops16bit)
+        : isSet(object.peak_dense_teraflops_16bit)
+        ? globalThis.Number(object.peak_dense_teraflops_16bit)
+        : 0,
     };
   },
 
@@ -909,6 +1001,12 @@ export const Accelerator: MessageFns<Accelerator> = {
     if (message.name !== "") {
       obj.name = message.name;
     }
+    if (message.sku !== "") {
+      obj.sku = message.sku;
+    }
+    if (message.peakDenseTeraflops16bit !== 0) {
+      obj.peakDenseTeraflops16bit = floatToJson(message.peakDenseTeraflops16bit);
+    }
     return obj;
   },
 
@@ -929,6 +1027,8 @@ export const Accelerator: MessageFns<Accelerator> = {
     message.numaNode = object.numaNode ?? undefined;
     message.memoryBandwidthGigabytesPerSecond = object.memoryBandwidthGigabytesPerSecond ?? 0;
     message.name = object.name ?? "";
+    message.sku = object.sku ?? "";
+    message.peakDenseTeraflops16bit = object.peakDenseTeraflops16bit ?? 0;
     return message;
   },
 };
@@ -1682,6 +1782,591 @@ export const FilterAcceleratorsResponse: MessageFns<FilterAcceleratorsResponse> 
   fromPartial<I extends Exact<DeepPartial<FilterAcceleratorsResponse>, I>>(object: I): FilterAcceleratorsResponse {
     const message = createBaseFilterAcceleratorsResponse();
     message.matches = object.matches?.map((e) => AcceleratorMatch.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePeakThroughput(): PeakThroughput {
+  return { precision: "", denseTeraflops: 0 };
+}
+
+export const PeakThroughput: MessageFns<PeakThroughput> = {
+  encode(message: PeakThroughput, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.precision !== "") {
+      writer.uint32(10).string(message.precision);
+    }
+    if (message.denseTeraflops !== 0) {
+      writer.uint32(17).double(message.denseTeraflops);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PeakThroughput {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePeakThroughput();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.precision = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.denseTeraflops = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PeakThroughput {
+    return {
+      precision: isSet(object.precision) ? globalThis.String(object.precision) : "",
+      denseTeraflops: isSet(object.denseTeraflops)
+        ? globalThis.Number(object.denseTeraflops)
+        : isSet(object.dense_teraflops)
+        ? globalThis.Number(object.dense_teraflops)
+        : 0,
+    };
+  },
+
+  toJSON(message: PeakThroughput): unknown {
+    const obj: any = {};
+    if (message.precision !== "") {
+      obj.precision = message.precision;
+    }
+    if (message.denseTeraflops !== 0) {
+      obj.denseTeraflops = floatToJson(message.denseTeraflops);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PeakThroughput>, I>>(base?: I): PeakThroughput {
+    return PeakThroughput.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PeakThroughput>, I>>(object: I): PeakThroughput {
+    const message = createBasePeakThroughput();
+    message.precision = object.precision ?? "";
+    message.denseTeraflops = object.denseTeraflops ?? 0;
+    return message;
+  },
+};
+
+function createBaseAcceleratorModel(): AcceleratorModel {
+  return {
+    sku: "",
+    name: "",
+    vendor: "",
+    type: 0,
+    memoryBytes: "0",
+    memoryBandwidthGigabytesPerSecond: 0,
+    peaks: [],
+    supportedQuantizations: [],
+    interconnect: "",
+    interconnectBandwidthGigabytesPerSecond: 0,
+    sourceUrl: "",
+    retrieved: "",
+  };
+}
+
+export const AcceleratorModel: MessageFns<AcceleratorModel> = {
+  encode(message: AcceleratorModel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sku !== "") {
+      writer.uint32(10).string(message.sku);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.vendor !== "") {
+      writer.uint32(26).string(message.vendor);
+    }
+    if (message.type !== 0) {
+      writer.uint32(32).int32(message.type);
+    }
+    if (message.memoryBytes !== "0") {
+      writer.uint32(40).uint64(message.memoryBytes);
+    }
+    if (message.memoryBandwidthGigabytesPerSecond !== 0) {
+      writer.uint32(49).double(message.memoryBandwidthGigabytesPerSecond);
+    }
+    for (const v of message.peaks) {
+      PeakThroughput.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.supportedQuantizations.length !== 0) {
+      writer.uint32(66).fork();
+      for (const v of message.supportedQuantizations) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.interconnect !== "") {
+      writer.uint32(74).string(message.interconnect);
+    }
+    if (message.interconnectBandwidthGigabytesPerSecond !== 0) {
+      writer.uint32(81).double(message.interconnectBandwidthGigabytesPerSecond);
+    }
+    if (message.sourceUrl !== "") {
+      writer.uint32(90).string(message.sourceUrl);
+    }
+    if (message.retrieved !== "") {
+      writer.uint32(98).string(message.retrieved);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AcceleratorModel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAcceleratorModel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sku = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.vendor = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.memoryBytes = reader.uint64().toString();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.memoryBandwidthGigabytesPerSecond = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.peaks.push(PeakThroughput.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag === 64) {
+              message.supportedQuantizations.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 66) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.supportedQuantizations.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.interconnect = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.interconnectBandwidthGigabytesPerSecond = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.sourceUrl = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.retrieved = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AcceleratorModel {
+    return {
+      sku: isSet(object.sku) ? globalThis.String(object.sku) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      vendor: isSet(object.vendor) ? globalThis.String(object.vendor) : "",
+      type: isSet(object.type) ? acceleratorTypeFromJSON(object.type) : 0,
+      memoryBytes: isSet(object.memoryBytes)
+        ? globalThis.String(object.memoryBytes)
+        : isSet(object.memory_bytes)
+        ? globalThis.String(object.memory_bytes)
+        : "0",
+      memoryBandwidthGigabytesPerSecond: isSet(object.memoryBandwidthGigabytesPerSecond)
+        ? globalThis.Number(object.memoryBandwidthGigabytesPerSecond)
+        : isSet(object.memory_bandwidth_gigabytes_per_second)
+        ? globalThis.Number(object.memory_bandwidth_gigabytes_per_second)
+        : 0,
+      peaks: globalThis.Array.isArray(object?.peaks) ? object.peaks.map((e: any) => PeakThroughput.fromJSON(e)) : [],
+      supportedQuantizations: globalThis.Array.isArray(object?.supportedQuantizations)
+        ? object.supportedQuantizations.map((e: any) => quantizationLevelFromJSON(e))
+        : globalThis.Array.isArray(object?.supported_quantizations)
+        ? object.supported_quantizations.map((e: any) => quantizationLevelFromJSON(e))
+        : [],
+      interconnect: isSet(object.interconnect) ? globalThis.String(object.interconnect) : "",
+      interconnectBandwidthGigabytesPerSecond: isSet(object.interconnectBandwidthGigabytesPerSecond)
+        ? globalThis.Number(object.interconnectBandwidthGigabytesPerSecond)
+        : isSet(object.interconnect_bandwidth_gigabytes_per_second)
+        ? globalThis.Number(object.interconnect_bandwidth_gigabytes_per_second)
+        : 0,
+      sourceUrl: isSet(object.sourceUrl)
+        ? globalThis.String(object.sourceUrl)
+        : isSet(object.source_url)
+        ? globalThis.String(object.source_url)
+        : "",
+      retrieved: isSet(object.retrieved) ? globalThis.String(object.retrieved) : "",
+    };
+  },
+
+  toJSON(message: AcceleratorModel): unknown {
+    const obj: any = {};
+    if (message.sku !== "") {
+      obj.sku = message.sku;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.vendor !== "") {
+      obj.vendor = message.vendor;
+    }
+    if (message.type !== 0) {
+      obj.type = acceleratorTypeToJSON(message.type);
+    }
+    if (message.memoryBytes !== "0") {
+      obj.memoryBytes = message.memoryBytes;
+    }
+    if (message.memoryBandwidthGigabytesPerSecond !== 0) {
+      obj.memoryBandwidthGigabytesPerSecond = floatToJson(message.memoryBandwidthGigabytesPerSecond);
+    }
+    if (message.peaks?.length) {
+      obj.peaks = message.peaks.map((e) => PeakThroughput.toJSON(e));
+    }
+    if (message.supportedQuantizations?.length) {
+      obj.supportedQuantizations = message.supportedQuantizations.map((e) => quantizationLevelToJSON(e));
+    }
+    if (message.interconnect !== "") {
+      obj.interconnect = message.interconnect;
+    }
+    if (message.interconnectBandwidthGigabytesPerSecond !== 0) {
+      obj.interconnectBandwidthGigabytesPerSecond = floatToJson(message.interconnectBandwidthGigabytesPerSecond);
+    }
+    if (message.sourceUrl !== "") {
+      obj.sourceUrl = message.sourceUrl;
+    }
+    if (message.retrieved !== "") {
+      obj.retrieved = message.retrieved;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AcceleratorModel>, I>>(base?: I): AcceleratorModel {
+    return AcceleratorModel.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AcceleratorModel>, I>>(object: I): AcceleratorModel {
+    const message = createBaseAcceleratorModel();
+    message.sku = object.sku ?? "";
+    message.name = object.name ?? "";
+    message.vendor = object.vendor ?? "";
+    message.type = object.type ?? 0;
+    message.memoryBytes = object.memoryBytes ?? "0";
+    message.memoryBandwidthGigabytesPerSecond = object.memoryBandwidthGigabytesPerSecond ?? 0;
+    message.peaks = object.peaks?.map((e) => PeakThroughput.fromPartial(e)) || [];
+    message.supportedQuantizations = object.supportedQuantizations?.map((e) => e) || [];
+    message.interconnect = object.interconnect ?? "";
+    message.interconnectBandwidthGigabytesPerSecond = object.interconnectBandwidthGigabytesPerSecond ?? 0;
+    message.sourceUrl = object.sourceUrl ?? "";
+    message.retrieved = object.retrieved ?? "";
+    return message;
+  },
+};
+
+function createBaseListAcceleratorModelsRequest(): ListAcceleratorModelsRequest {
+  return { type: 0, pageSize: 0, pageToken: "" };
+}
+
+export const ListAcceleratorModelsRequest: MessageFns<ListAcceleratorModelsRequest> = {
+  encode(message: ListAcceleratorModelsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== 0) {
+      writer.uint32(8).int32(message.type);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAcceleratorModelsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAcceleratorModelsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAcceleratorModelsRequest {
+    return {
+      type: isSet(object.type) ? acceleratorTypeFromJSON(object.type) : 0,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListAcceleratorModelsRequest): unknown {
+    const obj: any = {};
+    if (message.type !== 0) {
+      obj.type = acceleratorTypeToJSON(message.type);
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListAcceleratorModelsRequest>, I>>(base?: I): ListAcceleratorModelsRequest {
+    return ListAcceleratorModelsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListAcceleratorModelsRequest>, I>>(object: I): ListAcceleratorModelsRequest {
+    const message = createBaseListAcceleratorModelsRequest();
+    message.type = object.type ?? 0;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListAcceleratorModelsResponse(): ListAcceleratorModelsResponse {
+  return { acceleratorModels: [], nextPageToken: "" };
+}
+
+export const ListAcceleratorModelsResponse: MessageFns<ListAcceleratorModelsResponse> = {
+  encode(message: ListAcceleratorModelsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.acceleratorModels) {
+      AcceleratorModel.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAcceleratorModelsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAcceleratorModelsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.acceleratorModels.push(AcceleratorModel.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListAcceleratorModelsResponse {
+    return {
+      acceleratorModels: globalThis.Array.isArray(object?.acceleratorModels)
+        ? object.acceleratorModels.map((e: any) => AcceleratorModel.fromJSON(e))
+        : globalThis.Array.isArray(object?.accelerator_models)
+        ? object.accelerator_models.map((e: any) => AcceleratorModel.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListAcceleratorModelsResponse): unknown {
+    const obj: any = {};
+    if (message.acceleratorModels?.length) {
+      obj.acceleratorModels = message.acceleratorModels.map((e) => AcceleratorModel.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListAcceleratorModelsResponse>, I>>(base?: I): ListAcceleratorModelsResponse {
+    return ListAcceleratorModelsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListAcceleratorModelsResponse>, I>>(
+    object: I,
+  ): ListAcceleratorModelsResponse {
+    const message = createBaseListAcceleratorModelsResponse();
+    message.acceleratorModels = object.acceleratorModels?.map((e) => AcceleratorModel.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };

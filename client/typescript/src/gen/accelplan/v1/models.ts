@@ -22,7 +22,89 @@ export interface ModelSpec {
    * "llama-3.1-70b"; the Hugging Face repo id is accepted too. Case-insensitive.
    * Unknown ids are NOT_FOUND.
    */
-  modelId?: string | undefined;
+  modelId?:
+    | string
+    | undefined;
+  /** A transformer described field by field, as in Hugging Face config.json. */
+  architecture?:
+    | ModelArchitecture
+    | undefined;
+  /**
+   * The text of a Hugging Face config.json (at most 64 KiB); unknown keys are
+   * ignored, missing required keys are named in a BadRequest.
+   */
+  hfConfigJson?: string | undefined;
+}
+
+/**
+ * ModelArchitecture describes a decoder-only transformer with config.json's field
+ * names. Zero means "not set" for every number: the field then takes its
+ * config.json default (num_key_value_heads = num_attention_heads, head_dim =
+ * hidden_size / num_attention_heads, no experts, no sliding window).
+ */
+export interface ModelArchitecture {
+  /** Transformer blocks. Required. */
+  numHiddenLayers: number;
+  /** Model width. Required. */
+  hiddenSize: number;
+  /** Query heads. Required. */
+  numAttentionHeads: number;
+  /** Key/value heads (grouped-query attention); 0 means num_attention_heads. */
+  numKeyValueHeads: number;
+  /** Width of one head; 0 means hidden_size / num_attention_heads. */
+  headDim: number;
+  /** Width of the dense MLP (and of MoE experts when moe_intermediate_size is 0). */
+  intermediateSize: number;
+  /** Vocabulary size. Required. */
+  vocabSize: number;
+  /** The LM head shares the input embedding matrix. */
+  tieWordEmbeddings: boolean;
+  /** Routed experts per MoE layer (config.json: num_local_experts or n_routed_experts); 0 for dense models. */
+  numLocalExperts: number;
+  /** Experts each token is routed to. */
+  numExpertsPerTok: number;
+  /** Width of one routed expert's MLP (DeepSeek, Qwen MoE). */
+  moeIntermediateSize: number;
+  /** Always-active shared experts per MoE layer (DeepSeek). */
+  nSharedExperts: number;
+  /** Leading layers that stay dense before MoE layers begin (DeepSeek). */
+  firstKDenseReplace: number;
+  /** Multi-head latent attention: rank of the compressed KV latent (DeepSeek V2/V3); 0 for none. */
+  kvLoraRank: number;
+  /** MLA: rank of the compressed query; 0 for a full query projection. */
+  qLoraRank: number;
+  /** MLA: per-head width of the rotary part of queries and keys. */
+  qkRopeHeadDim: number;
+  /** MLA: per-head width of the non-rotary part of queries and keys. */
+  qkNopeHeadDim: number;
+  /** MLA: per-head width of values. */
+  vHeadDim: number;
+  /** Tokens a sliding-window layer attends to; 0 for none. */
+  slidingWindow: number;
+  /** Bias on the q, k, v and o projections. */
+  attentionBias: boolean;
+  /** config.json's model_type (llama, gemma2, qwen2, falcon, deepseek_v3, ...); selects family quirks. */
+  modelType: string;
+  /** Bias on the MLP projections. */
+  mlpBias: boolean;
+  /**
+   * Every n-th layer (1-based) uses full attention, the others the sliding window
+   * (Gemma 2 is 2, Gemma 3 is 6); 0 means every layer slides when sliding_window is set
+   * (Gemma 2 defaults to 2 by model_type).
+   */
+  slidingWindowPattern: number;
+  /** Per-layer attention kind, "full_attention" or "sliding_attention"; overrides sliding_window_pattern. */
+  layerTypes: string[];
+  /** Attention and MLP run in parallel from one norm (Falcon, Cohere). */
+  parallelAttn: boolean;
+  /** Longest context the model supports, in tokens. */
+  maxPositionEmbeddings: number;
+  /** Per-head norms on queries and keys (Cohere use_qk_norm). */
+  useQkNorm: boolean;
+  /** Every n-th layer (after first_k_dense_replace) has experts; 0 means 1. */
+  moeLayerFreq: number;
+  /** Bias on q, k and v only (Qwen2; implied by model_type qwen2). */
+  qkvBias: boolean;
 }
 
 /** ModelInfo is one model of the built-in catalogue. */
@@ -45,6 +127,8 @@ export interface ModelInfo {
   maxContextLengthTokens: number;
   /** Where the parameter count comes from. */
   sourceUrl: string;
+  /** The model's architecture from its config.json; unset for non-decoder models. */
+  architecture: ModelArchitecture | undefined;
 }
 
 /** ListModelsRequest pages through the catalogue. */
@@ -91,7 +175,10 @@ export interface CompatibleModel {
   model:
     | ModelInfo
     | undefined;
-  /** Memory the model needs at the requested quantization (EstimateMemory's total_bytes). */
+  /**
+   * Memory the model needs at the requested quantization (EstimateMemory's total_bytes
+   * with its defaults: 4,096-token context, one sequence).
+   */
   requiredMemoryBytes: string;
   /** available_memory_bytes - required_memory_bytes. */
   headroomBytes: string;
@@ -104,7 +191,7 @@ export interface FindCompatibleModelsResponse {
 }
 
 function createBaseModelSpec(): ModelSpec {
-  return { parameterCount: undefined, modelId: undefined };
+  return { parameterCount: undefined, modelId: undefined, architecture: undefined, hfConfigJson: undefined };
 }
 
 export const ModelSpec: MessageFns<ModelSpec> = {
@@ -114,6 +201,12 @@ export const ModelSpec: MessageFns<ModelSpec> = {
     }
     if (message.modelId !== undefined) {
       writer.uint32(18).string(message.modelId);
+    }
+    if (message.architecture !== undefined) {
+      ModelArchitecture.encode(message.architecture, writer.uint32(26).fork()).join();
+    }
+    if (message.hfConfigJson !== undefined) {
+      writer.uint32(34).string(message.hfConfigJson);
     }
     return writer;
   },
@@ -147,6 +240,22 @@ export const ModelSpec: MessageFns<ModelSpec> = {
             message.modelId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.architecture = ModelArchitecture.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.hfConfigJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -171,6 +280,12 @@ export const ModelSpec: MessageFns<ModelSpec> = {
         : isSet(object.model_id)
         ? globalThis.String(object.model_id)
         : undefined,
+      architecture: isSet(object.architecture) ? ModelArchitecture.fromJSON(object.architecture) : undefined,
+      hfConfigJson: isSet(object.hfConfigJson)
+        ? globalThis.String(object.hfConfigJson)
+        : isSet(object.hf_config_json)
+        ? globalThis.String(object.hf_config_json)
+        : undefined,
     };
   },
 
@@ -182,6 +297,12 @@ export const ModelSpec: MessageFns<ModelSpec> = {
     if (message.modelId !== undefined) {
       obj.modelId = message.modelId;
     }
+    if (message.architecture !== undefined) {
+      obj.architecture = ModelArchitecture.toJSON(message.architecture);
+    }
+    if (message.hfConfigJson !== undefined) {
+      obj.hfConfigJson = message.hfConfigJson;
+    }
     return obj;
   },
 
@@ -192,6 +313,673 @@ export const ModelSpec: MessageFns<ModelSpec> = {
     const message = createBaseModelSpec();
     message.parameterCount = object.parameterCount ?? undefined;
     message.modelId = object.modelId ?? undefined;
+    message.architecture = (object.architecture !== undefined && object.architecture !== null)
+      ? ModelArchitecture.fromPartial(object.architecture)
+      : undefined;
+    message.hfConfigJson = object.hfConfigJson ?? undefined;
+    return message;
+  },
+};
+
+function createBaseModelArchitecture(): ModelArchitecture {
+  return {
+    numHiddenLayers: 0,
+    hiddenSize: 0,
+    numAttentionHeads: 0,
+    numKeyValueHeads: 0,
+    headDim: 0,
+    intermediateSize: 0,
+    vocabSize: 0,
+    tieWordEmbeddings: false,
+    numLocalExperts: 0,
+    numExpertsPerTok: 0,
+    moeIntermediateSize: 0,
+    nSharedExperts: 0,
+    firstKDenseReplace: 0,
+    kvLoraRank: 0,
+    qLoraRank: 0,
+    qkRopeHeadDim: 0,
+    qkNopeHeadDim: 0,
+    vHeadDim: 0,
+    slidingWindow: 0,
+    attentionBias: false,
+    modelType: "",
+    mlpBias: false,
+    slidingWindowPattern: 0,
+    layerTypes: [],
+    parallelAttn: false,
+    maxPositionEmbeddings: 0,
+    useQkNorm: false,
+    moeLayerFreq: 0,
+    qkvBias: false,
+  };
+}
+
+export const ModelArchitecture: MessageFns<ModelArchitecture> = {
+  encode(message: ModelArchitecture, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.numHiddenLayers !== 0) {
+      writer.uint32(8).uint32(message.numHiddenLayers);
+    }
+    if (message.hiddenSize !== 0) {
+      writer.uint32(16).uint32(message.hiddenSize);
+    }
+    if (message.numAttentionHeads !== 0) {
+      writer.uint32(24).uint32(message.numAttentionHeads);
+    }
+    if (message.numKeyValueHeads !== 0) {
+      writer.uint32(32).uint32(message.numKeyValueHeads);
+    }
+    if (message.headDim !== 0) {
+      writer.uint32(40).uint32(message.headDim);
+    }
+    if (message.intermediateSize !== 0) {
+      writer.uint32(48).uint32(message.intermediateSize);
+    }
+    if (message.vocabSize !== 0) {
+      writer.uint32(56).uint32(message.vocabSize);
+    }
+    if (message.tieWordEmbeddings !== false) {
+      writer.uint32(64).bool(message.tieWordEmbeddings);
+    }
+    if (message.numLocalExperts !== 0) {
+      writer.uint32(72).uint32(message.numLocalExperts);
+    }
+    if (message.numExpertsPerTok !== 0) {
+      writer.uint32(80).uint32(message.numExpertsPerTok);
+    }
+    if (message.moeIntermediateSize !== 0) {
+      writer.uint32(88).uint32(message.moeIntermediateSize);
+    }
+    if (message.nSharedExperts !== 0) {
+      writer.uint32(96).uint32(message.nSharedExperts);
+    }
+    if (message.firstKDenseReplace !== 0) {
+      writer.uint32(104).uint32(message.firstKDenseReplace);
+    }
+    if (message.kvLoraRank !== 0) {
+      writer.uint32(112).uint32(message.kvLoraRank);
+    }
+    if (message.qLoraRank !== 0) {
+      writer.uint32(120).uint32(message.qLoraRank);
+    }
+    if (message.qkRopeHeadDim !== 0) {
+      writer.uint32(128).uint32(message.qkRopeHeadDim);
+    }
+    if (message.qkNopeHeadDim !== 0) {
+      writer.uint32(136).uint32(message.qkNopeHeadDim);
+    }
+    if (message.vHeadDim !== 0) {
+      writer.uint32(144).uint32(message.vHeadDim);
+    }
+    if (message.slidingWindow !== 0) {
+      writer.uint32(152).uint32(message.slidingWindow);
+    }
+    if (message.attentionBias !== false) {
+      writer.uint32(160).bool(message.attentionBias);
+    }
+    if (message.modelType !== "") {
+      writer.uint32(170).string(message.modelType);
+    }
+    if (message.mlpBias !== false) {
+      writer.uint32(176).bool(message.mlpBias);
+    }
+    if (message.slidingWindowPattern !== 0) {
+      writer.uint32(184).uint32(message.slidingWindowPattern);
+    }
+    for (const v of message.layerTypes) {
+      writer.uint32(194).string(v!);
+    }
+    if (message.parallelAttn !== false) {
+      writer.uint32(200).bool(message.parallelAttn);
+    }
+    if (message.maxPositionEmbeddings !== 0) {
+      writer.uint32(208).uint32(message.maxPositionEmbeddings);
+    }
+    if (message.useQkNorm !== false) {
+      writer.uint32(216).bool(message.useQkNorm);
+    }
+    if (message.moeLayerFreq !== 0) {
+      writer.uint32(224).uint32(message.moeLayerFreq);
+    }
+    if (message.qkvBias !== false) {
+      writer.uint32(232).bool(message.qkvBias);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ModelArchitecture {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseModelArchitecture();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.numHiddenLayers = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.hiddenSize = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.numAttentionHeads = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.numKeyValueHeads = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.headDim = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.intermediateSize = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.vocabSize = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.tieWordEmbeddings = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.numLocalExperts = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.numExpertsPerTok = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.moeIntermediateSize = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.nSharedExperts = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.firstKDenseReplace = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.kvLoraRank = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.qLoraRank = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.qkRopeHeadDim = reader.uint32();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.qkNopeHeadDim = reader.uint32();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.vHeadDim = reader.uint32();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.slidingWindow = reader.uint32();
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.attentionBias = reader.bool();
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.modelType = reader.string();
+            continue;
+          }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.mlpBias = reader.bool();
+            continue;
+          }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.slidingWindowPattern = reader.uint32();
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.layerTypes.push(reader.string());
+            continue;
+          }
+          case 25: {
+            if (tag !== 200) {
+              break;
+            }
+
+            message.parallelAttn = reader.bool();
+            continue;
+          }
+          case 26: {
+            if (tag !== 208) {
+              break;
+            }
+
+            message.maxPositionEmbeddings = reader.uint32();
+            continue;
+          }
+          case 27: {
+            if (tag !== 216) {
+              break;
+            }
+
+            message.useQkNorm = reader.bool();
+            continue;
+          }
+          case 28: {
+            if (tag !== 224) {
+              break;
+            }
+
+            message.moeLayerFreq = reader.uint32();
+            continue;
+          }
+          case 29: {
+            if (tag !== 232) {
+              break;
+            }
+
+            message.qkvBias = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ModelArchitecture {
+    return {
+      numHiddenLayers: isSet(object.numHiddenLayers)
+        ? globalThis.Number(object.numHiddenLayers)
+        : isSet(object.num_hidden_layers)
+        ? globalThis.Number(object.num_hidden_layers)
+        : 0,
+      hiddenSize: isSet(object.hiddenSize)
+        ? globalThis.Number(object.hiddenSize)
+        : isSet(object.hidden_size)
+        ? globalThis.Number(object.hidden_size)
+        : 0,
+      numAttentionHeads: isSet(object.numAttentionHeads)
+        ? globalThis.Number(object.numAttentionHeads)
+        : isSet(object.num_attention_heads)
+        ? globalThis.Number(object.num_attention_heads)
+        : 0,
+      numKeyValueHeads: isSet(object.numKeyValueHeads)
+        ? globalThis.Number(object.numKeyValueHeads)
+        : isSet(object.num_key_value_heads)
+        ? globalThis.Number(object.num_key_value_heads)
+        : 0,
+      headDim: isSet(object.headDim)
+        ? globalThis.Number(object.headDim)
+        : isSet(object.head_dim)
+        ? globalThis.Number(object.head_dim)
+        : 0,
+      intermediateSize: isSet(object.intermediateSize)
+        ? globalThis.Number(object.intermediateSize)
+        : isSet(object.intermediate_size)
+        ? globalThis.Number(object.intermediate_size)
+        : 0,
+      vocabSize: isSet(object.vocabSize)
+        ? globalThis.Number(object.vocabSize)
+        : isSet(object.vocab_size)
+        ? globalThis.Number(object.vocab_size)
+        : 0,
+      tieWordEmbeddings: isSet(object.tieWordEmbeddings)
+        ? globalThis.Boolean(object.tieWordEmbeddings)
+        : isSet(object.tie_word_embeddings)
+        ? globalThis.Boolean(object.tie_word_embeddings)
+        : false,
+      numLocalExperts: isSet(object.numLocalExperts)
+        ? globalThis.Number(object.numLocalExperts)
+        : isSet(object.num_local_experts)
+        ? globalThis.Number(object.num_local_experts)
+        : 0,
+      numExpertsPerTok: isSet(object.numExpertsPerTok)
+        ? globalThis.Number(object.numExpertsPerTok)
+        : isSet(object.num_experts_per_tok)
+        ? globalThis.Number(object.num_experts_per_tok)
+        : 0,
+      moeIntermediateSize: isSet(object.moeIntermediateSize)
+        ? globalThis.Number(object.moeIntermediateSize)
+        : isSet(object.moe_intermediate_size)
+        ? globalThis.Number(object.moe_intermediate_size)
+        : 0,
+      nSharedExperts: isSet(object.nSharedExperts)
+        ? globalThis.Number(object.nSharedExperts)
+        : isSet(object.n_shared_experts)
+        ? globalThis.Number(object.n_shared_experts)
+        : 0,
+      firstKDenseReplace: isSet(object.firstKDenseReplace)
+        ? globalThis.Number(object.firstKDenseReplace)
+        : isSet(object.first_k_dense_replace)
+        ? globalThis.Number(object.first_k_dense_replace)
+        : 0,
+      kvLoraRank: isSet(object.kvLoraRank)
+        ? globalThis.Number(object.kvLoraRank)
+        : isSet(object.kv_lora_rank)
+        ? globalThis.Number(object.kv_lora_rank)
+        : 0,
+      qLoraRank: isSet(object.qLoraRank)
+        ? globalThis.Number(object.qLoraRank)
+        : isSet(object.q_lora_rank)
+        ? globalThis.Number(object.q_lora_rank)
+        : 0,
+      qkRopeHeadDim: isSet(object.qkRopeHeadDim)
+        ? globalThis.Number(object.qkRopeHeadDim)
+        : isSet(object.qk_rope_head_dim)
+        ? globalThis.Number(object.qk_rope_head_dim)
+        : 0,
+      qkNopeHeadDim: isSet(object.qkNopeHeadDim)
+        ? globalThis.Number(object.qkNopeHeadDim)
+        : isSet(object.qk_nope_head_dim)
+        ? globalThis.Number(object.qk_nope_head_dim)
+        : 0,
+      vHeadDim: isSet(object.vHeadDim)
+        ? globalThis.Number(object.vHeadDim)
+        : isSet(object.v_head_dim)
+        ? globalThis.Number(object.v_head_dim)
+        : 0,
+      slidingWindow: isSet(object.slidingWindow)
+        ? globalThis.Number(object.slidingWindow)
+        : isSet(object.sliding_window)
+        ? globalThis.Number(object.sliding_window)
+        : 0,
+      attentionBias: isSet(object.attentionBias)
+        ? globalThis.Boolean(object.attentionBias)
+        : isSet(object.attention_bias)
+        ? globalThis.Boolean(object.attention_bias)
+        : false,
+      modelType: isSet(object.modelType)
+        ? globalThis.String(object.modelType)
+        : isSet(object.model_type)
+        ? globalThis.String(object.model_type)
+        : "",
+      mlpBias: isSet(object.mlpBias)
+        ? globalThis.Boolean(object.mlpBias)
+        : isSet(object.mlp_bias)
+        ? globalThis.Boolean(object.mlp_bias)
+        : false,
+      slidingWindowPattern: isSet(object.slidingWindowPattern)
+        ? globalThis.Number(object.slidingWindowPattern)
+        : isSet(object.sliding_window_pattern)
+        ? globalThis.Number(object.sliding_window_pattern)
+        : 0,
+      layerTypes: globalThis.Array.isArray(object?.layerTypes)
+        ? object.layerTypes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.layer_types)
+        ? object.layer_types.map((e: any) => globalThis.String(e))
+        : [],
+      parallelAttn: isSet(object.parallelAttn)
+        ? globalThis.Boolean(object.parallelAttn)
+        : isSet(object.parallel_attn)
+        ? globalThis.Boolean(object.parallel_attn)
+        : false,
+      maxPositionEmbeddings: isSet(object.maxPositionEmbeddings)
+        ? globalThis.Number(object.maxPositionEmbeddings)
+        : isSet(object.max_position_embeddings)
+        ? globalThis.Number(object.max_position_embeddings)
+        : 0,
+      useQkNorm: isSet(object.useQkNorm)
+        ? globalThis.Boolean(object.useQkNorm)
+        : isSet(object.use_qk_norm)
+        ? globalThis.Boolean(object.use_qk_norm)
+        : false,
+      moeLayerFreq: isSet(object.moeLayerFreq)
+        ? globalThis.Number(object.moeLayerFreq)
+        : isSet(object.moe_layer_freq)
+        ? globalThis.Number(object.moe_layer_freq)
+        : 0,
+      qkvBias: isSet(object.qkvBias)
+        ? globalThis.Boolean(object.qkvBias)
+        : isSet(object.qkv_bias)
+        ? globalThis.Boolean(object.qkv_bias)
+        : false,
+    };
+  },
+
+  toJSON(message: ModelArchitecture): unknown {
+    const obj: any = {};
+    if (message.numHiddenLayers !== 0) {
+      obj.numHiddenLayers = Math.round(message.numHiddenLayers);
+    }
+    if (message.hiddenSize !== 0) {
+      obj.hiddenSize = Math.round(message.hiddenSize);
+    }
+    if (message.numAttentionHeads !== 0) {
+      obj.numAttentionHeads = Math.round(message.numAttentionHeads);
+    }
+    if (message.numKeyValueHeads !== 0) {
+      obj.numKeyValueHeads = Math.round(message.numKeyValueHeads);
+    }
+    if (message.headDim !== 0) {
+      obj.headDim = Math.round(message.headDim);
+    }
+    if (message.intermediateSize !== 0) {
+      obj.intermediateSize = Math.round(message.intermediateSize);
+    }
+    if (message.vocabSize !== 0) {
+      obj.vocabSize = Math.round(message.vocabSize);
+    }
+    if (message.tieWordEmbeddings !== false) {
+      obj.tieWordEmbeddings = message.tieWordEmbeddings;
+    }
+    if (message.numLocalExperts !== 0) {
+      obj.numLocalExperts = Math.round(message.numLocalExperts);
+    }
+    if (message.numExpertsPerTok !== 0) {
+      obj.numExpertsPerTok = Math.round(message.numExpertsPerTok);
+    }
+    if (message.moeIntermediateSize !== 0) {
+      obj.moeIntermediateSize = Math.round(message.moeIntermediateSize);
+    }
+    if (message.nSharedExperts !== 0) {
+      obj.nSharedExperts = Math.round(message.nSharedExperts);
+    }
+    if (message.firstKDenseReplace !== 0) {
+      obj.firstKDenseReplace = Math.round(message.firstKDenseReplace);
+    }
+    if (message.kvLoraRank !== 0) {
+      obj.kvLoraRank = Math.round(message.kvLoraRank);
+    }
+    if (message.qLoraRank !== 0) {
+      obj.qLoraRank = Math.round(message.qLoraRank);
+    }
+    if (message.qkRopeHeadDim !== 0) {
+      obj.qkRopeHeadDim = Math.round(message.qkRopeHeadDim);
+    }
+    if (message.qkNopeHeadDim !== 0) {
+      obj.qkNopeHeadDim = Math.round(message.qkNopeHeadDim);
+    }
+    if (message.vHeadDim !== 0) {
+      obj.vHeadDim = Math.round(message.vHeadDim);
+    }
+    if (message.slidingWindow !== 0) {
+      obj.slidingWindow = Math.round(message.slidingWindow);
+    }
+    if (message.attentionBias !== false) {
+      obj.attentionBias = message.attentionBias;
+    }
+    if (message.modelType !== "") {
+      obj.modelType = message.modelType;
+    }
+    if (message.mlpBias !== false) {
+      obj.mlpBias = message.mlpBias;
+    }
+    if (message.slidingWindowPattern !== 0) {
+      obj.slidingWindowPattern = Math.round(message.slidingWindowPattern);
+    }
+    if (message.layerTypes?.length) {
+      obj.layerTypes = message.layerTypes;
+    }
+    if (message.parallelAttn !== false) {
+      obj.parallelAttn = message.parallelAttn;
+    }
+    if (message.maxPositionEmbeddings !== 0) {
+      obj.maxPositionEmbeddings = Math.round(message.maxPositionEmbeddings);
+    }
+    if (message.useQkNorm !== false) {
+      obj.useQkNorm = message.useQkNorm;
+    }
+    if (message.moeLayerFreq !== 0) {
+      obj.moeLayerFreq = Math.round(message.moeLayerFreq);
+    }
+    if (message.qkvBias !== false) {
+      obj.qkvBias = message.qkvBias;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ModelArchitecture>, I>>(base?: I): ModelArchitecture {
+    return ModelArchitecture.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ModelArchitecture>, I>>(object: I): ModelArchitecture {
+    const message = createBaseModelArchitecture();
+    message.numHiddenLayers = object.numHiddenLayers ?? 0;
+    message.hiddenSize = object.hiddenSize ?? 0;
+    message.numAttentionHeads = object.numAttentionHeads ?? 0;
+    message.numKeyValueHeads = object.numKeyValueHeads ?? 0;
+    message.headDim = object.headDim ?? 0;
+    message.intermediateSize = object.intermediateSize ?? 0;
+    message.vocabSize = object.vocabSize ?? 0;
+    message.tieWordEmbeddings = object.tieWordEmbeddings ?? false;
+    message.numLocalExperts = object.numLocalExperts ?? 0;
+    message.numExpertsPerTok = object.numExpertsPerTok ?? 0;
+    message.moeIntermediateSize = object.moeIntermediateSize ?? 0;
+    message.nSharedExperts = object.nSharedExperts ?? 0;
+    message.firstKDenseReplace = object.firstKDenseReplace ?? 0;
+    message.kvLoraRank = object.kvLoraRank ?? 0;
+    message.qLoraRank = object.qLoraRank ?? 0;
+    message.qkRopeHeadDim = object.qkRopeHeadDim ?? 0;
+    message.qkNopeHeadDim = object.qkNopeHeadDim ?? 0;
+    message.vHeadDim = object.vHeadDim ?? 0;
+    message.slidingWindow = object.slidingWindow ?? 0;
+    message.attentionBias = object.attentionBias ?? false;
+    message.modelType = object.modelType ?? "";
+    message.mlpBias = object.mlpBias ?? false;
+    message.slidingWindowPattern = object.slidingWindowPattern ?? 0;
+    message.layerTypes = object.layerTypes?.map((e) => e) || [];
+    message.parallelAttn = object.parallelAttn ?? false;
+    message.maxPositionEmbeddings = object.maxPositionEmbeddings ?? 0;
+    message.useQkNorm = object.useQkNorm ?? false;
+    message.moeLayerFreq = object.moeLayerFreq ?? 0;
+    message.qkvBias = object.qkvBias ?? false;
     return message;
   },
 };
@@ -207,6 +995,7 @@ function createBaseModelInfo(): ModelInfo {
     defaultQuantization: 0,
     maxContextLengthTokens: 0,
     sourceUrl: "",
+    architecture: undefined,
   };
 }
 
@@ -238,6 +1027,9 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     }
     if (message.sourceUrl !== "") {
       writer.uint32(74).string(message.sourceUrl);
+    }
+    if (message.architecture !== undefined) {
+      ModelArchitecture.encode(message.architecture, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -327,6 +1119,14 @@ export const ModelInfo: MessageFns<ModelInfo> = {
             message.sourceUrl = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.architecture = ModelArchitecture.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -374,6 +1174,7 @@ export const ModelInfo: MessageFns<ModelInfo> = {
         : isSet(object.source_url)
         ? globalThis.String(object.source_url)
         : "",
+      architecture: isSet(object.architecture) ? ModelArchitecture.fromJSON(object.architecture) : undefined,
     };
   },
 
@@ -406,6 +1207,9 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     if (message.sourceUrl !== "") {
       obj.sourceUrl = message.sourceUrl;
     }
+    if (message.architecture !== undefined) {
+      obj.architecture = ModelArchitecture.toJSON(message.architecture);
+    }
     return obj;
   },
 
@@ -423,6 +1227,9 @@ export const ModelInfo: MessageFns<ModelInfo> = {
     message.defaultQuantization = object.defaultQuantization ?? 0;
     message.maxContextLengthTokens = object.maxContextLengthTokens ?? 0;
     message.sourceUrl = object.sourceUrl ?? "";
+    message.architecture = (object.architecture !== undefined && object.architecture !== null)
+      ? ModelArchitecture.fromPartial(object.architecture)
+      : undefined;
     return message;
   },
 };

@@ -18,7 +18,12 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { RecommendInstancesRequest, RecommendInstancesResponse } from "./cost";
-import { FilterAcceleratorsRequest, FilterAcceleratorsResponse } from "./hardware";
+import {
+  FilterAcceleratorsRequest,
+  FilterAcceleratorsResponse,
+  ListAcceleratorModelsRequest,
+  ListAcceleratorModelsResponse,
+} from "./hardware";
 import {
   FindCompatibleModelsRequest,
   FindCompatibleModelsResponse,
@@ -28,7 +33,11 @@ import {
   ListModelsResponse,
 } from "./models";
 import {
+  EstimateCapacityRequest,
+  EstimateCapacityResponse,
   EstimateMemoryRequest,
+  EstimatePerformanceRequest,
+  EstimatePerformanceResponse,
   MemoryEstimate,
   PlanShardingRequest,
   ShardingPlan,
@@ -174,6 +183,42 @@ export const PlannerServiceService = {
       Buffer.from(FilterAcceleratorsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): FilterAcceleratorsResponse => FilterAcceleratorsResponse.decode(value),
   },
+  /** Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS. */
+  listAcceleratorModels: {
+    path: "/accelplan.v1.PlannerService/ListAcceleratorModels" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListAcceleratorModelsRequest): Buffer =>
+      Buffer.from(ListAcceleratorModelsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListAcceleratorModelsRequest => ListAcceleratorModelsRequest.decode(value),
+    responseSerialize: (value: ListAcceleratorModelsResponse): Buffer =>
+      Buffer.from(ListAcceleratorModelsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAcceleratorModelsResponse => ListAcceleratorModelsResponse.decode(value),
+  },
+  /** Answers the inverse memory questions: longest context or most sequences that fit. */
+  estimateCapacity: {
+    path: "/accelplan.v1.PlannerService/EstimateCapacity" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EstimateCapacityRequest): Buffer =>
+      Buffer.from(EstimateCapacityRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EstimateCapacityRequest => EstimateCapacityRequest.decode(value),
+    responseSerialize: (value: EstimateCapacityResponse): Buffer =>
+      Buffer.from(EstimateCapacityResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EstimateCapacityResponse => EstimateCapacityResponse.decode(value),
+  },
+  /** Predicts time to first token and decode speed from a roofline model. */
+  estimatePerformance: {
+    path: "/accelplan.v1.PlannerService/EstimatePerformance" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EstimatePerformanceRequest): Buffer =>
+      Buffer.from(EstimatePerformanceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EstimatePerformanceRequest => EstimatePerformanceRequest.decode(value),
+    responseSerialize: (value: EstimatePerformanceResponse): Buffer =>
+      Buffer.from(EstimatePerformanceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EstimatePerformanceResponse => EstimatePerformanceResponse.decode(value),
+  },
 } as const;
 
 export interface PlannerServiceServer extends UntypedServiceImplementation {
@@ -199,6 +244,12 @@ export interface PlannerServiceServer extends UntypedServiceImplementation {
   findCompatibleModels: handleUnaryCall<FindCompatibleModelsRequest, FindCompatibleModelsResponse>;
   /** Lists the fleet's available devices that meet a requirement, with their capabilities. */
   filterAccelerators: handleUnaryCall<FilterAcceleratorsRequest, FilterAcceleratorsResponse>;
+  /** Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS. */
+  listAcceleratorModels: handleUnaryCall<ListAcceleratorModelsRequest, ListAcceleratorModelsResponse>;
+  /** Answers the inverse memory questions: longest context or most sequences that fit. */
+  estimateCapacity: handleUnaryCall<EstimateCapacityRequest, EstimateCapacityResponse>;
+  /** Predicts time to first token and decode speed from a roofline model. */
+  estimatePerformance: handleUnaryCall<EstimatePerformanceRequest, EstimatePerformanceResponse>;
 }
 
 export interface PlannerServiceClient extends Client {
@@ -377,6 +428,54 @@ export interface PlannerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: FilterAcceleratorsResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS. */
+  listAcceleratorModels(
+    request: ListAcceleratorModelsRequest,
+    callback: (error: ServiceError | null, response: ListAcceleratorModelsResponse) => void,
+  ): ClientUnaryCall;
+  listAcceleratorModels(
+    request: ListAcceleratorModelsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAcceleratorModelsResponse) => void,
+  ): ClientUnaryCall;
+  listAcceleratorModels(
+    request: ListAcceleratorModelsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAcceleratorModelsResponse) => void,
+  ): ClientUnaryCall;
+  /** Answers the inverse memory questions: longest context or most sequences that fit. */
+  estimateCapacity(
+    request: EstimateCapacityRequest,
+    callback: (error: ServiceError | null, response: EstimateCapacityResponse) => void,
+  ): ClientUnaryCall;
+  estimateCapacity(
+    request: EstimateCapacityRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EstimateCapacityResponse) => void,
+  ): ClientUnaryCall;
+  estimateCapacity(
+    request: EstimateCapacityRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EstimateCapacityResponse) => void,
+  ): ClientUnaryCall;
+  /** Predicts time to first token and decode speed from a roofline model. */
+  estimatePerformance(
+    request: EstimatePerformanceRequest,
+    callback: (error: ServiceError | null, response: EstimatePerformanceResponse) => void,
+  ): ClientUnaryCall;
+  estimatePerformance(
+    request: EstimatePerformanceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EstimatePerformanceResponse) => void,
+  ): ClientUnaryCall;
+  estimatePerformance(
+    request: EstimatePerformanceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EstimatePerformanceResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -10,6 +10,49 @@ import { Accelerator, AcceleratorFamily, acceleratorFamilyFromJSON, acceleratorF
 import { ModelSpec } from "./models";
 import { QuantizationLevel, quantizationLevelFromJSON, quantizationLevelToJSON } from "./quantization";
 
+/** PerformanceBound is what limits a decode step. */
+export enum PerformanceBound {
+  /** PERFORMANCE_BOUND_UNSPECIFIED - Not set. */
+  PERFORMANCE_BOUND_UNSPECIFIED = 0,
+  /** PERFORMANCE_BOUND_MEMORY_BANDWIDTH - Reading weights and KV cache from memory. */
+  PERFORMANCE_BOUND_MEMORY_BANDWIDTH = 1,
+  /** PERFORMANCE_BOUND_COMPUTE - Matrix-multiply throughput. */
+  PERFORMANCE_BOUND_COMPUTE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function performanceBoundFromJSON(object: any): PerformanceBound {
+  switch (object) {
+    case 0:
+    case "PERFORMANCE_BOUND_UNSPECIFIED":
+      return PerformanceBound.PERFORMANCE_BOUND_UNSPECIFIED;
+    case 1:
+    case "PERFORMANCE_BOUND_MEMORY_BANDWIDTH":
+      return PerformanceBound.PERFORMANCE_BOUND_MEMORY_BANDWIDTH;
+    case 2:
+    case "PERFORMANCE_BOUND_COMPUTE":
+      return PerformanceBound.PERFORMANCE_BOUND_COMPUTE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return PerformanceBound.UNRECOGNIZED;
+  }
+}
+
+export function performanceBoundToJSON(object: PerformanceBound): string {
+  switch (object) {
+    case PerformanceBound.PERFORMANCE_BOUND_UNSPECIFIED:
+      return "PERFORMANCE_BOUND_UNSPECIFIED";
+    case PerformanceBound.PERFORMANCE_BOUND_MEMORY_BANDWIDTH:
+      return "PERFORMANCE_BOUND_MEMORY_BANDWIDTH";
+    case PerformanceBound.PERFORMANCE_BOUND_COMPUTE:
+      return "PERFORMANCE_BOUND_COMPUTE";
+    case PerformanceBound.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** ShardingStrategy is how a model is split across devices. */
 export enum ShardingStrategy {
   /** SHARDING_STRATEGY_UNSPECIFIED - Not set. */
@@ -67,7 +110,14 @@ export function shardingStrategyToJSON(object: ShardingStrategy): string {
   }
 }
 
-/** EstimateMemoryRequest asks how much memory a model needs for inference. */
+/**
+ * EstimateMemoryRequest asks how much memory a model needs for inference.
+ *
+ * With a bare parameter_count the answer is ai-hwaccel's: weights plus a flat
+ * 20%. With a known architecture (model_id, architecture or hf_config_json) it
+ * is weights (with quantization overhead) + KV cache + activations + runtime
+ * overhead for the traffic described below.
+ */
 export interface EstimateMemoryRequest {
   /** The model. Required. */
   model:
@@ -75,20 +125,206 @@ export interface EstimateMemoryRequest {
     | undefined;
   /** Weight precision. Required. */
   quantization: QuantizationLevel;
+  /** Tokens of context per sequence (prompt plus output); 0 means 4,096. */
+  contextLength: number;
+  /** Sequences served at once; 0 means 1. */
+  batchSize: number;
+  /** KV-cache precision; UNSPECIFIED means 16-bit whatever the weights' level. */
+  kvCacheQuantization: QuantizationLevel;
+  /** INT4/INT8 weights per quantization group (one FP16 scale each); 0 means 128. */
+  quantizationGroupSize: number;
+  /** Symmetric INT4/INT8 quantization (no zero points); default false: GPTQ/AWQ-style zero points. */
+  quantizationSymmetric: boolean;
+  /** Devices the model is split over by tensor parallelism; the answer is per device. 0 means 1. */
+  tensorParallelSize: number;
+  /** Tokens in the widest forward pass (the engine's chunked-prefill budget); 0 means 8,192. */
+  maxBatchedTokens: number;
 }
 
-/** MemoryEstimate is the memory a model needs for inference. */
+/** MemoryAssumptions are the inputs a memory estimate used, defaults filled in. */
+export interface MemoryAssumptions {
+  /** Whether the architecture was known (else ai-hwaccel's flat 20% rule applied). */
+  architectureKnown: boolean;
+  /** Tokens of context per sequence. */
+  contextLength: number;
+  /** Sequences served at once. */
+  batchSize: number;
+  /** Bits per KV-cache value. */
+  kvCacheBits: number;
+  /** Average bits per quantized linear-layer weight, scale and zero-point overhead included. */
+  linearWeightBits: number;
+  /** Weights per quantization group. */
+  quantizationGroupSize: number;
+  /** Tensor-parallel degree the figures are per device for. */
+  tensorParallelSize: number;
+  /** Tokens in the widest forward pass. */
+  maxBatchedTokens: number;
+}
+
+/** MemoryEstimate is the memory a model needs for inference, per device. */
 export interface MemoryEstimate {
-  /** Parameters the estimate is based on. */
+  /** Parameters the model stores. */
   parameterCount: string;
   /** The weight precision used. */
   quantization: QuantizationLevel;
-  /** Bytes of weights: parameter_count * bits / 8, rounded down. */
+  /**
+   * Bytes of weights (per device under tensor parallelism). Bare parameter count:
+   * parameter_count * bits / 8, rounded down.
+   */
   weightsBytes: string;
-  /** Bytes for activations and KV cache: weights_bytes / 5 (ai-hwaccel's flat 20%). */
+  /**
+   * Bare parameter count: weights_bytes / 5 for activations and KV cache (ai-hwaccel's
+   * flat 20%). Known architecture: the runtime reserve (CUDA context, graphs, buffers).
+   */
   overheadBytes: string;
-  /** weights_bytes + overhead_bytes. */
+  /** weights_bytes + kv_cache_bytes + activation_bytes + overhead_bytes. */
   totalBytes: string;
+  /** The assumptions behind the numbers, one sentence each. */
+  assumptions: string[];
+  /** Parameters one token passes through (mixture of experts: only the routed top-k). */
+  activeParameterCount: string;
+  /** Bytes of KV cache for batch_size sequences of context_length tokens; 0 when the architecture is unknown. */
+  kvCacheBytes: string;
+  /** KV-cache bytes one more token of context adds (within every sliding window). */
+  kvCacheBytesPerToken: string;
+  /** Peak activation bytes of the widest forward pass. */
+  activationBytes: string;
+  /** The inputs used, with defaults filled in. */
+  assumed: MemoryAssumptions | undefined;
+}
+
+/**
+ * EstimateCapacityRequest asks the inverse questions for a model on a set of
+ * devices: the longest context, or the most concurrent sequences, that fit.
+ */
+export interface EstimateCapacityRequest {
+  /** The model; its architecture must be known (model_id, architecture or hf_config_json). */
+  model:
+    | ModelSpec
+    | undefined;
+  /** Weight precision. Required. */
+  quantization: QuantizationLevel;
+  /**
+   * The devices; the model is split by tensor parallelism over the first
+   * tensor_parallel_size available ones, and the smallest of them sets the budget.
+   */
+  fleet:
+    | Fleet
+    | undefined;
+  /** Tensor-parallel degree; 0 means every available device in the fleet. */
+  tensorParallelSize: number;
+  /** Share of each device's memory the engine may use (vLLM's gpu_memory_utilization); 0 means 0.9. */
+  gpuMemoryUtilization: number;
+  /** For max_concurrent_sequences: tokens per sequence; 0 means 4,096. */
+  contextLength: number;
+  /** For max_context_length: sequences held at once; 0 means 1. */
+  batchSize: number;
+  /** KV-cache precision; UNSPECIFIED means 16-bit. */
+  kvCacheQuantization: QuantizationLevel;
+  /** INT4/INT8 weights per quantization group; 0 means 128. */
+  quantizationGroupSize: number;
+  /** Tokens in the widest forward pass; 0 means 8,192. */
+  maxBatchedTokens: number;
+}
+
+/** EstimateCapacityResponse is what fits, per device. */
+export interface EstimateCapacityResponse {
+  /**
+   * Longest context per sequence for batch_size sequences, capped at the model's
+   * max_position_embeddings; 0 when even the weights do not fit.
+   */
+  maxContextLength: string;
+  /** Most sequences of context_length tokens held at once. */
+  maxConcurrentSequences: string;
+  /** Tokens of full-attention context the KV budget holds (vLLM's "KV cache size" in tokens). */
+  kvCacheTokens: string;
+  /** Bytes per device left for KV cache after weights, activations and overhead. */
+  kvCacheBudgetBytes: string;
+  /** Bytes per device the engine may use: memory * gpu_memory_utilization. */
+  usableMemoryBytes: string;
+  /** Memory per device without the KV cache budget (KV shown for one context_length sequence). */
+  memory:
+    | MemoryEstimate
+    | undefined;
+  /** Tensor-parallel degree used. */
+  tensorParallelSize: number;
+  /** The assumptions behind the numbers, one sentence each. */
+  assumptions: string[];
+}
+
+/** EstimatePerformanceRequest asks how fast a model serves on a fleet (roofline model). */
+export interface EstimatePerformanceRequest {
+  /** The model. Required; an architecture adds KV-cache reads, attention FLOPs and communication. */
+  model:
+    | ModelSpec
+    | undefined;
+  /** Weight precision. Required. */
+  quantization: QuantizationLevel;
+  /**
+   * The devices: the first tensor_parallel_size * pipeline_parallel_size available ones are used,
+   * stage by stage. Required.
+   */
+  fleet:
+    | Fleet
+    | undefined;
+  /** Devices per pipeline stage splitting each layer; 0 means 1. */
+  tensorParallelSize: number;
+  /** Pipeline stages; 0 means 1. */
+  pipelineParallelSize: number;
+  /** Sequences decoded together; 0 means 1. */
+  batchSize: number;
+  /** Prompt tokens per sequence; 0 means 512. */
+  promptTokens: number;
+  /** Output tokens per sequence; 0 means 128. */
+  outputTokens: number;
+  /** KV-cache precision; UNSPECIFIED means 16-bit. */
+  kvCacheQuantization: QuantizationLevel;
+  /** Override of the decode memory-bandwidth utilisation (default 0.75), in (0, 1]. */
+  decodeMbu?:
+    | number
+    | undefined;
+  /** Override of the decode FLOPS utilisation (default 0.5), in (0, 1]. */
+  decodeMfu?:
+    | number
+    | undefined;
+  /** Override of the prefill FLOPS utilisation (default 0.5), in (0, 1]. */
+  prefillMfu?:
+    | number
+    | undefined;
+  /** INT4/INT8 weights per quantization group; 0 means 128. */
+  quantizationGroupSize: number;
+  /** Symmetric INT4/INT8 quantization (no zero points). */
+  quantizationSymmetric: boolean;
+}
+
+/** EstimatePerformanceResponse is the predicted latency and throughput. */
+export interface EstimatePerformanceResponse {
+  /** Time to first token: processing every prompt of the batch, in seconds. */
+  prefillSeconds: number;
+  /** Time per decode step (one token for each sequence), in seconds. */
+  decodeSecondsPerToken: number;
+  /** One sequence's decode speed in tokens per second. */
+  decodeTokensPerSecondPerSequence: number;
+  /** All sequences together, in tokens per second. */
+  decodeTokensPerSecondTotal: number;
+  /** What limits a decode step. */
+  bound: PerformanceBound;
+  /** Memory-read time of a decode step, in seconds. */
+  memorySecondsPerToken: number;
+  /** Compute time of a decode step, in seconds (0 when peak FLOPS are unknown). */
+  computeSecondsPerToken: number;
+  /** Tensor-parallel communication time of a decode step, in seconds. */
+  communicationSecondsPerToken: number;
+  /** prefill_seconds + output_tokens * decode_seconds_per_token. */
+  endToEndSeconds: number;
+  /** Bytes read from memory by one decode step, all devices together. */
+  bytesReadPerStep: string;
+  /** Decode memory-bandwidth utilisation used. */
+  decodeMbu: number;
+  /** Decode FLOPS utilisation used. */
+  decodeMfu: number;
+  /** Prefill FLOPS utilisation used. */
+  prefillMfu: number;
   /** The assumptions behind the numbers, one sentence each. */
   assumptions: string[];
 }
@@ -174,7 +410,10 @@ export interface ShardingPlan {
   shards: ModelShard[];
   /** Memory the whole model needs (EstimateMemory's total_bytes). */
   totalMemoryBytes: string;
-  /** Estimated batch-1 decode speed in tokens per second; unset when it cannot be estimated. */
+  /**
+   * Estimated batch-1 decode speed in tokens per second (EstimatePerformance's roofline);
+   * unset when a device's memory bandwidth is unknown.
+   */
   estimatedTokensPerSecond?:
     | number
     | undefined;
@@ -187,7 +426,17 @@ export interface ShardingPlan {
 }
 
 function createBaseEstimateMemoryRequest(): EstimateMemoryRequest {
-  return { model: undefined, quantization: 0 };
+  return {
+    model: undefined,
+    quantization: 0,
+    contextLength: 0,
+    batchSize: 0,
+    kvCacheQuantization: 0,
+    quantizationGroupSize: 0,
+    quantizationSymmetric: false,
+    tensorParallelSize: 0,
+    maxBatchedTokens: 0,
+  };
 }
 
 export const EstimateMemoryRequest: MessageFns<EstimateMemoryRequest> = {
@@ -197,6 +446,27 @@ export const EstimateMemoryRequest: MessageFns<EstimateMemoryRequest> = {
     }
     if (message.quantization !== 0) {
       writer.uint32(16).int32(message.quantization);
+    }
+    if (message.contextLength !== 0) {
+      writer.uint32(24).uint32(message.contextLength);
+    }
+    if (message.batchSize !== 0) {
+      writer.uint32(32).uint32(message.batchSize);
+    }
+    if (message.kvCacheQuantization !== 0) {
+      writer.uint32(40).int32(message.kvCacheQuantization);
+    }
+    if (message.quantizationGroupSize !== 0) {
+      writer.uint32(48).uint32(message.quantizationGroupSize);
+    }
+    if (message.quantizationSymmetric !== false) {
+      writer.uint32(56).bool(message.quantizationSymmetric);
+    }
+    if (message.tensorParallelSize !== 0) {
+      writer.uint32(64).uint32(message.tensorParallelSize);
+    }
+    if (message.maxBatchedTokens !== 0) {
+      writer.uint32(72).uint32(message.maxBatchedTokens);
     }
     return writer;
   },
@@ -230,6 +500,62 @@ export const EstimateMemoryRequest: MessageFns<EstimateMemoryRequest> = {
             message.quantization = reader.int32() as any;
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.contextLength = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.batchSize = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.kvCacheQuantization = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.quantizationGroupSize = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.quantizationSymmetric = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.tensorParallelSize = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.maxBatchedTokens = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -246,6 +572,41 @@ export const EstimateMemoryRequest: MessageFns<EstimateMemoryRequest> = {
     return {
       model: isSet(object.model) ? ModelSpec.fromJSON(object.model) : undefined,
       quantization: isSet(object.quantization) ? quantizationLevelFromJSON(object.quantization) : 0,
+      contextLength: isSet(object.contextLength)
+        ? globalThis.Number(object.contextLength)
+        : isSet(object.context_length)
+        ? globalThis.Number(object.context_length)
+        : 0,
+      batchSize: isSet(object.batchSize)
+        ? globalThis.Number(object.batchSize)
+        : isSet(object.batch_size)
+        ? globalThis.Number(object.batch_size)
+        : 0,
+      kvCacheQuantization: isSet(object.kvCacheQuantization)
+        ? quantizationLevelFromJSON(object.kvCacheQuantization)
+        : isSet(object.kv_cache_quantization)
+        ? quantizationLevelFromJSON(object.kv_cache_quantization)
+        : 0,
+      quantizationGroupSize: isSet(object.quantizationGroupSize)
+        ? globalThis.Number(object.quantizationGroupSize)
+        : isSet(object.quantization_group_size)
+        ? globalThis.Number(object.quantization_group_size)
+        : 0,
+      quantizationSymmetric: isSet(object.quantizationSymmetric)
+        ? globalThis.Boolean(object.quantizationSymmetric)
+        : isSet(object.quantization_symmetric)
+        ? globalThis.Boolean(object.quantization_symmetric)
+        : false,
+      tensorParallelSize: isSet(object.tensorParallelSize)
+        ? globalThis.Number(object.tensorParallelSize)
+        : isSet(object.tensor_parallel_size)
+        ? globalThis.Number(object.tensor_parallel_size)
+        : 0,
+      maxBatchedTokens: isSet(object.maxBatchedTokens)
+        ? globalThis.Number(object.maxBatchedTokens)
+        : isSet(object.max_batched_tokens)
+        ? globalThis.Number(object.max_batched_tokens)
+        : 0,
     };
   },
 
@@ -256,6 +617,27 @@ export const EstimateMemoryRequest: MessageFns<EstimateMemoryRequest> = {
     }
     if (message.quantization !== 0) {
       obj.quantization = quantizationLevelToJSON(message.quantization);
+    }
+    if (message.contextLength !== 0) {
+      obj.contextLength = Math.round(message.contextLength);
+    }
+    if (message.batchSize !== 0) {
+      obj.batchSize = Math.round(message.batchSize);
+    }
+    if (message.kvCacheQuantization !== 0) {
+      obj.kvCacheQuantization = quantizationLevelToJSON(message.kvCacheQuantization);
+    }
+    if (message.quantizationGroupSize !== 0) {
+      obj.quantizationGroupSize = Math.round(message.quantizationGroupSize);
+    }
+    if (message.quantizationSymmetric !== false) {
+      obj.quantizationSymmetric = message.quantizationSymmetric;
+    }
+    if (message.tensorParallelSize !== 0) {
+      obj.tensorParallelSize = Math.round(message.tensorParallelSize);
+    }
+    if (message.maxBatchedTokens !== 0) {
+      obj.maxBatchedTokens = Math.round(message.maxBatchedTokens);
     }
     return obj;
   },
@@ -269,6 +651,235 @@ export const EstimateMemoryRequest: MessageFns<EstimateMemoryRequest> = {
       ? ModelSpec.fromPartial(object.model)
       : undefined;
     message.quantization = object.quantization ?? 0;
+    message.contextLength = object.contextLength ?? 0;
+    message.batchSize = object.batchSize ?? 0;
+    message.kvCacheQuantization = object.kvCacheQuantization ?? 0;
+    message.quantizationGroupSize = object.quantizationGroupSize ?? 0;
+    message.quantizationSymmetric = object.quantizationSymmetric ?? false;
+    message.tensorParallelSize = object.tensorParallelSize ?? 0;
+    message.maxBatchedTokens = object.maxBatchedTokens ?? 0;
+    return message;
+  },
+};
+
+function createBaseMemoryAssumptions(): MemoryAssumptions {
+  return {
+    architectureKnown: false,
+    contextLength: 0,
+    batchSize: 0,
+    kvCacheBits: 0,
+    linearWeightBits: 0,
+    quantizationGroupSize: 0,
+    tensorParallelSize: 0,
+    maxBatchedTokens: 0,
+  };
+}
+
+export const MemoryAssumptions: MessageFns<MemoryAssumptions> = {
+  encode(message: MemoryAssumptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.architectureKnown !== false) {
+      writer.uint32(8).bool(message.architectureKnown);
+    }
+    if (message.contextLength !== 0) {
+      writer.uint32(16).uint32(message.contextLength);
+    }
+    if (message.batchSize !== 0) {
+      writer.uint32(24).uint32(message.batchSize);
+    }
+    if (message.kvCacheBits !== 0) {
+      writer.uint32(32).uint32(message.kvCacheBits);
+    }
+    if (message.linearWeightBits !== 0) {
+      writer.uint32(41).double(message.linearWeightBits);
+    }
+    if (message.quantizationGroupSize !== 0) {
+      writer.uint32(48).uint32(message.quantizationGroupSize);
+    }
+    if (message.tensorParallelSize !== 0) {
+      writer.uint32(56).uint32(message.tensorParallelSize);
+    }
+    if (message.maxBatchedTokens !== 0) {
+      writer.uint32(64).uint32(message.maxBatchedTokens);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemoryAssumptions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemoryAssumptions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.architectureKnown = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.contextLength = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.batchSize = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.kvCacheBits = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.linearWeightBits = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.quantizationGroupSize = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.tensorParallelSize = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.maxBatchedTokens = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MemoryAssumptions {
+    return {
+      architectureKnown: isSet(object.architectureKnown)
+        ? globalThis.Boolean(object.architectureKnown)
+        : isSet(object.architecture_known)
+        ? globalThis.Boolean(object.architecture_known)
+        : false,
+      contextLength: isSet(object.contextLength)
+        ? globalThis.Number(object.contextLength)
+        : isSet(object.context_length)
+        ? globalThis.Number(object.context_length)
+        : 0,
+      batchSize: isSet(object.batchSize)
+        ? globalThis.Number(object.batchSize)
+        : isSet(object.batch_size)
+        ? globalThis.Number(object.batch_size)
+        : 0,
+      kvCacheBits: isSet(object.kvCacheBits)
+        ? globalThis.Number(object.kvCacheBits)
+        : isSet(object.kv_cache_bits)
+        ? globalThis.Number(object.kv_cache_bits)
+        : 0,
+      linearWeightBits: isSet(object.linearWeightBits)
+        ? globalThis.Number(object.linearWeightBits)
+        : isSet(object.linear_weight_bits)
+        ? globalThis.Number(object.linear_weight_bits)
+        : 0,
+      quantizationGroupSize: isSet(object.quantizationGroupSize)
+        ? globalThis.Number(object.quantizationGroupSize)
+        : isSet(object.quantization_group_size)
+        ? globalThis.Number(object.quantization_group_size)
+        : 0,
+      tensorParallelSize: isSet(object.tensorParallelSize)
+        ? globalThis.Number(object.tensorParallelSize)
+        : isSet(object.tensor_parallel_size)
+        ? globalThis.Number(object.tensor_parallel_size)
+        : 0,
+      maxBatchedTokens: isSet(object.maxBatchedTokens)
+        ? globalThis.Number(object.maxBatchedTokens)
+        : isSet(object.max_batched_tokens)
+        ? globalThis.Number(object.max_batched_tokens)
+        : 0,
+    };
+  },
+
+  toJSON(message: MemoryAssumptions): unknown {
+    const obj: any = {};
+    if (message.architectureKnown !== false) {
+      obj.architectureKnown = message.architectureKnown;
+    }
+    if (message.contextLength !== 0) {
+      obj.contextLength = Math.round(message.contextLength);
+    }
+    if (message.batchSize !== 0) {
+      obj.batchSize = Math.round(message.batchSize);
+    }
+    if (message.kvCacheBits !== 0) {
+      obj.kvCacheBits = Math.round(message.kvCacheBits);
+    }
+    if (message.linearWeightBits !== 0) {
+      obj.linearWeightBits = floatToJson(message.linearWeightBits);
+    }
+    if (message.quantizationGroupSize !== 0) {
+      obj.quantizationGroupSize = Math.round(message.quantizationGroupSize);
+    }
+    if (message.tensorParallelSize !== 0) {
+      obj.tensorParallelSize = Math.round(message.tensorParallelSize);
+    }
+    if (message.maxBatchedTokens !== 0) {
+      obj.maxBatchedTokens = Math.round(message.maxBatchedTokens);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MemoryAssumptions>, I>>(base?: I): MemoryAssumptions {
+    return MemoryAssumptions.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MemoryAssumptions>, I>>(object: I): MemoryAssumptions {
+    const message = createBaseMemoryAssumptions();
+    message.architectureKnown = object.architectureKnown ?? false;
+    message.contextLength = object.contextLength ?? 0;
+    message.batchSize = object.batchSize ?? 0;
+    message.kvCacheBits = object.kvCacheBits ?? 0;
+    message.linearWeightBits = object.linearWeightBits ?? 0;
+    message.quantizationGroupSize = object.quantizationGroupSize ?? 0;
+    message.tensorParallelSize = object.tensorParallelSize ?? 0;
+    message.maxBatchedTokens = object.maxBatchedTokens ?? 0;
     return message;
   },
 };
@@ -281,6 +892,11 @@ function createBaseMemoryEstimate(): MemoryEstimate {
     overheadBytes: "0",
     totalBytes: "0",
     assumptions: [],
+    activeParameterCount: "0",
+    kvCacheBytes: "0",
+    kvCacheBytesPerToken: "0",
+    activationBytes: "0",
+    assumed: undefined,
   };
 }
 
@@ -303,6 +919,21 @@ export const MemoryEstimate: MessageFns<MemoryEstimate> = {
     }
     for (const v of message.assumptions) {
       writer.uint32(50).string(v!);
+    }
+    if (message.activeParameterCount !== "0") {
+      writer.uint32(56).uint64(message.activeParameterCount);
+    }
+    if (message.kvCacheBytes !== "0") {
+      writer.uint32(64).uint64(message.kvCacheBytes);
+    }
+    if (message.kvCacheBytesPerToken !== "0") {
+      writer.uint32(72).uint64(message.kvCacheBytesPerToken);
+    }
+    if (message.activationBytes !== "0") {
+      writer.uint32(80).uint64(message.activationBytes);
+    }
+    if (message.assumed !== undefined) {
+      MemoryAssumptions.encode(message.assumed, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -368,6 +999,46 @@ export const MemoryEstimate: MessageFns<MemoryEstimate> = {
             message.assumptions.push(reader.string());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.activeParameterCount = reader.uint64().toString();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.kvCacheBytes = reader.uint64().toString();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.kvCacheBytesPerToken = reader.uint64().toString();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.activationBytes = reader.uint64().toString();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.assumed = MemoryAssumptions.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -406,6 +1077,27 @@ export const MemoryEstimate: MessageFns<MemoryEstimate> = {
       assumptions: globalThis.Array.isArray(object?.assumptions)
         ? object.assumptions.map((e: any) => globalThis.String(e))
         : [],
+      activeParameterCount: isSet(object.activeParameterCount)
+        ? globalThis.String(object.activeParameterCount)
+        : isSet(object.active_parameter_count)
+        ? globalThis.String(object.active_parameter_count)
+        : "0",
+      kvCacheBytes: isSet(object.kvCacheBytes)
+        ? globalThis.String(object.kvCacheBytes)
+        : isSet(object.kv_cache_bytes)
+        ? globalThis.String(object.kv_cache_bytes)
+        : "0",
+      kvCacheBytesPerToken: isSet(object.kvCacheBytesPerToken)
+        ? globalThis.String(object.kvCacheBytesPerToken)
+        : isSet(object.kv_cache_bytes_per_token)
+        ? globalThis.String(object.kv_cache_bytes_per_token)
+        : "0",
+      activationBytes: isSet(object.activationBytes)
+        ? globalThis.String(object.activationBytes)
+        : isSet(object.activation_bytes)
+        ? globalThis.String(object.activation_bytes)
+        : "0",
+      assumed: isSet(object.assumed) ? MemoryAssumptions.fromJSON(object.assumed) : undefined,
     };
   },
 
@@ -429,6 +1121,21 @@ export const MemoryEstimate: MessageFns<MemoryEstimate> = {
     if (message.assumptions?.length) {
       obj.assumptions = message.assumptions;
     }
+    if (message.activeParameterCount !== "0") {
+      obj.activeParameterCount = message.activeParameterCount;
+    }
+    if (message.kvCacheBytes !== "0") {
+      obj.kvCacheBytes = message.kvCacheBytes;
+    }
+    if (message.kvCacheBytesPerToken !== "0") {
+      obj.kvCacheBytesPerToken = message.kvCacheBytesPerToken;
+    }
+    if (message.activationBytes !== "0") {
+      obj.activationBytes = message.activationBytes;
+    }
+    if (message.assumed !== undefined) {
+      obj.assumed = MemoryAssumptions.toJSON(message.assumed);
+    }
     return obj;
   },
 
@@ -442,6 +1149,1165 @@ export const MemoryEstimate: MessageFns<MemoryEstimate> = {
     message.weightsBytes = object.weightsBytes ?? "0";
     message.overheadBytes = object.overheadBytes ?? "0";
     message.totalBytes = object.totalBytes ?? "0";
+    message.assumptions = object.assumptions?.map((e) => e) || [];
+    message.activeParameterCount = object.activeParameterCount ?? "0";
+    message.kvCacheBytes = object.kvCacheBytes ?? "0";
+    message.kvCacheBytesPerToken = object.kvCacheBytesPerToken ?? "0";
+    message.activationBytes = object.activationBytes ?? "0";
+    message.assumed = (object.assumed !== undefined && object.assumed !== null)
+      ? MemoryAssumptions.fromPartial(object.assumed)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseEstimateCapacityRequest(): EstimateCapacityRequest {
+  return {
+    model: undefined,
+    quantization: 0,
+    fleet: undefined,
+    tensorParallelSize: 0,
+    gpuMemoryUtilization: 0,
+    contextLength: 0,
+    batchSize: 0,
+    kvCacheQuantization: 0,
+    quantizationGroupSize: 0,
+    maxBatchedTokens: 0,
+  };
+}
+
+export const EstimateCapacityRequest: MessageFns<EstimateCapacityRequest> = {
+  encode(message: EstimateCapacityRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== undefined) {
+      ModelSpec.encode(message.model, writer.uint32(10).fork()).join();
+    }
+    if (message.quantization !== 0) {
+      writer.uint32(16).int32(message.quantization);
+    }
+    if (message.fleet !== undefined) {
+      Fleet.encode(message.fleet, writer.uint32(26).fork()).join();
+    }
+    if (message.tensorParallelSize !== 0) {
+      writer.uint32(32).uint32(message.tensorParallelSize);
+    }
+    if (message.gpuMemoryUtilization !== 0) {
+      writer.uint32(41).double(message.gpuMemoryUtilization);
+    }
+    if (message.contextLength !== 0) {
+      writer.uint32(48).uint32(message.contextLength);
+    }
+    if (message.batchSize !== 0) {
+      writer.uint32(56).uint32(message.batchSize);
+    }
+    if (message.kvCacheQuantization !== 0) {
+      writer.uint32(64).int32(message.kvCacheQuantization);
+    }
+    if (message.quantizationGroupSize !== 0) {
+      writer.uint32(72).uint32(message.quantizationGroupSize);
+    }
+    if (message.maxBatchedTokens !== 0) {
+      writer.uint32(80).uint32(message.maxBatchedTokens);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EstimateCapacityRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEstimateCapacityRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = ModelSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.quantization = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fleet = Fleet.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.tensorParallelSize = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.gpuMemoryUtilization = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.contextLength = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.batchSize = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.kvCacheQuantization = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.quantizationGroupSize = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.maxBatchedTokens = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EstimateCapacityRequest {
+    return {
+      model: isSet(object.model) ? ModelSpec.fromJSON(object.model) : undefined,
+      quantization: isSet(object.quantization) ? quantizationLevelFromJSON(object.quantization) : 0,
+      fleet: isSet(object.fleet) ? Fleet.fromJSON(object.fleet) : undefined,
+      tensorParallelSize: isSet(object.tensorParallelSize)
+        ? globalThis.Number(object.tensorParallelSize)
+        : isSet(object.tensor_parallel_size)
+        ? globalThis.Number(object.tensor_parallel_size)
+        : 0,
+      gpuMemoryUtilization: isSet(object.gpuMemoryUtilization)
+        ? globalThis.Number(object.gpuMemoryUtilization)
+        : isSet(object.gpu_memory_utilization)
+        ? globalThis.Number(object.gpu_memory_utilization)
+        : 0,
+      contextLength: isSet(object.contextLength)
+        ? globalThis.Number(object.contextLength)
+        : isSet(object.context_length)
+        ? globalThis.Number(object.context_length)
+        : 0,
+      batchSize: isSet(object.batchSize)
+        ? globalThis.Number(object.batchSize)
+        : isSet(object.batch_size)
+        ? globalThis.Number(object.batch_size)
+        : 0,
+      kvCacheQuantization: isSet(object.kvCacheQuantization)
+        ? quantizationLevelFromJSON(object.kvCacheQuantization)
+        : isSet(object.kv_cache_quantization)
+        ? quantizationLevelFromJSON(object.kv_cache_quantization)
+        : 0,
+      quantizationGroupSize: isSet(object.quantizationGroupSize)
+        ? globalThis.Number(object.quantizationGroupSize)
+        : isSet(object.quantization_group_size)
+        ? globalThis.Number(object.quantization_group_size)
+        : 0,
+      maxBatchedTokens: isSet(object.maxBatchedTokens)
+        ? globalThis.Number(object.maxBatchedTokens)
+        : isSet(object.max_batched_tokens)
+        ? globalThis.Number(object.max_batched_tokens)
+        : 0,
+    };
+  },
+
+  toJSON(message: EstimateCapacityRequest): unknown {
+    const obj: any = {};
+    if (message.model !== undefined) {
+      obj.model = ModelSpec.toJSON(message.model);
+    }
+    if (message.quantization !== 0) {
+      obj.quantization = quantizationLevelToJSON(message.quantization);
+    }
+    if (message.fleet !== undefined) {
+      obj.fleet = Fleet.toJSON(message.fleet);
+    }
+    if (message.tensorParallelSize !== 0) {
+      obj.tensorParallelSize = Math.round(message.tensorParallelSize);
+    }
+    if (message.gpuMemoryUtilization !== 0) {
+      obj.gpuMemoryUtilization = floatToJson(message.gpuMemoryUtilization);
+    }
+    if (message.contextLength !== 0) {
+      obj.contextLength = Math.round(message.contextLength);
+    }
+    if (message.batchSize !== 0) {
+      obj.batchSize = Math.round(message.batchSize);
+    }
+    if (message.kvCacheQuantization !== 0) {
+      obj.kvCacheQuantization = quantizationLevelToJSON(message.kvCacheQuantization);
+    }
+    if (message.quantizationGroupSize !== 0) {
+      obj.quantizationGroupSize = Math.round(message.quantizationGroupSize);
+    }
+    if (message.maxBatchedTokens !== 0) {
+      obj.maxBatchedTokens = Math.round(message.maxBatchedTokens);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EstimateCapacityRequest>, I>>(base?: I): EstimateCapacityRequest {
+    return EstimateCapacityRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EstimateCapacityRequest>, I>>(object: I): EstimateCapacityRequest {
+    const message = createBaseEstimateCapacityRequest();
+    message.model = (object.model !== undefined && object.model !== null)
+      ? ModelSpec.fromPartial(object.model)
+      : undefined;
+    message.quantization = object.quantization ?? 0;
+    message.fleet = (object.fleet !== undefined && object.fleet !== null) ? Fleet.fromPartial(object.fleet) : undefined;
+    message.tensorParallelSize = object.tensorParallelSize ?? 0;
+    message.gpuMemoryUtilization = object.gpuMemoryUtilization ?? 0;
+    message.contextLength = object.contextLength ?? 0;
+    message.batchSize = object.batchSize ?? 0;
+    message.kvCacheQuantization = object.kvCacheQuantization ?? 0;
+    message.quantizationGroupSize = object.quantizationGroupSize ?? 0;
+    message.maxBatchedTokens = object.maxBatchedTokens ?? 0;
+    return message;
+  },
+};
+
+function createBaseEstimateCapacityResponse(): EstimateCapacityResponse {
+  return {
+    maxContextLength: "0",
+    maxConcurrentSequences: "0",
+    kvCacheTokens: "0",
+    kvCacheBudgetBytes: "0",
+    usableMemoryBytes: "0",
+    memory: undefined,
+    tensorParallelSize: 0,
+    assumptions: [],
+  };
+}
+
+export const EstimateCapacityResponse: MessageFns<EstimateCapacityResponse> = {
+  encode(message: EstimateCapacityResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.maxContextLength !== "0") {
+      writer.uint32(8).uint64(message.maxContextLength);
+    }
+    if (message.maxConcurrentSequences !== "0") {
+      writer.uint32(16).uint64(message.maxConcurrentSequences);
+    }
+    if (message.kvCacheTokens !== "0") {
+      writer.uint32(24).uint64(message.kvCacheTokens);
+    }
+    if (message.kvCacheBudgetBytes !== "0") {
+      writer.uint32(32).uint64(message.kvCacheBudgetBytes);
+    }
+    if (message.usableMemoryBytes !== "0") {
+      writer.uint32(40).uint64(message.usableMemoryBytes);
+    }
+    if (message.memory !== undefined) {
+      MemoryEstimate.encode(message.memory, writer.uint32(50).fork()).join();
+    }
+    if (message.tensorParallelSize !== 0) {
+      writer.uint32(56).uint32(message.tensorParallelSize);
+    }
+    for (const v of message.assumptions) {
+      writer.uint32(66).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EstimateCapacityResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEstimateCapacityResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.maxContextLength = reader.uint64().toString();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxConcurrentSequences = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.kvCacheTokens = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.kvCacheBudgetBytes = reader.uint64().toString();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.usableMemoryBytes = reader.uint64().toString();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.memory = MemoryEstimate.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.tensorParallelSize = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.assumptions.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EstimateCapacityResponse {
+    return {
+      maxContextLength: isSet(object.maxContextLength)
+        ? globalThis.String(object.maxContextLength)
+        : isSet(object.max_context_length)
+        ? globalThis.String(object.max_context_length)
+        : "0",
+      maxConcurrentSequences: isSet(object.maxConcurrentSequences)
+        ? globalThis.String(object.maxConcurrentSequences)
+        : isSet(object.max_concurrent_sequences)
+        ? globalThis.String(object.max_concurrent_sequences)
+        : "0",
+      kvCacheTokens: isSet(object.kvCacheTokens)
+        ? globalThis.String(object.kvCacheTokens)
+        : isSet(object.kv_cache_tokens)
+        ? globalThis.String(object.kv_cache_tokens)
+        : "0",
+      kvCacheBudgetBytes: isSet(object.kvCacheBudgetBytes)
+        ? globalThis.String(object.kvCacheBudgetBytes)
+        : isSet(object.kv_cache_budget_bytes)
+        ? globalThis.String(object.kv_cache_budget_bytes)
+        : "0",
+      usableMemoryBytes: isSet(object.usableMemoryBytes)
+        ? globalThis.String(object.usableMemoryBytes)
+        : isSet(object.usable_memory_bytes)
+        ? globalThis.String(object.usable_memory_bytes)
+        : "0",
+      memory: isSet(object.memory) ? MemoryEstimate.fromJSON(object.memory) : undefined,
+      tensorParallelSize: isSet(object.tensorParallelSize)
+        ? globalThis.Number(object.tensorParallelSize)
+        : isSet(object.tensor_parallel_size)
+        ? globalThis.Number(object.tensor_parallel_size)
+        : 0,
+      assumptions: globalThis.Array.isArray(object?.assumptions)
+        ? object.assumptions.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: EstimateCapacityResponse): unknown {
+    const obj: any = {};
+    if (message.maxContextLength !== "0") {
+      obj.maxContextLength = message.maxContextLength;
+    }
+    if (message.maxConcurrentSequences !== "0") {
+      obj.maxConcurrentSequences = message.maxConcurrentSequences;
+    }
+    if (message.kvCacheTokens !== "0") {
+      obj.kvCacheTokens = message.kvCacheTokens;
+    }
+    if (message.kvCacheBudgetBytes !== "0") {
+      obj.kvCacheBudgetBytes = message.kvCacheBudgetBytes;
+    }
+    if (message.usableMemoryBytes !== "0") {
+      obj.usableMemoryBytes = message.usableMemoryBytes;
+    }
+    if (message.memory !== undefined) {
+      obj.memory = MemoryEstimate.toJSON(message.memory);
+    }
+    if (message.tensorParallelSize !== 0) {
+      obj.tensorParallelSize = Math.round(message.tensorParallelSize);
+    }
+    if (message.assumptions?.length) {
+      obj.assumptions = message.assumptions;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EstimateCapacityResponse>, I>>(base?: I): EstimateCapacityResponse {
+    return EstimateCapacityResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EstimateCapacityResponse>, I>>(object: I): EstimateCapacityResponse {
+    const message = createBaseEstimateCapacityResponse();
+    message.maxContextLength = object.maxContextLength ?? "0";
+    message.maxConcurrentSequences = object.maxConcurrentSequences ?? "0";
+    message.kvCacheTokens = object.kvCacheTokens ?? "0";
+    message.kvCacheBudgetBytes = object.kvCacheBudgetBytes ?? "0";
+    message.usableMemoryBytes = object.usableMemoryBytes ?? "0";
+    message.memory = (object.memory !== undefined && object.memory !== null)
+      ? MemoryEstimate.fromPartial(object.memory)
+      : undefined;
+    message.tensorParallelSize = object.tensorParallelSize ?? 0;
+    message.assumptions = object.assumptions?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseEstimatePerformanceRequest(): EstimatePerformanceRequest {
+  return {
+    model: undefined,
+    quantization: 0,
+    fleet: undefined,
+    tensorParallelSize: 0,
+    pipelineParallelSize: 0,
+    batchSize: 0,
+    promptTokens: 0,
+    outputTokens: 0,
+    kvCacheQuantization: 0,
+    decodeMbu: undefined,
+    decodeMfu: undefined,
+    prefillMfu: undefined,
+    quantizationGroupSize: 0,
+    quantizationSymmetric: false,
+  };
+}
+
+export const EstimatePerformanceRequest: MessageFns<EstimatePerformanceRequest> = {
+  encode(message: EstimatePerformanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.model !== undefined) {
+      ModelSpec.encode(message.model, writer.uint32(10).fork()).join();
+    }
+    if (message.quantization !== 0) {
+      writer.uint32(16).int32(message.quantization);
+    }
+    if (message.fleet !== undefined) {
+      Fleet.encode(message.fleet, writer.uint32(26).fork()).join();
+    }
+    if (message.tensorParallelSize !== 0) {
+      writer.uint32(32).uint32(message.tensorParallelSize);
+    }
+    if (message.pipelineParallelSize !== 0) {
+      writer.uint32(40).uint32(message.pipelineParallelSize);
+    }
+    if (message.batchSize !== 0) {
+      writer.uint32(48).uint32(message.batchSize);
+    }
+    if (message.promptTokens !== 0) {
+      writer.uint32(56).uint32(message.promptTokens);
+    }
+    if (message.outputTokens !== 0) {
+      writer.uint32(64).uint32(message.outputTokens);
+    }
+    if (message.kvCacheQuantization !== 0) {
+      writer.uint32(72).int32(message.kvCacheQuantization);
+    }
+    if (message.decodeMbu !== undefined) {
+      writer.uint32(81).double(message.decodeMbu);
+    }
+    if (message.decodeMfu !== undefined) {
+      writer.uint32(89).double(message.decodeMfu);
+    }
+    if (message.prefillMfu !== undefined) {
+      writer.uint32(97).double(message.prefillMfu);
+    }
+    if (message.quantizationGroupSize !== 0) {
+      writer.uint32(104).uint32(message.quantizationGroupSize);
+    }
+    if (message.quantizationSymmetric !== false) {
+      writer.uint32(112).bool(message.quantizationSymmetric);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EstimatePerformanceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEstimatePerformanceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.model = ModelSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.quantization = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fleet = Fleet.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.tensorParallelSize = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.pipelineParallelSize = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.batchSize = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.promptTokens = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.outputTokens = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.kvCacheQuantization = reader.int32() as any;
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.decodeMbu = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.decodeMfu = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.prefillMfu = reader.double();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.quantizationGroupSize = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.quantizationSymmetric = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EstimatePerformanceRequest {
+    return {
+      model: isSet(object.model) ? ModelSpec.fromJSON(object.model) : undefined,
+      quantization: isSet(object.quantization) ? quantizationLevelFromJSON(object.quantization) : 0,
+      fleet: isSet(object.fleet) ? Fleet.fromJSON(object.fleet) : undefined,
+      tensorParallelSize: isSet(object.tensorParallelSize)
+        ? globalThis.Number(object.tensorParallelSize)
+        : isSet(object.tensor_parallel_size)
+        ? globalThis.Number(object.tensor_parallel_size)
+        : 0,
+      pipelineParallelSize: isSet(object.pipelineParallelSize)
+        ? globalThis.Number(object.pipelineParallelSize)
+        : isSet(object.pipeline_parallel_size)
+        ? globalThis.Number(object.pipeline_parallel_size)
+        : 0,
+      batchSize: isSet(object.batchSize)
+        ? globalThis.Number(object.batchSize)
+        : isSet(object.batch_size)
+        ? globalThis.Number(object.batch_size)
+        : 0,
+      promptTokens: isSet(object.promptTokens)
+        ? globalThis.Number(object.promptTokens)
+        : isSet(object.prompt_tokens)
+        ? globalThis.Number(object.prompt_tokens)
+        : 0,
+      outputTokens: isSet(object.outputTokens)
+        ? globalThis.Number(object.outputTokens)
+        : isSet(object.output_tokens)
+        ? globalThis.Number(object.output_tokens)
+        : 0,
+      kvCacheQuantization: isSet(object.kvCacheQuantization)
+        ? quantizationLevelFromJSON(object.kvCacheQuantization)
+        : isSet(object.kv_cache_quantization)
+        ? quantizationLevelFromJSON(object.kv_cache_quantization)
+        : 0,
+      decodeMbu: isSet(object.decodeMbu)
+        ? globalThis.Number(object.decodeMbu)
+        : isSet(object.decode_mbu)
+        ? globalThis.Number(object.decode_mbu)
+        : undefined,
+      decodeMfu: isSet(object.decodeMfu)
+        ? globalThis.Number(object.decodeMfu)
+        : isSet(object.decode_mfu)
+        ? globalThis.Number(object.decode_mfu)
+        : undefined,
+      prefillMfu: isSet(object.prefillMfu)
+        ? globalThis.Number(object.prefillMfu)
+        : isSet(object.prefill_mfu)
+        ? globalThis.Number(object.prefill_mfu)
+        : undefined,
+      quantizationGroupSize: isSet(object.quantizationGroupSize)
+        ? globalThis.Number(object.quantizationGroupSize)
+        : isSet(object.quantization_group_size)
+        ? globalThis.Number(object.quantization_group_size)
+        : 0,
+      quantizationSymmetric: isSet(object.quantizationSymmetric)
+        ? globalThis.Boolean(object.quantizationSymmetric)
+        : isSet(object.quantization_symmetric)
+        ? globalThis.Boolean(object.quantization_symmetric)
+        : false,
+    };
+  },
+
+  toJSON(message: EstimatePerformanceRequest): unknown {
+    const obj: any = {};
+    if (message.model !== undefined) {
+      obj.model = ModelSpec.toJSON(message.model);
+    }
+    if (message.quantization !== 0) {
+      obj.quantization = quantizationLevelToJSON(message.quantization);
+    }
+    if (message.fleet !== undefined) {
+      obj.fleet = Fleet.toJSON(message.fleet);
+    }
+    if (message.tensorParallelSize !== 0) {
+      obj.tensorParallelSize = Math.round(message.tensorParallelSize);
+    }
+    if (message.pipelineParallelSize !== 0) {
+      obj.pipelineParallelSize = Math.round(message.pipelineParallelSize);
+    }
+    if (message.batchSize !== 0) {
+      obj.batchSize = Math.round(message.batchSize);
+    }
+    if (message.promptTokens !== 0) {
+      obj.promptTokens = Math.round(message.promptTokens);
+    }
+    if (message.outputTokens !== 0) {
+      obj.outputTokens = Math.round(message.outputTokens);
+    }
+    if (message.kvCacheQuantization !== 0) {
+      obj.kvCacheQuantization = quantizationLevelToJSON(message.kvCacheQuantization);
+    }
+    if (message.decodeMbu !== undefined) {
+      obj.decodeMbu = floatToJson(message.decodeMbu);
+    }
+    if (message.decodeMfu !== undefined) {
+      obj.decodeMfu = floatToJson(message.decodeMfu);
+    }
+    if (message.prefillMfu !== undefined) {
+      obj.prefillMfu = floatToJson(message.prefillMfu);
+    }
+    if (message.quantizationGroupSize !== 0) {
+      obj.quantizationGroupSize = Math.round(message.quantizationGroupSize);
+    }
+    if (message.quantizationSymmetric !== false) {
+      obj.quantizationSymmetric = message.quantizationSymmetric;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EstimatePerformanceRequest>, I>>(base?: I): EstimatePerformanceRequest {
+    return EstimatePerformanceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EstimatePerformanceRequest>, I>>(object: I): EstimatePerformanceRequest {
+    const message = createBaseEstimatePerformanceRequest();
+    message.model = (object.model !== undefined && object.model !== null)
+      ? ModelSpec.fromPartial(object.model)
+      : undefined;
+    message.quantization = object.quantization ?? 0;
+    message.fleet = (object.fleet !== undefined && object.fleet !== null) ? Fleet.fromPartial(object.fleet) : undefined;
+    message.tensorParallelSize = object.tensorParallelSize ?? 0;
+    message.pipelineParallelSize = object.pipelineParallelSize ?? 0;
+    message.batchSize = object.batchSize ?? 0;
+    message.promptTokens = object.promptTokens ?? 0;
+    message.outputTokens = object.outputTokens ?? 0;
+    message.kvCacheQuantization = object.kvCacheQuantization ?? 0;
+    message.decodeMbu = object.decodeMbu ?? undefined;
+    message.decodeMfu = object.decodeMfu ?? undefined;
+    message.prefillMfu = object.prefillMfu ?? undefined;
+    message.quantizationGroupSize = object.quantizationGroupSize ?? 0;
+    message.quantizationSymmetric = object.quantizationSymmetric ?? false;
+    return message;
+  },
+};
+
+function createBaseEstimatePerformanceResponse(): EstimatePerformanceResponse {
+  return {
+    prefillSeconds: 0,
+    decodeSecondsPerToken: 0,
+    decodeTokensPerSecondPerSequence: 0,
+    decodeTokensPerSecondTotal: 0,
+    bound: 0,
+    memorySecondsPerToken: 0,
+    computeSecondsPerToken: 0,
+    communicationSecondsPerToken: 0,
+    endToEndSeconds: 0,
+    bytesReadPerStep: "0",
+    decodeMbu: 0,
+    decodeMfu: 0,
+    prefillMfu: 0,
+    assumptions: [],
+  };
+}
+
+export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse> = {
+  encode(message: EstimatePerformanceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.prefillSeconds !== 0) {
+      writer.uint32(9).double(message.prefillSeconds);
+    }
+    if (message.decodeSecondsPerToken !== 0) {
+      writer.uint32(17).double(message.decodeSecondsPerToken);
+    }
+    if (message.decodeTokensPerSecondPerSequence !== 0) {
+      writer.uint32(25).double(message.decodeTokensPerSecondPerSequence);
+    }
+    if (message.decodeTokensPerSecondTotal !== 0) {
+      writer.uint32(33).double(message.decodeTokensPerSecondTotal);
+    }
+    if (message.bound !== 0) {
+      writer.uint32(40).int32(message.bound);
+    }
+    if (message.memorySecondsPerToken !== 0) {
+      writer.uint32(49).double(message.memorySecondsPerToken);
+    }
+    if (message.computeSecondsPerToken !== 0) {
+      writer.uint32(57).double(message.computeSecondsPerToken);
+    }
+    if (message.communicationSecondsPerToken !== 0) {
+      writer.uint32(65).double(message.communicationSecondsPerToken);
+    }
+    if (message.endToEndSeconds !== 0) {
+      writer.uint32(73).double(message.endToEndSeconds);
+    }
+    if (message.bytesReadPerStep !== "0") {
+      writer.uint32(80).uint64(message.bytesReadPerStep);
+    }
+    if (message.decodeMbu !== 0) {
+      writer.uint32(89).double(message.decodeMbu);
+    }
+    if (message.decodeMfu !== 0) {
+      writer.uint32(97).double(message.decodeMfu);
+    }
+    if (message.prefillMfu !== 0) {
+      writer.uint32(105).double(message.prefillMfu);
+    }
+    for (const v of message.assumptions) {
+      writer.uint32(114).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EstimatePerformanceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEstimatePerformanceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.prefillSeconds = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.decodeSecondsPerToken = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.decodeTokensPerSecondPerSequence = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.decodeTokensPerSecondTotal = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.bound = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.memorySecondsPerToken = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.computeSecondsPerToken = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.communicationSecondsPerToken = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.endToEndSeconds = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.bytesReadPerStep = reader.uint64().toString();
+            continue;
+          }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.decodeMbu = reader.double();
+            continue;
+          }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.decodeMfu = reader.double();
+            continue;
+          }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.prefillMfu = reader.double();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.assumptions.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EstimatePerformanceResponse {
+    return {
+      prefillSeconds: isSet(object.prefillSeconds)
+        ? globalThis.Number(object.prefillSeconds)
+        : isSet(object.prefill_seconds)
+        ? globalThis.Number(object.prefill_seconds)
+        : 0,
+      decodeSecondsPerToken: isSet(object.decodeSecondsPerToken)
+        ? globalThis.Number(object.decodeSecondsPerToken)
+        : isSet(object.decode_seconds_per_token)
+        ? globalThis.Number(object.decode_seconds_per_token)
+        : 0,
+      decodeTokensPerSecondPerSequence: isSet(object.decodeTokensPerSecondPerSequence)
+        ? globalThis.Number(object.decodeTokensPerSecondPerSequence)
+        : isSet(object.decode_tokens_per_second_per_sequence)
+        ? globalThis.Number(object.decode_tokens_per_second_per_sequence)
+        : 0,
+      decodeTokensPerSecondTotal: isSet(object.decodeTokensPerSecondTotal)
+        ? globalThis.Number(object.decodeTokensPerSecondTotal)
+        : isSet(object.decode_tokens_per_second_total)
+        ? globalThis.Number(object.decode_tokens_per_second_total)
+        : 0,
+      bound: isSet(object.bound) ? performanceBoundFromJSON(object.bound) : 0,
+      memorySecondsPerToken: isSet(object.memorySecondsPerToken)
+        ? globalThis.Number(object.memorySecondsPerToken)
+        : isSet(object.memory_seconds_per_token)
+        ? globalThis.Number(object.memory_seconds_per_token)
+        : 0,
+      computeSecondsPerToken: isSet(object.computeSecondsPerToken)
+        ? globalThis.Number(object.computeSecondsPerToken)
+        : isSet(object.compute_seconds_per_token)
+        ? globalThis.Number(object.compute_seconds_per_token)
+        : 0,
+      communicationSecondsPerToken: isSet(object.communicationSecondsPerToken)
+        ? globalThis.Number(object.communicationSecondsPerToken)
+        : isSet(object.communication_seconds_per_token)
+        ? globalThis.Number(object.communication_seconds_per_token)
+        : 0,
+      endToEndSeconds: isSet(object.endToEndSeconds)
+        ? globalThis.Number(object.endToEndSeconds)
+        : isSet(object.end_to_end_seconds)
+        ? globalThis.Number(object.end_to_end_seconds)
+        : 0,
+      bytesReadPerStep: isSet(object.bytesReadPerStep)
+        ? globalThis.String(object.bytesReadPerStep)
+        : isSet(object.bytes_read_per_step)
+        ? globalThis.String(object.bytes_read_per_step)
+        : "0",
+      decodeMbu: isSet(object.decodeMbu)
+        ? globalThis.Number(object.decodeMbu)
+        : isSet(object.decode_mbu)
+        ? globalThis.Number(object.decode_mbu)
+        : 0,
+      decodeMfu: isSet(object.decodeMfu)
+        ? globalThis.Number(object.decodeMfu)
+        : isSet(object.decode_mfu)
+        ? globalThis.Number(object.decode_mfu)
+        : 0,
+      prefillMfu: isSet(object.prefillMfu)
+        ? globalThis.Number(object.prefillMfu)
+        : isSet(object.prefill_mfu)
+        ? globalThis.Number(object.prefill_mfu)
+        : 0,
+      assumptions: globalThis.Array.isArray(object?.assumptions)
+        ? object.assumptions.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: EstimatePerformanceResponse): unknown {
+    const obj: any = {};
+    if (message.prefillSeconds !== 0) {
+      obj.prefillSeconds = floatToJson(message.prefillSeconds);
+    }
+    if (message.decodeSecondsPerToken !== 0) {
+      obj.decodeSecondsPerToken = floatToJson(message.decodeSecondsPerToken);
+    }
+    if (message.decodeTokensPerSecondPerSequence !== 0) {
+      obj.decodeTokensPerSecondPerSequence = floatToJson(message.decodeTokensPerSecondPerSequence);
+    }
+    if (message.decodeTokensPerSecondTotal !== 0) {
+      obj.decodeTokensPerSecondTotal = floatToJson(message.decodeTokensPerSecondTotal);
+    }
+    if (message.bound !== 0) {
+      obj.bound = performanceBoundToJSON(message.bound);
+    }
+    if (message.memorySecondsPerToken !== 0) {
+      obj.memorySecondsPerToken = floatToJson(message.memorySecondsPerToken);
+    }
+    if (message.computeSecondsPerToken !== 0) {
+      obj.computeSecondsPerToken = floatToJson(message.computeSecondsPerToken);
+    }
+    if (message.communicationSecondsPerToken !== 0) {
+      obj.communicationSecondsPerToken = floatToJson(message.communicationSecondsPerToken);
+    }
+    if (message.endToEndSeconds !== 0) {
+      obj.endToEndSeconds = floatToJson(message.endToEndSeconds);
+    }
+    if (message.bytesReadPerStep !== "0") {
+      obj.bytesReadPerStep = message.bytesReadPerStep;
+    }
+    if (message.decodeMbu !== 0) {
+      obj.decodeMbu = floatToJson(message.decodeMbu);
+    }
+    if (message.decodeMfu !== 0) {
+      obj.decodeMfu = floatToJson(message.decodeMfu);
+    }
+    if (message.prefillMfu !== 0) {
+      obj.prefillMfu = floatToJson(message.prefillMfu);
+    }
+    if (message.assumptions?.length) {
+      obj.assumptions = message.assumptions;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EstimatePerformanceResponse>, I>>(base?: I): EstimatePerformanceResponse {
+    return EstimatePerformanceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EstimatePerformanceResponse>, I>>(object: I): EstimatePerformanceResponse {
+    const message = createBaseEstimatePerformanceResponse();
+    message.prefillSeconds = object.prefillSeconds ?? 0;
+    message.decodeSecondsPerToken = object.decodeSecondsPerToken ?? 0;
+    message.decodeTokensPerSecondPerSequence = object.decodeTokensPerSecondPerSequence ?? 0;
+    message.decodeTokensPerSecondTotal = object.decodeTokensPerSecondTotal ?? 0;
+    message.bound = object.bound ?? 0;
+    message.memorySecondsPerToken = object.memorySecondsPerToken ?? 0;
+    message.computeSecondsPerToken = object.computeSecondsPerToken ?? 0;
+    message.communicationSecondsPerToken = object.communicationSecondsPerToken ?? 0;
+    message.endToEndSeconds = object.endToEndSeconds ?? 0;
+    message.bytesReadPerStep = object.bytesReadPerStep ?? "0";
+    message.decodeMbu = object.decodeMbu ?? 0;
+    message.decodeMfu = object.decodeMfu ?? 0;
+    message.prefillMfu = object.prefillMfu ?? 0;
     message.assumptions = object.assumptions?.map((e) => e) || [];
     return message;
   },

@@ -24,6 +24,11 @@ export enum QuantizationLevel {
   QUANTIZATION_LEVEL_INT8 = 4,
   /** QUANTIZATION_LEVEL_INT4 - 4-bit integer weights (GPTQ/AWQ style), 4 bits per parameter. */
   QUANTIZATION_LEVEL_INT4 = 5,
+  /**
+   * QUANTIZATION_LEVEL_FP8 - 8-bit floating point (E4M3), 8 bits per parameter; needs FP8 matrix units
+   * (H100/H200/B200, MI300X/MI325X, Gaudi 3, Ada and Blackwell GPUs; not A100).
+   */
+  QUANTIZATION_LEVEL_FP8 = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -47,6 +52,9 @@ export function quantizationLevelFromJSON(object: any): QuantizationLevel {
     case 5:
     case "QUANTIZATION_LEVEL_INT4":
       return QuantizationLevel.QUANTIZATION_LEVEL_INT4;
+    case 6:
+    case "QUANTIZATION_LEVEL_FP8":
+      return QuantizationLevel.QUANTIZATION_LEVEL_FP8;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -68,6 +76,8 @@ export function quantizationLevelToJSON(object: QuantizationLevel): string {
       return "QUANTIZATION_LEVEL_INT8";
     case QuantizationLevel.QUANTIZATION_LEVEL_INT4:
       return "QUANTIZATION_LEVEL_INT4";
+    case QuantizationLevel.QUANTIZATION_LEVEL_FP8:
+      return "QUANTIZATION_LEVEL_FP8";
     case QuantizationLevel.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -82,7 +92,7 @@ export interface QuantizationLevelInfo {
   bitsPerParam: number;
   /** Memory saved relative to FP32: 32 / bits_per_param. */
   memoryReductionFactor: number;
-  /** Short human name: FP32, FP16, BF16, INT8 or INT4. */
+  /** Short human name: FP32, FP16, BF16, INT8, INT4 or FP8. */
   displayName: string;
 }
 
@@ -92,7 +102,7 @@ export interface ListQuantizationLevelsRequest {
 
 /** ListQuantizationLevelsResponse lists every quantization level, widest first. */
 export interface ListQuantizationLevelsResponse {
-  /** One entry per level, in enum order (NONE, FLOAT16, BFLOAT16, INT8, INT4). */
+  /** One entry per level, in enum order (NONE, FLOAT16, BFLOAT16, INT8, INT4, FP8). */
   levels: QuantizationLevelInfo[];
 }
 
@@ -107,8 +117,8 @@ export interface ResolveQuantizationLevelRequest {
     | number
     | undefined;
   /**
-   * A case-insensitive name: fp32, fp16, bf16, int8, int4, none, float16,
-   * bfloat16, or the enum value's own name (QUANTIZATION_LEVEL_INT8).
+   * A case-insensitive name: fp32, fp16, bf16, int8, int4, fp8, none, float16,
+   * bfloat16, float8, or the enum value's own name (QUANTIZATION_LEVEL_INT8).
    */
   name?: string | undefined;
 }

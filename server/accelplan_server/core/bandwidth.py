@@ -1,17 +1,9 @@
-"""Batch-1 decode speed from memory bandwidth.
-
-Decoding one token reads every weight once, so a device holding a fraction f
-of the weights spends f * weights_bytes / (bandwidth * efficiency) seconds on
-it. Tensor-parallel devices read their shares at the same time (the slowest
-one sets the pace); pipeline stages run one after another for a single
-sequence. Communication between devices is not modelled.
-"""
+"""Memory bandwidth per device: the caller's figure, else a catalogue stand-in for its kind."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from accelplan_server.core.hardware import (
     Accelerator,
@@ -23,9 +15,6 @@ from accelplan_server.core.hardware import (
 
 if TYPE_CHECKING:
     from accelplan_server.core.catalog import Catalog
-
-DECODE_BANDWIDTH_EFFICIENCY = 0.75
-"""Share of peak memory bandwidth a serving engine sustains while decoding at batch 1 (MBU)."""
 
 # Catalogue sku whose bandwidth stands in for a device of each kind that arrives
 # without one. Kinds absent here have no default: their speed stays unknown.
@@ -66,16 +55,6 @@ class DefaultBandwidth:
     gbps: float
 
 
-class Sized(Protocol):
-    """What the speed model needs of a shard."""
-
-    @property
-    def device(self) -> Accelerator: ...  # noqa: D102
-
-    @property
-    def layer_fraction(self) -> float: ...  # noqa: D102
-
-
 class BandwidthTable:
     """Memory bandwidth per device: the caller's figure, else the kind's catalogue default."""
 
@@ -104,38 +83,3 @@ class BandwidthTable:
         if default is None:
             return 0.0, False
         return default.gbps * device.chips, True
-
-
-def estimate_decode_tokens_per_second(
-    weights_bytes: int, shards: Sequence[Sized], table: BandwidthTable, *, concurrent: bool
-) -> tuple[float | None, list[str]]:
-    """(tokens/s for one sequence, assumptions); None when a device's bandwidth is unknown.
-
-    ``concurrent`` shards (tensor parallel) read at the same time; otherwise
-    (one device, pipeline stages) one after another.
-    """
-    times = []
-    notes = [
-        f"Decode speed: each token reads all weights once at {DECODE_BANDWIDTH_EFFICIENCY:.0%} of peak "
-        "memory bandwidth; batch 1; inter-device communication not modelled."
-    ]
-    defaulted: set[str] = set()
-    for shard in shards:
-        gbps, is_default = table.bandwidth_gbps(shard.device)
-        if gbps <= 0:
-            return None, [
-                f"Decode speed unknown: no memory bandwidth for a {shard.device.type.name} device; "
-                "set memory_bandwidth_gigabytes_per_second."
-            ]
-        if is_default:
-            d = table.default_for(shard.device)
-            if d is not None:
-                defaulted.add(
-                    f"{shard.device.type.name} bandwidth unknown, assumed {d.name} ({d.gbps:g} GB/s per chip)"
-                )
-        times.append(weights_bytes * shard.layer_fraction / (gbps * 1e9 * DECODE_BANDWIDTH_EFFICIENCY))
-    seconds = max(times) if concurrent else sum(times)
-    notes.extend(sorted(defaulted))
-    if seconds <= 0:
-        return None, notes
-    return 1.0 / seconds, notes

@@ -1,0 +1,71 @@
+"""Resolving a fleet device to the specs the performance model needs.
+
+A device's own figures win; what it leaves out comes from its catalogue sku,
+else from the stand-in sku for its kind (throughput.DEFAULT_SKU). Every
+figure taken from a stand-in is named in the assumptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accelplan_server.core.bandwidth import BandwidthTable
+from accelplan_server.core.catalog import AcceleratorModel, Catalog
+from accelplan_server.core.hardware import Accelerator
+from accelplan_server.core.quantization import Quantization
+
+COMPUTE_DTYPE = {
+    Quantization.NONE: "fp32",
+    Quantization.FLOAT16: "fp16",
+    Quantization.BFLOAT16: "bf16",
+    Quantization.INT8: "fp16",  # weight-only INT8 kernels multiply in 16-bit
+    Quantization.INT4: "fp16",
+    Quantization.FP8: "fp8",
+}
+"""Precision the matrix multiplies run at for each weight level."""
+
+
+@dataclass(frozen=True)
+class DeviceSpecs:
+    """What the roofline needs of one device (per device; a multi-chip TPU counts all its chips)."""
+
+    memory_bytes: int
+    bandwidth_gbps: float
+    peak_tflops: dict[str, float]
+    label: str
+    notes: tuple[str, ...] = ()
+
+    def peak_for(self, quantization: Quantization) -> float:
+        """Dense peak TFLOPS at the level's compute precision; 0 when unknown."""
+        dtype = COMPUTE_DTYPE[quantization]
+        return (
+            self.peak_tflops.get(dtype)
+            or (self.peak_tflops.get("bf16", 0.0) if dtype == "fp16" else 0.0)
+            or (self.peak_tflops.get("fp16", 0.0) if dtype == "bf16" else 0.0)
+        )
+
+
+def resolve(device: Accelerator, catalog: Catalog, bandwidths: BandwidthTable) -> DeviceSpecs:
+    """The device's specs: its own figures, then its sku's, then its kind's stand-in."""
+    notes: list[str] = []
+    chips = device.chips
+    sku_model: AcceleratorModel | None = catalog.accelerator(device.sku) if device.sku else None
+    stand_in = sku_model
+    if stand_in is None:
+        default = bandwidths.default_for(device)
+        stand_in = catalog.accelerator(default.sku) if default else None
+    bandwidth, defaulted = bandwidths.bandwidth_gbps(device)
+    if sku_model is not None and device.memory_bandwidth_gbps <= 0:
+        bandwidth, defaulted = sku_model.memory_bandwidth_gbps * chips, False
+    if defaulted and stand_in is not None:
+        notes.append(
+            f"{device.type.name} bandwidth unknown; assumed {stand_in.name}'s "
+            f"{stand_in.memory_bandwidth_gbps:g} GB/s per chip."
+        )
+    peaks = {k: v * chips for k, v in (stand_in.peak_tflops if stand_in else {}).items()}
+    if device.peak_dense_tflops_16bit > 0:
+        peaks["fp16"] = peaks["bf16"] = device.peak_dense_tflops_16bit
+    elif sku_model is None and stand_in is not None and peaks:
+        notes.append(f"{device.type.name} peak FLOPS unknown; assumed {stand_in.name}'s dense peaks.")
+    label = sku_model.name if sku_model else (device.name or device.type.name)
+    return DeviceSpecs(device.memory_bytes, bandwidth, peaks, label, tuple(notes))

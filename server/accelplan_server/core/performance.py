@@ -1,0 +1,229 @@
+"""A roofline model of LLM serving speed.
+
+Decode: each step produces one token for each of ``batch`` sequences. A device
+reads its share of the weights and of the KV cache and does its share of the
+FLOPs; the step takes the longer of the two::
+
+    t_memory  = bytes_read / (bandwidth * MBU)
+    t_compute = 2 * active_params * batch / (peak_flops * MFU)     (+ attention FLOPs)
+
+Tensor-parallel devices work at the same time and add two all-reduces per
+layer; pipeline stages run one after another for a sequence. Prefill is
+compute-bound: the prompt's FLOPs at the prefill MFU, or the weight read if
+that is longer.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from accelplan_server.core.architecture import Architecture, ParameterCounts
+from accelplan_server.core.devices import DeviceSpecs
+from accelplan_server.core.weights import WeightFormat, bytes_read_per_token
+
+DEFAULT_DECODE_MBU = 0.8
+"""Share of peak memory bandwidth sustained while decoding (memory-bandwidth utilisation)."""
+DEFAULT_DECODE_OVERHEAD_SECONDS_PER_LAYER = 50e-6
+"""Fixed cost per layer per decode step (kernel launches and synchronisation) that does not
+shrink with the model: why small models reach a lower share of peak bandwidth."""
+DEFAULT_DECODE_MFU = 0.5
+"""Share of dense peak FLOPS sustained by decode-step matrix multiplies."""
+DEFAULT_PREFILL_MFU = 0.5
+"""Share of dense peak FLOPS sustained while processing a prompt."""
+ALLREDUCE_LATENCY_SECONDS = 10e-6
+"""Fixed cost of one tensor-parallel all-reduce (launch and synchronisation)."""
+
+
+class Bound(enum.IntEnum):
+    """What limits a decode step (accelplan.v1.PerformanceBound)."""
+
+    MEMORY_BANDWIDTH = 1
+    COMPUTE = 2
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Utilisation factors; callers may override each."""
+
+    decode_mbu: float = DEFAULT_DECODE_MBU
+    decode_mfu: float = DEFAULT_DECODE_MFU
+    prefill_mfu: float = DEFAULT_PREFILL_MFU
+    decode_overhead_seconds_per_layer: float = DEFAULT_DECODE_OVERHEAD_SECONDS_PER_LAYER
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What is being served: the model, its storage, and the traffic shape."""
+
+    counts: ParameterCounts
+    weight_format: WeightFormat
+    architecture: Architecture | None
+    kv_bits: int
+    batch_size: int
+    prompt_tokens: int
+    output_tokens: int
+    layer_count: int = 0
+    """Layers a token passes through for the per-layer overhead; 0 means the architecture's (none if unknown)."""
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Predicted latency and throughput."""
+
+    prefill_seconds: float
+    decode_seconds_per_token: float
+    bound: Bound
+    memory_seconds: float
+    compute_seconds: float
+    communication_seconds: float
+    bytes_read_per_step: float
+    assumptions: tuple[str, ...]
+
+    @property
+    def decode_tokens_per_second_per_sequence(self) -> float:
+        """One sequence's decode speed."""
+        return 1.0 / self.decode_seconds_per_token
+
+    @property
+    def decode_tokens_per_second_total(self) -> float:
+        """All sequences together; set by the caller's batch size."""
+        return self._batch / self.decode_seconds_per_token
+
+    _batch: int = 1
+
+
+def _expert_fraction_touched(arch: Architecture | None, batch: int) -> float:
+    """Expected share of routed experts a step reads: 1 - (1 - k/E)^batch (uniform routing)."""
+    if arch is None or not arch.is_moe:
+        return 0.0
+    k, e = arch.num_experts_per_tok, arch.num_local_experts
+    return 1.0 - (1.0 - k / e) ** batch
+
+
+def _kv_bytes_per_sequence(arch: Architecture | None, context: int, kv_bits: int, tensor_parallel: int) -> float:
+    if arch is None:
+        return 0.0
+    full, sliding = arch.kv_cached_tokens(context)
+    return (full + sliding) * arch.kv_elements_per_token_per_layer_sharded(tensor_parallel) * kv_bits / 8
+
+
+def estimate_performance(
+    work: Workload,
+    devices: Sequence[DeviceSpecs],
+    *,
+    tensor_parallel: int,
+    pipeline_parallel: int,
+    link_gbps: float,
+    efficiency: Efficiency = Efficiency(),
+    stage_fractions: Sequence[float] | None = None,
+) -> Performance:
+    """Roofline prediction for ``devices`` arranged as pipeline_parallel stages of tensor_parallel devices.
+
+    ``devices`` lists tensor_parallel * pipeline_parallel devices, stage by stage;
+    ``stage_fractions`` is each stage's share of the layers (even when omitted).
+    """
+    t, p = tensor_parallel, pipeline_parallel
+    fractions = list(stage_fractions) if stage_fractions else [1.0 / p] * p
+    notes = [
+        f"Decode at {efficiency.decode_mbu:.0%} of peak memory bandwidth (MBU) and {efficiency.decode_mfu:.0%} of "
+        f"dense peak FLOPS (MFU), plus {efficiency.decode_overhead_seconds_per_layer * 1e6:g} us per layer per step "
+        f"of fixed overhead; prefill at {efficiency.prefill_mfu:.0%} MFU.",
+    ]
+    counts, fmt, arch = work.counts, work.weight_format, work.architecture
+    tied = arch.tie_word_embeddings if arch else True
+    dense_read = bytes_read_per_token(counts, fmt, tied)
+    moe_extra = 0.0
+    if arch is not None and arch.is_moe and work.batch_size > 1:
+        per_expert_bytes = (dense_read * counts.active_experts / max(1, counts.active)) / max(
+            1, arch.num_experts_per_tok
+        )
+        touched = _expert_fraction_touched(arch, work.batch_size) * arch.num_local_experts
+        moe_extra = max(0.0, touched - arch.num_experts_per_tok) * per_expert_bytes
+        notes.append(
+            f"MoE: a batch of {work.batch_size} touches about {touched:.1f} of "
+            f"{arch.num_local_experts} experts per layer (uniform routing)."
+        )
+    average_context = work.prompt_tokens + work.output_tokens / 2
+    kv_read = work.batch_size * _kv_bytes_per_sequence(arch, int(average_context), work.kv_bits, t) * t
+    step_bytes = dense_read + moe_extra + kv_read
+    flops_per_token = 2.0 * counts.active
+    if arch is not None:
+        attention_context = average_context
+        flops_per_token += 4.0 * arch.num_hidden_layers * arch.num_attention_heads * arch.head_dim * attention_context
+    step_flops = flops_per_token * work.batch_size
+    if arch is None:
+        notes.append("Architecture unknown: KV-cache reads, attention FLOPs and per-layer overhead are not modelled.")
+
+    memory_s = compute_s = 0.0
+    for stage in range(p):
+        members = devices[stage * t : (stage + 1) * t]
+        share = fractions[stage] / t
+        stage_memory = max(step_bytes * share / (d.bandwidth_gbps * 1e9 * efficiency.decode_mbu) for d in members)
+        peaks = [d.peak_for(fmt.quantization) for d in members]
+        stage_compute = 0.0
+        if all(pk > 0 for pk in peaks):
+            stage_compute = max(step_flops * share / (pk * 1e12 * efficiency.decode_mfu) for pk in peaks)
+        memory_s += stage_memory
+        compute_s += stage_compute
+    if not all(d.peak_for(fmt.quantization) > 0 for d in devices):
+        notes.append("Peak FLOPS unknown for a device: the compute bound was not checked.")
+
+    comm_s = 0.0
+    hidden = arch.hidden_size if arch else 0
+    layers = arch.num_hidden_layers if arch else 0
+    if t > 1:
+        if arch is None:
+            notes.append("Tensor-parallel communication not modelled (architecture unknown).")
+        elif link_gbps <= 0:
+            notes.append("No interconnect bandwidth known: only all-reduce latency is counted.")
+        message = work.batch_size * hidden * 2
+        per_reduce = ALLREDUCE_LATENCY_SECONDS + (
+            2 * (t - 1) / t * message / (link_gbps * 1e9) if link_gbps > 0 else 0.0
+        )
+        comm_s = 2 * layers * per_reduce
+        notes.append(
+            f"Tensor parallel over {t}: 2 all-reduces per layer, {ALLREDUCE_LATENCY_SECONDS * 1e6:g} us "
+            f"each plus a ring transfer at {link_gbps:g} GB/s."
+        )
+    if p > 1:
+        notes.append(f"Pipeline over {p} stages: a sequence's token passes the stages one after another.")
+    layer_count = work.layer_count or (arch.num_hidden_layers if arch else 0)
+    overhead_s = layer_count * efficiency.decode_overhead_seconds_per_layer
+    step_s = max(memory_s, compute_s) + comm_s + overhead_s
+    bound = Bound.MEMORY_BANDWIDTH if memory_s >= compute_s else Bound.COMPUTE
+
+    prompt_flops = 2.0 * counts.active * work.prompt_tokens * work.batch_size
+    if arch is not None:
+        prompt_flops += (
+            2.0
+            * arch.num_hidden_layers
+            * arch.num_attention_heads
+            * arch.head_dim
+            * (work.prompt_tokens**2)
+            * work.batch_size
+        )
+    peak_total = sum(d.peak_for(fmt.quantization) for d in devices) / p
+    prefill_compute = prompt_flops / (peak_total * 1e12 * efficiency.prefill_mfu) if peak_total > 0 else 0.0
+    prefill_s = max(prefill_compute, memory_s)
+    if t > 1 and arch is not None:
+        message = work.batch_size * work.prompt_tokens * hidden * 2
+        prefill_s += (
+            2
+            * layers
+            * (ALLREDUCE_LATENCY_SECONDS + (2 * (t - 1) / t * message / (link_gbps * 1e9) if link_gbps > 0 else 0.0))
+        )
+    for d in devices:
+        notes.extend(n for n in d.notes if n not in notes)
+    return Performance(
+        prefill_seconds=prefill_s,
+        decode_seconds_per_token=step_s,
+        bound=bound,
+        memory_seconds=memory_s,
+        compute_seconds=compute_s,
+        communication_seconds=comm_s,
+        bytes_read_per_step=step_bytes,
+        assumptions=tuple(notes),
+        _batch=work.batch_size,
+    )
