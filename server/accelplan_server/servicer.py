@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import grpc
@@ -26,6 +27,15 @@ from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.cost import find_compatible_models, recommend_instances
 from accelplan_server.core.devices import resolve
 from accelplan_server.core.errors import invalid
+from accelplan_server.core.finetune_memory import (
+    ALL_LINEAR,
+    DEFAULT_LORA_RANK,
+    DEFAULT_LORA_TARGETS,
+    FinetuneSetup,
+    Optimizer,
+    Recomputation,
+    estimate_finetune_memory,
+)
 from accelplan_server.core.footprint import Footprint, ModelProfile, footprint
 from accelplan_server.core.performance import Efficiency, Workload, estimate_performance
 from accelplan_server.core.plan_speed import roofline_speed
@@ -342,10 +352,36 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             bad.add("qlora_bits", "only applies to TRAINING_METHOD_QLORA")
         elif not 1 <= bits <= 16:
             bad.add("qlora_bits", "must be from 1 to 16 (0 means 4)")
+        setup = self._finetune_setup(request, bits, bad)
+        teacher_ref = (
+            convert.model_spec(request.teacher, "teacher", bad, present=True) if request.HasField("teacher") else None
+        )
         bad.raise_if_any()
         assert method is not None
-        params = self._profile(ref).parameter_count
-        e = estimate_training_memory(params, TrainingMethod(method), TrainingTarget(target or TrainingTarget.GPU), bits)
+        profile = self._profile(ref)
+        teacher = self._profile(teacher_ref) if teacher_ref else None
+        if profile.architecture is not None and setup is not None:
+            f = estimate_finetune_memory(
+                profile.architecture,
+                replace(setup, method=TrainingMethod(method)),
+                teacher.architecture if teacher else None,
+            )
+            return training_pb2.EstimateTrainingMemoryResponse(
+                model_bytes=f.weights_bytes + f.frozen_models_bytes,
+                optimizer_bytes=f.optimizer_state_bytes + f.gradient_bytes,
+                activation_bytes=f.activation_bytes,
+                total_bytes=f.total_bytes,
+                method=convert.method_value(method),
+                target=convert.target_value(target or TrainingTarget.GPU),
+                assumptions=f.assumptions,
+                trainable_parameter_count=f.trainable_parameters,
+                gradient_bytes=f.gradient_bytes,
+                frozen_model_bytes=f.frozen_models_bytes,
+                architecture_known=True,
+            )
+        e = estimate_training_memory(
+            profile.parameter_count, TrainingMethod(method), TrainingTarget(target or TrainingTarget.GPU), bits
+        )
         return training_pb2.EstimateTrainingMemoryResponse(
             model_bytes=e.model_bytes,
             optimizer_bytes=e.optimizer_bytes,
@@ -355,6 +391,47 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             target=convert.target_value(e.target),
             assumptions=e.assumptions,
         )
+
+    @staticmethod
+    def _finetune_setup(
+        request: training_pb2.EstimateTrainingMemoryRequest, qlora_bits: int, bad: Violations
+    ) -> FinetuneSetup | None:
+        optimizer = convert.enum_value(Optimizer, request.optimizer, "optimizer", bad, required=False)
+        recompute = convert.enum_value(
+            Recomputation, request.activation_recomputation, "activation_recomputation", bad, required=False
+        )
+        if request.zero_stage > 3:
+            bad.add("zero_stage", "must be 0, 1, 2 or 3")
+        if request.fsdp and request.zero_stage not in (0, 3):
+            bad.add("fsdp", "FSDP full sharding is ZeRO stage 3; leave zero_stage 0 or set it to 3")
+        targets = tuple(t.strip().lower() for t in request.lora_target_modules)
+        if len(targets) > len(ALL_LINEAR) + 1:
+            bad.add("lora_target_modules", f"at most {len(ALL_LINEAR)} entries")
+        elif "all-linear" in targets:
+            targets = ALL_LINEAR
+        else:
+            unknown = [t for t in targets if t not in ALL_LINEAR]
+            if unknown:
+                bad.add("lora_target_modules", f"unknown {unknown[0]!r}; use {', '.join(ALL_LINEAR)} or all-linear")
+        setup = FinetuneSetup(
+            method=TrainingMethod.FULL_FINE_TUNE,
+            micro_batch_size=_bounded(request.micro_batch_size, 1, limits.MAX_BATCH_SIZE, "micro_batch_size", bad),
+            sequence_length=_bounded(request.sequence_length, 2048, limits.MAX_CONTEXT_LENGTH, "sequence_length", bad),
+            optimizer=Optimizer(optimizer or Optimizer.ADAMW),
+            zero_stage=3 if request.fsdp else min(request.zero_stage, 3),
+            data_parallel_size=_bounded(
+                request.data_parallel_size, 1, limits.MAX_PARALLEL_DEGREE * 16, "data_parallel_size", bad
+            ),
+            recomputation=Recomputation(recompute or Recomputation.NONE),
+            tensor_parallel_size=_bounded(
+                request.tensor_parallel_size, 1, limits.MAX_PARALLEL_DEGREE, "tensor_parallel_size", bad
+            ),
+            sequence_parallel=request.sequence_parallel,
+            lora_rank=_bounded(request.lora_rank, DEFAULT_LORA_RANK, 65536, "lora_rank", bad),
+            lora_targets=targets or DEFAULT_LORA_TARGETS,
+            qlora_bits=qlora_bits,
+        )
+        return setup
 
     # ----- cost and catalogues -----
 

@@ -155,17 +155,163 @@ func (TrainingTarget) EnumDescriptor() ([]byte, []int) {
 	return file_accelplan_v1_training_proto_rawDescGZIP(), []int{1}
 }
 
+// Optimizer is the training optimizer (mixed precision).
+type Optimizer int32
+
+const (
+	// Not set: AdamW.
+	Optimizer_OPTIMIZER_UNSPECIFIED Optimizer = 0
+	// AdamW: FP32 master weights and two FP32 moments, 12 bytes per trainable parameter
+	// (16 with the 16-bit weights and gradients).
+	Optimizer_OPTIMIZER_ADAMW Optimizer = 1
+	// 8-bit Adam (bitsandbytes): FP32 master weights and two 8-bit moments, 6 bytes.
+	Optimizer_OPTIMIZER_ADAMW_8BIT Optimizer = 2
+	// SGD with momentum: FP32 master weights and momentum, 8 bytes.
+	Optimizer_OPTIMIZER_SGD Optimizer = 3
+)
+
+// Enum value maps for Optimizer.
+var (
+	Optimizer_name = map[int32]string{
+		0: "OPTIMIZER_UNSPECIFIED",
+		1: "OPTIMIZER_ADAMW",
+		2: "OPTIMIZER_ADAMW_8BIT",
+		3: "OPTIMIZER_SGD",
+	}
+	Optimizer_value = map[string]int32{
+		"OPTIMIZER_UNSPECIFIED": 0,
+		"OPTIMIZER_ADAMW":       1,
+		"OPTIMIZER_ADAMW_8BIT":  2,
+		"OPTIMIZER_SGD":         3,
+	}
+)
+
+func (x Optimizer) Enum() *Optimizer {
+	p := new(Optimizer)
+	*p = x
+	return p
+}
+
+func (x Optimizer) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Optimizer) Descriptor() protoreflect.EnumDescriptor {
+	return file_accelplan_v1_training_proto_enumTypes[2].Descriptor()
+}
+
+func (Optimizer) Type() protoreflect.EnumType {
+	return &file_accelplan_v1_training_proto_enumTypes[2]
+}
+
+func (x Optimizer) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Optimizer.Descriptor instead.
+func (Optimizer) EnumDescriptor() ([]byte, []int) {
+	return file_accelplan_v1_training_proto_rawDescGZIP(), []int{2}
+}
+
+// ActivationRecomputation is how much of the forward pass is recomputed in the backward pass.
+type ActivationRecomputation int32
+
+const (
+	// Not set: none.
+	ActivationRecomputation_ACTIVATION_RECOMPUTATION_UNSPECIFIED ActivationRecomputation = 0
+	// Every activation is kept.
+	ActivationRecomputation_ACTIVATION_RECOMPUTATION_NONE ActivationRecomputation = 1
+	// Attention's core is recomputed (Korthikanti et al. 2022).
+	ActivationRecomputation_ACTIVATION_RECOMPUTATION_SELECTIVE ActivationRecomputation = 2
+	// Only each layer's input is kept (gradient checkpointing).
+	ActivationRecomputation_ACTIVATION_RECOMPUTATION_FULL ActivationRecomputation = 3
+)
+
+// Enum value maps for ActivationRecomputation.
+var (
+	ActivationRecomputation_name = map[int32]string{
+		0: "ACTIVATION_RECOMPUTATION_UNSPECIFIED",
+		1: "ACTIVATION_RECOMPUTATION_NONE",
+		2: "ACTIVATION_RECOMPUTATION_SELECTIVE",
+		3: "ACTIVATION_RECOMPUTATION_FULL",
+	}
+	ActivationRecomputation_value = map[string]int32{
+		"ACTIVATION_RECOMPUTATION_UNSPECIFIED": 0,
+		"ACTIVATION_RECOMPUTATION_NONE":        1,
+		"ACTIVATION_RECOMPUTATION_SELECTIVE":   2,
+		"ACTIVATION_RECOMPUTATION_FULL":        3,
+	}
+)
+
+func (x ActivationRecomputation) Enum() *ActivationRecomputation {
+	p := new(ActivationRecomputation)
+	*p = x
+	return p
+}
+
+func (x ActivationRecomputation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ActivationRecomputation) Descriptor() protoreflect.EnumDescriptor {
+	return file_accelplan_v1_training_proto_enumTypes[3].Descriptor()
+}
+
+func (ActivationRecomputation) Type() protoreflect.EnumType {
+	return &file_accelplan_v1_training_proto_enumTypes[3]
+}
+
+func (x ActivationRecomputation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ActivationRecomputation.Descriptor instead.
+func (ActivationRecomputation) EnumDescriptor() ([]byte, []int) {
+	return file_accelplan_v1_training_proto_rawDescGZIP(), []int{3}
+}
+
 // EstimateTrainingMemoryRequest asks how much memory a fine-tuning job needs.
+//
+// With a bare parameter_count the answer uses ai-hwaccel 1.2.0's multipliers.
+// With a known architecture (model_id, architecture or hf_config_json) it is
+// per device: weights, gradients and optimizer state (ZeRO/FSDP sharding as
+// DeepSpeed estimates it), frozen extra models, and activations per
+// Korthikanti et al. 2022 for the micro-batch below.
 type EstimateTrainingMemoryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The model. Required.
 	Model *ModelSpec `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// The fine-tuning method. Required.
 	Method TrainingMethod `protobuf:"varint,2,opt,name=method,proto3,enum=accelplan.v1.TrainingMethod" json:"method,omitempty"`
-	// Bits of QLoRA's quantized base weights; 0 means 4. QLoRA only; 1 to 16.
+	// Bits of QLoRA's quantized base weights; 0 means 4 (NF4). QLoRA only; 1 to 16.
 	QloraBits uint32 `protobuf:"varint,3,opt,name=qlora_bits,json=qloraBits,proto3" json:"qlora_bits,omitempty"`
-	// Device kind. Default (UNSPECIFIED) means GPU.
-	Target        TrainingTarget `protobuf:"varint,4,opt,name=target,proto3,enum=accelplan.v1.TrainingTarget" json:"target,omitempty"`
+	// Device kind. Default (UNSPECIFIED) means GPU. Used by the parameter-count rule only.
+	Target TrainingTarget `protobuf:"varint,4,opt,name=target,proto3,enum=accelplan.v1.TrainingTarget" json:"target,omitempty"`
+	// Sequences per micro-batch per device; 0 means 1.
+	MicroBatchSize uint32 `protobuf:"varint,5,opt,name=micro_batch_size,json=microBatchSize,proto3" json:"micro_batch_size,omitempty"`
+	// Tokens per sequence; 0 means 2,048.
+	SequenceLength uint32 `protobuf:"varint,6,opt,name=sequence_length,json=sequenceLength,proto3" json:"sequence_length,omitempty"`
+	// Optimizer; UNSPECIFIED means AdamW.
+	Optimizer Optimizer `protobuf:"varint,7,opt,name=optimizer,proto3,enum=accelplan.v1.Optimizer" json:"optimizer,omitempty"`
+	// ZeRO stage 0 to 3 across the data-parallel ranks.
+	ZeroStage uint32 `protobuf:"varint,8,opt,name=zero_stage,json=zeroStage,proto3" json:"zero_stage,omitempty"`
+	// PyTorch FSDP full sharding; the same as ZeRO stage 3.
+	Fsdp bool `protobuf:"varint,9,opt,name=fsdp,proto3" json:"fsdp,omitempty"`
+	// Data-parallel ranks the ZeRO/FSDP state is split over; 0 means 1.
+	DataParallelSize uint32 `protobuf:"varint,10,opt,name=data_parallel_size,json=dataParallelSize,proto3" json:"data_parallel_size,omitempty"`
+	// Activation recomputation; UNSPECIFIED means none.
+	ActivationRecomputation ActivationRecomputation `protobuf:"varint,11,opt,name=activation_recomputation,json=activationRecomputation,proto3,enum=accelplan.v1.ActivationRecomputation" json:"activation_recomputation,omitempty"`
+	// Tensor-parallel degree (Megatron style); 0 means 1.
+	TensorParallelSize uint32 `protobuf:"varint,12,opt,name=tensor_parallel_size,json=tensorParallelSize,proto3" json:"tensor_parallel_size,omitempty"`
+	// Megatron sequence parallelism alongside tensor parallelism.
+	SequenceParallel bool `protobuf:"varint,13,opt,name=sequence_parallel,json=sequenceParallel,proto3" json:"sequence_parallel,omitempty"`
+	// LoRA/QLoRA rank; 0 means 16.
+	LoraRank uint32 `protobuf:"varint,14,opt,name=lora_rank,json=loraRank,proto3" json:"lora_rank,omitempty"`
+	// Projections LoRA adapts (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj,
+	// or "all-linear"); empty means PEFT's default q_proj and v_proj.
+	LoraTargetModules []string `protobuf:"bytes,15,rep,name=lora_target_modules,json=loraTargetModules,proto3" json:"lora_target_modules,omitempty"`
+	// Distillation's teacher; unset means a teacher the size of the model.
+	Teacher       *ModelSpec `protobuf:"bytes,16,opt,name=teacher,proto3" json:"teacher,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,10 +374,94 @@ func (x *EstimateTrainingMemoryRequest) GetTarget() TrainingTarget {
 	return TrainingTarget_TRAINING_TARGET_UNSPECIFIED
 }
 
+func (x *EstimateTrainingMemoryRequest) GetMicroBatchSize() uint32 {
+	if x != nil {
+		return x.MicroBatchSize
+	}
+	return 0
+}
+
+func (x *EstimateTrainingMemoryRequest) GetSequenceLength() uint32 {
+	if x != nil {
+		return x.SequenceLength
+	}
+	return 0
+}
+
+func (x *EstimateTrainingMemoryRequest) GetOptimizer() Optimizer {
+	if x != nil {
+		return x.Optimizer
+	}
+	return Optimizer_OPTIMIZER_UNSPECIFIED
+}
+
+func (x *EstimateTrainingMemoryRequest) GetZeroStage() uint32 {
+	if x != nil {
+		return x.ZeroStage
+	}
+	return 0
+}
+
+func (x *EstimateTrainingMemoryRequest) GetFsdp() bool {
+	if x != nil {
+		return x.Fsdp
+	}
+	return false
+}
+
+func (x *EstimateTrainingMemoryRequest) GetDataParallelSize() uint32 {
+	if x != nil {
+		return x.DataParallelSize
+	}
+	return 0
+}
+
+func (x *EstimateTrainingMemoryRequest) GetActivationRecomputation() ActivationRecomputation {
+	if x != nil {
+		return x.ActivationRecomputation
+	}
+	return ActivationRecomputation_ACTIVATION_RECOMPUTATION_UNSPECIFIED
+}
+
+func (x *EstimateTrainingMemoryRequest) GetTensorParallelSize() uint32 {
+	if x != nil {
+		return x.TensorParallelSize
+	}
+	return 0
+}
+
+func (x *EstimateTrainingMemoryRequest) GetSequenceParallel() bool {
+	if x != nil {
+		return x.SequenceParallel
+	}
+	return false
+}
+
+func (x *EstimateTrainingMemoryRequest) GetLoraRank() uint32 {
+	if x != nil {
+		return x.LoraRank
+	}
+	return 0
+}
+
+func (x *EstimateTrainingMemoryRequest) GetLoraTargetModules() []string {
+	if x != nil {
+		return x.LoraTargetModules
+	}
+	return nil
+}
+
+func (x *EstimateTrainingMemoryRequest) GetTeacher() *ModelSpec {
+	if x != nil {
+		return x.Teacher
+	}
+	return nil
+}
+
 // EstimateTrainingMemoryResponse is the memory a fine-tuning job needs, by component.
 type EstimateTrainingMemoryResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Bytes for model weights (including frozen copies the method needs).
+	// Bytes for model weights (including frozen copies the method needs), per device.
 	ModelBytes uint64 `protobuf:"varint,1,opt,name=model_bytes,json=modelBytes,proto3" json:"model_bytes,omitempty"`
 	// Bytes for optimizer state and gradients.
 	OptimizerBytes uint64 `protobuf:"varint,2,opt,name=optimizer_bytes,json=optimizerBytes,proto3" json:"optimizer_bytes,omitempty"`
@@ -244,9 +474,17 @@ type EstimateTrainingMemoryResponse struct {
 	// The device kind the estimate is for (GPU when the request left it unset).
 	Target TrainingTarget `protobuf:"varint,6,opt,name=target,proto3,enum=accelplan.v1.TrainingTarget" json:"target,omitempty"`
 	// The assumptions behind the numbers, one sentence each.
-	Assumptions   []string `protobuf:"bytes,7,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Assumptions []string `protobuf:"bytes,7,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
+	// Parameters the method trains (LoRA: the adapters); 0 for the parameter-count rule.
+	TrainableParameterCount uint64 `protobuf:"varint,8,opt,name=trainable_parameter_count,json=trainableParameterCount,proto3" json:"trainable_parameter_count,omitempty"`
+	// Of optimizer_bytes, the gradients.
+	GradientBytes uint64 `protobuf:"varint,9,opt,name=gradient_bytes,json=gradientBytes,proto3" json:"gradient_bytes,omitempty"`
+	// Of model_bytes, the extra frozen models (DPO reference, RLHF reference and reward, teacher).
+	FrozenModelBytes uint64 `protobuf:"varint,10,opt,name=frozen_model_bytes,json=frozenModelBytes,proto3" json:"frozen_model_bytes,omitempty"`
+	// Whether the architecture-aware model was used (else ai-hwaccel's multipliers).
+	ArchitectureKnown bool `protobuf:"varint,11,opt,name=architecture_known,json=architectureKnown,proto3" json:"architecture_known,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *EstimateTrainingMemoryResponse) Reset() {
@@ -328,17 +566,59 @@ func (x *EstimateTrainingMemoryResponse) GetAssumptions() []string {
 	return nil
 }
 
+func (x *EstimateTrainingMemoryResponse) GetTrainableParameterCount() uint64 {
+	if x != nil {
+		return x.TrainableParameterCount
+	}
+	return 0
+}
+
+func (x *EstimateTrainingMemoryResponse) GetGradientBytes() uint64 {
+	if x != nil {
+		return x.GradientBytes
+	}
+	return 0
+}
+
+func (x *EstimateTrainingMemoryResponse) GetFrozenModelBytes() uint64 {
+	if x != nil {
+		return x.FrozenModelBytes
+	}
+	return 0
+}
+
+func (x *EstimateTrainingMemoryResponse) GetArchitectureKnown() bool {
+	if x != nil {
+		return x.ArchitectureKnown
+	}
+	return false
+}
+
 var File_accelplan_v1_training_proto protoreflect.FileDescriptor
 
 const file_accelplan_v1_training_proto_rawDesc = "" +
 	"\n" +
-	"\x1baccelplan/v1/training.proto\x12\faccelplan.v1\x1a\x19accelplan/v1/models.proto\"\xd9\x01\n" +
+	"\x1baccelplan/v1/training.proto\x12\faccelplan.v1\x1a\x19accelplan/v1/models.proto\"\x85\x06\n" +
 	"\x1dEstimateTrainingMemoryRequest\x12-\n" +
 	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelSpecR\x05model\x124\n" +
 	"\x06method\x18\x02 \x01(\x0e2\x1c.accelplan.v1.TrainingMethodR\x06method\x12\x1d\n" +
 	"\n" +
 	"qlora_bits\x18\x03 \x01(\rR\tqloraBits\x124\n" +
-	"\x06target\x18\x04 \x01(\x0e2\x1c.accelplan.v1.TrainingTargetR\x06target\"\xc4\x02\n" +
+	"\x06target\x18\x04 \x01(\x0e2\x1c.accelplan.v1.TrainingTargetR\x06target\x12(\n" +
+	"\x10micro_batch_size\x18\x05 \x01(\rR\x0emicroBatchSize\x12'\n" +
+	"\x0fsequence_length\x18\x06 \x01(\rR\x0esequenceLength\x125\n" +
+	"\toptimizer\x18\a \x01(\x0e2\x17.accelplan.v1.OptimizerR\toptimizer\x12\x1d\n" +
+	"\n" +
+	"zero_stage\x18\b \x01(\rR\tzeroStage\x12\x12\n" +
+	"\x04fsdp\x18\t \x01(\bR\x04fsdp\x12,\n" +
+	"\x12data_parallel_size\x18\n" +
+	" \x01(\rR\x10dataParallelSize\x12`\n" +
+	"\x18activation_recomputation\x18\v \x01(\x0e2%.accelplan.v1.ActivationRecomputationR\x17activationRecomputation\x120\n" +
+	"\x14tensor_parallel_size\x18\f \x01(\rR\x12tensorParallelSize\x12+\n" +
+	"\x11sequence_parallel\x18\r \x01(\bR\x10sequenceParallel\x12\x1b\n" +
+	"\tlora_rank\x18\x0e \x01(\rR\bloraRank\x12.\n" +
+	"\x13lora_target_modules\x18\x0f \x03(\tR\x11loraTargetModules\x121\n" +
+	"\ateacher\x18\x10 \x01(\v2\x17.accelplan.v1.ModelSpecR\ateacher\"\x84\x04\n" +
 	"\x1eEstimateTrainingMemoryResponse\x12\x1f\n" +
 	"\vmodel_bytes\x18\x01 \x01(\x04R\n" +
 	"modelBytes\x12'\n" +
@@ -348,7 +628,12 @@ const file_accelplan_v1_training_proto_rawDesc = "" +
 	"totalBytes\x124\n" +
 	"\x06method\x18\x05 \x01(\x0e2\x1c.accelplan.v1.TrainingMethodR\x06method\x124\n" +
 	"\x06target\x18\x06 \x01(\x0e2\x1c.accelplan.v1.TrainingTargetR\x06target\x12 \n" +
-	"\vassumptions\x18\a \x03(\tR\vassumptions*\xfb\x01\n" +
+	"\vassumptions\x18\a \x03(\tR\vassumptions\x12:\n" +
+	"\x19trainable_parameter_count\x18\b \x01(\x04R\x17trainableParameterCount\x12%\n" +
+	"\x0egradient_bytes\x18\t \x01(\x04R\rgradientBytes\x12,\n" +
+	"\x12frozen_model_bytes\x18\n" +
+	" \x01(\x04R\x10frozenModelBytes\x12-\n" +
+	"\x12architecture_known\x18\v \x01(\bR\x11architectureKnown*\xfb\x01\n" +
 	"\x0eTrainingMethod\x12\x1f\n" +
 	"\x1bTRAINING_METHOD_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eTRAINING_METHOD_FULL_FINE_TUNE\x10\x01\x12\x18\n" +
@@ -363,7 +648,17 @@ const file_accelplan_v1_training_proto_rawDesc = "" +
 	"\x13TRAINING_TARGET_GPU\x10\x01\x12\x17\n" +
 	"\x13TRAINING_TARGET_TPU\x10\x02\x12\x19\n" +
 	"\x15TRAINING_TARGET_GAUDI\x10\x03\x12\x17\n" +
-	"\x13TRAINING_TARGET_CPU\x10\x04Bf\n" +
+	"\x13TRAINING_TARGET_CPU\x10\x04*h\n" +
+	"\tOptimizer\x12\x19\n" +
+	"\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fOPTIMIZER_ADAMW\x10\x01\x12\x18\n" +
+	"\x14OPTIMIZER_ADAMW_8BIT\x10\x02\x12\x11\n" +
+	"\rOPTIMIZER_SGD\x10\x03*\xb1\x01\n" +
+	"\x17ActivationRecomputation\x12(\n" +
+	"$ACTIVATION_RECOMPUTATION_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dACTIVATION_RECOMPUTATION_NONE\x10\x01\x12&\n" +
+	"\"ACTIVATION_RECOMPUTATION_SELECTIVE\x10\x02\x12!\n" +
+	"\x1dACTIVATION_RECOMPUTATION_FULL\x10\x03Bf\n" +
 	"\x10dev.accelplan.v1B\rTrainingProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3"
 
 var (
@@ -378,26 +673,31 @@ func file_accelplan_v1_training_proto_rawDescGZIP() []byte {
 	return file_accelplan_v1_training_proto_rawDescData
 }
 
-var file_accelplan_v1_training_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_accelplan_v1_training_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_accelplan_v1_training_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_accelplan_v1_training_proto_goTypes = []any{
 	(TrainingMethod)(0),                    // 0: accelplan.v1.TrainingMethod
 	(TrainingTarget)(0),                    // 1: accelplan.v1.TrainingTarget
-	(*EstimateTrainingMemoryRequest)(nil),  // 2: accelplan.v1.EstimateTrainingMemoryRequest
-	(*EstimateTrainingMemoryResponse)(nil), // 3: accelplan.v1.EstimateTrainingMemoryResponse
-	(*ModelSpec)(nil),                      // 4: accelplan.v1.ModelSpec
+	(Optimizer)(0),                         // 2: accelplan.v1.Optimizer
+	(ActivationRecomputation)(0),           // 3: accelplan.v1.ActivationRecomputation
+	(*EstimateTrainingMemoryRequest)(nil),  // 4: accelplan.v1.EstimateTrainingMemoryRequest
+	(*EstimateTrainingMemoryResponse)(nil), // 5: accelplan.v1.EstimateTrainingMemoryResponse
+	(*ModelSpec)(nil),                      // 6: accelplan.v1.ModelSpec
 }
 var file_accelplan_v1_training_proto_depIdxs = []int32{
-	4, // 0: accelplan.v1.EstimateTrainingMemoryRequest.model:type_name -> accelplan.v1.ModelSpec
+	6, // 0: accelplan.v1.EstimateTrainingMemoryRequest.model:type_name -> accelplan.v1.ModelSpec
 	0, // 1: accelplan.v1.EstimateTrainingMemoryRequest.method:type_name -> accelplan.v1.TrainingMethod
 	1, // 2: accelplan.v1.EstimateTrainingMemoryRequest.target:type_name -> accelplan.v1.TrainingTarget
-	0, // 3: accelplan.v1.EstimateTrainingMemoryResponse.method:type_name -> accelplan.v1.TrainingMethod
-	1, // 4: accelplan.v1.EstimateTrainingMemoryResponse.target:type_name -> accelplan.v1.TrainingTarget
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	2, // 3: accelplan.v1.EstimateTrainingMemoryRequest.optimizer:type_name -> accelplan.v1.Optimizer
+	3, // 4: accelplan.v1.EstimateTrainingMemoryRequest.activation_recomputation:type_name -> accelplan.v1.ActivationRecomputation
+	6, // 5: accelplan.v1.EstimateTrainingMemoryRequest.teacher:type_name -> accelplan.v1.ModelSpec
+	0, // 6: accelplan.v1.EstimateTrainingMemoryResponse.method:type_name -> accelplan.v1.TrainingMethod
+	1, // 7: accelplan.v1.EstimateTrainingMemoryResponse.target:type_name -> accelplan.v1.TrainingTarget
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_accelplan_v1_training_proto_init() }
@@ -411,7 +711,7 @@ func file_accelplan_v1_training_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_accelplan_v1_training_proto_rawDesc), len(file_accelplan_v1_training_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      4,
 			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,

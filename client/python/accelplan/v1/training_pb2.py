@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from accelplan.v1 import models_pb2 as accelplan_dot_v1_dot_models__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61\x63\x63\x65lplan/v1/training.proto\x12\x0c\x61\x63\x63\x65lplan.v1\x1a\x19\x61\x63\x63\x65lplan/v1/models.proto\"\xb7\x01\n\x1d\x45stimateTrainingMemoryRequest\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.accelplan.v1.ModelSpec\x12,\n\x06method\x18\x02 \x01(\x0e\x32\x1c.accelplan.v1.TrainingMethod\x12\x12\n\nqlora_bits\x18\x03 \x01(\r\x12,\n\x06target\x18\x04 \x01(\x0e\x32\x1c.accelplan.v1.TrainingTarget\"\xee\x01\n\x1e\x45stimateTrainingMemoryResponse\x12\x13\n\x0bmodel_bytes\x18\x01 \x01(\x04\x12\x17\n\x0foptimizer_bytes\x18\x02 \x01(\x04\x12\x18\n\x10\x61\x63tivation_bytes\x18\x03 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x04\x12,\n\x06method\x18\x05 \x01(\x0e\x32\x1c.accelplan.v1.TrainingMethod\x12,\n\x06target\x18\x06 \x01(\x0e\x32\x1c.accelplan.v1.TrainingTarget\x12\x13\n\x0b\x61ssumptions\x18\x07 \x03(\t*\xfb\x01\n\x0eTrainingMethod\x12\x1f\n\x1bTRAINING_METHOD_UNSPECIFIED\x10\x00\x12\"\n\x1eTRAINING_METHOD_FULL_FINE_TUNE\x10\x01\x12\x18\n\x14TRAINING_METHOD_LORA\x10\x02\x12\x19\n\x15TRAINING_METHOD_QLORA\x10\x03\x12\x1a\n\x16TRAINING_METHOD_PREFIX\x10\x04\x12\x17\n\x13TRAINING_METHOD_DPO\x10\x05\x12\x18\n\x14TRAINING_METHOD_RLHF\x10\x06\x12 \n\x1cTRAINING_METHOD_DISTILLATION\x10\x07*\x97\x01\n\x0eTrainingTarget\x12\x1f\n\x1bTRAINING_TARGET_UNSPECIFIED\x10\x00\x12\x17\n\x13TRAINING_TARGET_GPU\x10\x01\x12\x17\n\x13TRAINING_TARGET_TPU\x10\x02\x12\x19\n\x15TRAINING_TARGET_GAUDI\x10\x03\x12\x17\n\x13TRAINING_TARGET_CPU\x10\x04\x42\x66\n\x10\x64\x65v.accelplan.v1B\rTrainingProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61\x63\x63\x65lplan/v1/training.proto\x12\x0c\x61\x63\x63\x65lplan.v1\x1a\x19\x61\x63\x63\x65lplan/v1/models.proto\"\xb0\x04\n\x1d\x45stimateTrainingMemoryRequest\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.accelplan.v1.ModelSpec\x12,\n\x06method\x18\x02 \x01(\x0e\x32\x1c.accelplan.v1.TrainingMethod\x12\x12\n\nqlora_bits\x18\x03 \x01(\r\x12,\n\x06target\x18\x04 \x01(\x0e\x32\x1c.accelplan.v1.TrainingTarget\x12\x18\n\x10micro_batch_size\x18\x05 \x01(\r\x12\x17\n\x0fsequence_length\x18\x06 \x01(\r\x12*\n\toptimizer\x18\x07 \x01(\x0e\x32\x17.accelplan.v1.Optimizer\x12\x12\n\nzero_stage\x18\x08 \x01(\r\x12\x0c\n\x04\x66sdp\x18\t \x01(\x08\x12\x1a\n\x12\x64\x61ta_parallel_size\x18\n \x01(\r\x12G\n\x18\x61\x63tivation_recomputation\x18\x0b \x01(\x0e\x32%.accelplan.v1.ActivationRecomputation\x12\x1c\n\x14tensor_parallel_size\x18\x0c \x01(\r\x12\x19\n\x11sequence_parallel\x18\r \x01(\x08\x12\x11\n\tlora_rank\x18\x0e \x01(\r\x12\x1b\n\x13lora_target_modules\x18\x0f \x03(\t\x12(\n\x07teacher\x18\x10 \x01(\x0b\x32\x17.accelplan.v1.ModelSpec\"\xe1\x02\n\x1e\x45stimateTrainingMemoryResponse\x12\x13\n\x0bmodel_bytes\x18\x01 \x01(\x04\x12\x17\n\x0foptimizer_bytes\x18\x02 \x01(\x04\x12\x18\n\x10\x61\x63tivation_bytes\x18\x03 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x04 \x01(\x04\x12,\n\x06method\x18\x05 \x01(\x0e\x32\x1c.accelplan.v1.TrainingMethod\x12,\n\x06target\x18\x06 \x01(\x0e\x32\x1c.accelplan.v1.TrainingTarget\x12\x13\n\x0b\x61ssumptions\x18\x07 \x03(\t\x12!\n\x19trainable_parameter_count\x18\x08 \x01(\x04\x12\x16\n\x0egradient_bytes\x18\t \x01(\x04\x12\x1a\n\x12\x66rozen_model_bytes\x18\n \x01(\x04\x12\x1a\n\x12\x61rchitecture_known\x18\x0b \x01(\x08*\xfb\x01\n\x0eTrainingMethod\x12\x1f\n\x1bTRAINING_METHOD_UNSPECIFIED\x10\x00\x12\"\n\x1eTRAINING_METHOD_FULL_FINE_TUNE\x10\x01\x12\x18\n\x14TRAINING_METHOD_LORA\x10\x02\x12\x19\n\x15TRAINING_METHOD_QLORA\x10\x03\x12\x1a\n\x16TRAINING_METHOD_PREFIX\x10\x04\x12\x17\n\x13TRAINING_METHOD_DPO\x10\x05\x12\x18\n\x14TRAINING_METHOD_RLHF\x10\x06\x12 \n\x1cTRAINING_METHOD_DISTILLATION\x10\x07*\x97\x01\n\x0eTrainingTarget\x12\x1f\n\x1bTRAINING_TARGET_UNSPECIFIED\x10\x00\x12\x17\n\x13TRAINING_TARGET_GPU\x10\x01\x12\x17\n\x13TRAINING_TARGET_TPU\x10\x02\x12\x19\n\x15TRAINING_TARGET_GAUDI\x10\x03\x12\x17\n\x13TRAINING_TARGET_CPU\x10\x04*h\n\tOptimizer\x12\x19\n\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x13\n\x0fOPTIMIZER_ADAMW\x10\x01\x12\x18\n\x14OPTIMIZER_ADAMW_8BIT\x10\x02\x12\x11\n\rOPTIMIZER_SGD\x10\x03*\xb1\x01\n\x17\x41\x63tivationRecomputation\x12(\n$ACTIVATION_RECOMPUTATION_UNSPECIFIED\x10\x00\x12!\n\x1d\x41\x43TIVATION_RECOMPUTATION_NONE\x10\x01\x12&\n\"ACTIVATION_RECOMPUTATION_SELECTIVE\x10\x02\x12!\n\x1d\x41\x43TIVATION_RECOMPUTATION_FULL\x10\x03\x42\x66\n\x10\x64\x65v.accelplan.v1B\rTrainingProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +33,16 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'accelplan.v1.training_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.accelplan.v1B\rTrainingProtoP\001ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1'
-  _globals['_TRAININGMETHOD']._serialized_start=500
-  _globals['_TRAININGMETHOD']._serialized_end=751
-  _globals['_TRAININGTARGET']._serialized_start=754
-  _globals['_TRAININGTARGET']._serialized_end=905
+  _globals['_TRAININGMETHOD']._serialized_start=992
+  _globals['_TRAININGMETHOD']._serialized_end=1243
+  _globals['_TRAININGTARGET']._serialized_start=1246
+  _globals['_TRAININGTARGET']._serialized_end=1397
+  _globals['_OPTIMIZER']._serialized_start=1399
+  _globals['_OPTIMIZER']._serialized_end=1503
+  _globals['_ACTIVATIONRECOMPUTATION']._serialized_start=1506
+  _globals['_ACTIVATIONRECOMPUTATION']._serialized_end=1683
   _globals['_ESTIMATETRAININGMEMORYREQUEST']._serialized_start=73
-  _globals['_ESTIMATETRAININGMEMORYREQUEST']._serialized_end=256
-  _globals['_ESTIMATETRAININGMEMORYRESPONSE']._serialized_start=259
-  _globals['_ESTIMATETRAININGMEMORYRESPONSE']._serialized_end=497
+  _globals['_ESTIMATETRAININGMEMORYREQUEST']._serialized_end=633
+  _globals['_ESTIMATETRAININGMEMORYRESPONSE']._serialized_start=636
+  _globals['_ESTIMATETRAININGMEMORYRESPONSE']._serialized_end=989
 # @@protoc_insertion_point(module_scope)

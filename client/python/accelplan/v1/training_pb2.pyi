@@ -96,9 +96,76 @@ TRAINING_TARGET_CPU: TrainingTarget.ValueType  # 4
 """CPUs (sized like GPUs)."""
 Global___TrainingTarget: _TypeAlias = TrainingTarget  # noqa: Y015
 
+class _Optimizer:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OptimizerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Optimizer.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OPTIMIZER_UNSPECIFIED: _Optimizer.ValueType  # 0
+    """Not set: AdamW."""
+    OPTIMIZER_ADAMW: _Optimizer.ValueType  # 1
+    """AdamW: FP32 master weights and two FP32 moments, 12 bytes per trainable parameter
+    (16 with the 16-bit weights and gradients).
+    """
+    OPTIMIZER_ADAMW_8BIT: _Optimizer.ValueType  # 2
+    """8-bit Adam (bitsandbytes): FP32 master weights and two 8-bit moments, 6 bytes."""
+    OPTIMIZER_SGD: _Optimizer.ValueType  # 3
+    """SGD with momentum: FP32 master weights and momentum, 8 bytes."""
+
+class Optimizer(_Optimizer, metaclass=_OptimizerEnumTypeWrapper):
+    """Optimizer is the training optimizer (mixed precision)."""
+
+OPTIMIZER_UNSPECIFIED: Optimizer.ValueType  # 0
+"""Not set: AdamW."""
+OPTIMIZER_ADAMW: Optimizer.ValueType  # 1
+"""AdamW: FP32 master weights and two FP32 moments, 12 bytes per trainable parameter
+(16 with the 16-bit weights and gradients).
+"""
+OPTIMIZER_ADAMW_8BIT: Optimizer.ValueType  # 2
+"""8-bit Adam (bitsandbytes): FP32 master weights and two 8-bit moments, 6 bytes."""
+OPTIMIZER_SGD: Optimizer.ValueType  # 3
+"""SGD with momentum: FP32 master weights and momentum, 8 bytes."""
+Global___Optimizer: _TypeAlias = Optimizer  # noqa: Y015
+
+class _ActivationRecomputation:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ActivationRecomputationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ActivationRecomputation.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACTIVATION_RECOMPUTATION_UNSPECIFIED: _ActivationRecomputation.ValueType  # 0
+    """Not set: none."""
+    ACTIVATION_RECOMPUTATION_NONE: _ActivationRecomputation.ValueType  # 1
+    """Every activation is kept."""
+    ACTIVATION_RECOMPUTATION_SELECTIVE: _ActivationRecomputation.ValueType  # 2
+    """Attention's core is recomputed (Korthikanti et al. 2022)."""
+    ACTIVATION_RECOMPUTATION_FULL: _ActivationRecomputation.ValueType  # 3
+    """Only each layer's input is kept (gradient checkpointing)."""
+
+class ActivationRecomputation(_ActivationRecomputation, metaclass=_ActivationRecomputationEnumTypeWrapper):
+    """ActivationRecomputation is how much of the forward pass is recomputed in the backward pass."""
+
+ACTIVATION_RECOMPUTATION_UNSPECIFIED: ActivationRecomputation.ValueType  # 0
+"""Not set: none."""
+ACTIVATION_RECOMPUTATION_NONE: ActivationRecomputation.ValueType  # 1
+"""Every activation is kept."""
+ACTIVATION_RECOMPUTATION_SELECTIVE: ActivationRecomputation.ValueType  # 2
+"""Attention's core is recomputed (Korthikanti et al. 2022)."""
+ACTIVATION_RECOMPUTATION_FULL: ActivationRecomputation.ValueType  # 3
+"""Only each layer's input is kept (gradient checkpointing)."""
+Global___ActivationRecomputation: _TypeAlias = ActivationRecomputation  # noqa: Y015
+
 @_typing.final
 class EstimateTrainingMemoryRequest(_message.Message):
-    """EstimateTrainingMemoryRequest asks how much memory a fine-tuning job needs."""
+    """EstimateTrainingMemoryRequest asks how much memory a fine-tuning job needs.
+
+    With a bare parameter_count the answer uses ai-hwaccel 1.2.0's multipliers.
+    With a known architecture (model_id, architecture or hf_config_json) it is
+    per device: weights, gradients and optimizer state (ZeRO/FSDP sharding as
+    DeepSpeed estimates it), frozen extra models, and activations per
+    Korthikanti et al. 2022 for the micro-batch below.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -106,15 +173,57 @@ class EstimateTrainingMemoryRequest(_message.Message):
     METHOD_FIELD_NUMBER: _builtins.int
     QLORA_BITS_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
+    MICRO_BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_LENGTH_FIELD_NUMBER: _builtins.int
+    OPTIMIZER_FIELD_NUMBER: _builtins.int
+    ZERO_STAGE_FIELD_NUMBER: _builtins.int
+    FSDP_FIELD_NUMBER: _builtins.int
+    DATA_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    ACTIVATION_RECOMPUTATION_FIELD_NUMBER: _builtins.int
+    TENSOR_PARALLEL_SIZE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_PARALLEL_FIELD_NUMBER: _builtins.int
+    LORA_RANK_FIELD_NUMBER: _builtins.int
+    LORA_TARGET_MODULES_FIELD_NUMBER: _builtins.int
+    TEACHER_FIELD_NUMBER: _builtins.int
     method: Global___TrainingMethod.ValueType
     """The fine-tuning method. Required."""
     qlora_bits: _builtins.int
-    """Bits of QLoRA's quantized base weights; 0 means 4. QLoRA only; 1 to 16."""
+    """Bits of QLoRA's quantized base weights; 0 means 4 (NF4). QLoRA only; 1 to 16."""
     target: Global___TrainingTarget.ValueType
-    """Device kind. Default (UNSPECIFIED) means GPU."""
+    """Device kind. Default (UNSPECIFIED) means GPU. Used by the parameter-count rule only."""
+    micro_batch_size: _builtins.int
+    """Sequences per micro-batch per device; 0 means 1."""
+    sequence_length: _builtins.int
+    """Tokens per sequence; 0 means 2,048."""
+    optimizer: Global___Optimizer.ValueType
+    """Optimizer; UNSPECIFIED means AdamW."""
+    zero_stage: _builtins.int
+    """ZeRO stage 0 to 3 across the data-parallel ranks."""
+    fsdp: _builtins.bool
+    """PyTorch FSDP full sharding; the same as ZeRO stage 3."""
+    data_parallel_size: _builtins.int
+    """Data-parallel ranks the ZeRO/FSDP state is split over; 0 means 1."""
+    activation_recomputation: Global___ActivationRecomputation.ValueType
+    """Activation recomputation; UNSPECIFIED means none."""
+    tensor_parallel_size: _builtins.int
+    """Tensor-parallel degree (Megatron style); 0 means 1."""
+    sequence_parallel: _builtins.bool
+    """Megatron sequence parallelism alongside tensor parallelism."""
+    lora_rank: _builtins.int
+    """LoRA/QLoRA rank; 0 means 16."""
     @_builtins.property
     def model(self) -> _models_pb2.ModelSpec:
         """The model. Required."""
+
+    @_builtins.property
+    def lora_target_modules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Projections LoRA adapts (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj,
+        or "all-linear"); empty means PEFT's default q_proj and v_proj.
+        """
+
+    @_builtins.property
+    def teacher(self) -> _models_pb2.ModelSpec:
+        """Distillation's teacher; unset means a teacher the size of the model."""
 
     def __init__(
         self,
@@ -123,10 +232,22 @@ class EstimateTrainingMemoryRequest(_message.Message):
         method: Global___TrainingMethod.ValueType = ...,
         qlora_bits: _builtins.int = ...,
         target: Global___TrainingTarget.ValueType = ...,
+        micro_batch_size: _builtins.int = ...,
+        sequence_length: _builtins.int = ...,
+        optimizer: Global___Optimizer.ValueType = ...,
+        zero_stage: _builtins.int = ...,
+        fsdp: _builtins.bool = ...,
+        data_parallel_size: _builtins.int = ...,
+        activation_recomputation: Global___ActivationRecomputation.ValueType = ...,
+        tensor_parallel_size: _builtins.int = ...,
+        sequence_parallel: _builtins.bool = ...,
+        lora_rank: _builtins.int = ...,
+        lora_target_modules: _abc.Iterable[_builtins.str] | None = ...,
+        teacher: _models_pb2.ModelSpec | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "teacher", b"teacher"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["method", b"method", "model", b"model", "qlora_bits", b"qlora_bits", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_recomputation", b"activation_recomputation", "data_parallel_size", b"data_parallel_size", "fsdp", b"fsdp", "lora_rank", b"lora_rank", "lora_target_modules", b"lora_target_modules", "method", b"method", "micro_batch_size", b"micro_batch_size", "model", b"model", "optimizer", b"optimizer", "qlora_bits", b"qlora_bits", "sequence_length", b"sequence_length", "sequence_parallel", b"sequence_parallel", "target", b"target", "teacher", b"teacher", "tensor_parallel_size", b"tensor_parallel_size", "zero_stage", b"zero_stage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -145,8 +266,12 @@ class EstimateTrainingMemoryResponse(_message.Message):
     METHOD_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
     ASSUMPTIONS_FIELD_NUMBER: _builtins.int
+    TRAINABLE_PARAMETER_COUNT_FIELD_NUMBER: _builtins.int
+    GRADIENT_BYTES_FIELD_NUMBER: _builtins.int
+    FROZEN_MODEL_BYTES_FIELD_NUMBER: _builtins.int
+    ARCHITECTURE_KNOWN_FIELD_NUMBER: _builtins.int
     model_bytes: _builtins.int
-    """Bytes for model weights (including frozen copies the method needs)."""
+    """Bytes for model weights (including frozen copies the method needs), per device."""
     optimizer_bytes: _builtins.int
     """Bytes for optimizer state and gradients."""
     activation_bytes: _builtins.int
@@ -157,6 +282,14 @@ class EstimateTrainingMemoryResponse(_message.Message):
     """The method the estimate is for."""
     target: Global___TrainingTarget.ValueType
     """The device kind the estimate is for (GPU when the request left it unset)."""
+    trainable_parameter_count: _builtins.int
+    """Parameters the method trains (LoRA: the adapters); 0 for the parameter-count rule."""
+    gradient_bytes: _builtins.int
+    """Of optimizer_bytes, the gradients."""
+    frozen_model_bytes: _builtins.int
+    """Of model_bytes, the extra frozen models (DPO reference, RLHF reference and reward, teacher)."""
+    architecture_known: _builtins.bool
+    """Whether the architecture-aware model was used (else ai-hwaccel's multipliers)."""
     @_builtins.property
     def assumptions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The assumptions behind the numbers, one sentence each."""
@@ -171,10 +304,14 @@ class EstimateTrainingMemoryResponse(_message.Message):
         method: Global___TrainingMethod.ValueType = ...,
         target: Global___TrainingTarget.ValueType = ...,
         assumptions: _abc.Iterable[_builtins.str] | None = ...,
+        trainable_parameter_count: _builtins.int = ...,
+        gradient_bytes: _builtins.int = ...,
+        frozen_model_bytes: _builtins.int = ...,
+        architecture_known: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_bytes", b"activation_bytes", "assumptions", b"assumptions", "method", b"method", "model_bytes", b"model_bytes", "optimizer_bytes", b"optimizer_bytes", "target", b"target", "total_bytes", b"total_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_bytes", b"activation_bytes", "architecture_known", b"architecture_known", "assumptions", b"assumptions", "frozen_model_bytes", b"frozen_model_bytes", "gradient_bytes", b"gradient_bytes", "method", b"method", "model_bytes", b"model_bytes", "optimizer_bytes", b"optimizer_bytes", "target", b"target", "total_bytes", b"total_bytes", "trainable_parameter_count", b"trainable_parameter_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

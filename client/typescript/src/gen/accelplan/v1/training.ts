@@ -143,7 +143,118 @@ export function trainingTargetToJSON(object: TrainingTarget): string {
   }
 }
 
-/** EstimateTrainingMemoryRequest asks how much memory a fine-tuning job needs. */
+/** Optimizer is the training optimizer (mixed precision). */
+export enum Optimizer {
+  /** OPTIMIZER_UNSPECIFIED - Not set: AdamW. */
+  OPTIMIZER_UNSPECIFIED = 0,
+  /**
+   * OPTIMIZER_ADAMW - AdamW: FP32 master weights and two FP32 moments, 12 bytes per trainable parameter
+   * (16 with the 16-bit weights and gradients).
+   */
+  OPTIMIZER_ADAMW = 1,
+  /** OPTIMIZER_ADAMW_8BIT - 8-bit Adam (bitsandbytes): FP32 master weights and two 8-bit moments, 6 bytes. */
+  OPTIMIZER_ADAMW_8BIT = 2,
+  /** OPTIMIZER_SGD - SGD with momentum: FP32 master weights and momentum, 8 bytes. */
+  OPTIMIZER_SGD = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function optimizerFromJSON(object: any): Optimizer {
+  switch (object) {
+    case 0:
+    case "OPTIMIZER_UNSPECIFIED":
+      return Optimizer.OPTIMIZER_UNSPECIFIED;
+    case 1:
+    case "OPTIMIZER_ADAMW":
+      return Optimizer.OPTIMIZER_ADAMW;
+    case 2:
+    case "OPTIMIZER_ADAMW_8BIT":
+      return Optimizer.OPTIMIZER_ADAMW_8BIT;
+    case 3:
+    case "OPTIMIZER_SGD":
+      return Optimizer.OPTIMIZER_SGD;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Optimizer.UNRECOGNIZED;
+  }
+}
+
+export function optimizerToJSON(object: Optimizer): string {
+  switch (object) {
+    case Optimizer.OPTIMIZER_UNSPECIFIED:
+      return "OPTIMIZER_UNSPECIFIED";
+    case Optimizer.OPTIMIZER_ADAMW:
+      return "OPTIMIZER_ADAMW";
+    case Optimizer.OPTIMIZER_ADAMW_8BIT:
+      return "OPTIMIZER_ADAMW_8BIT";
+    case Optimizer.OPTIMIZER_SGD:
+      return "OPTIMIZER_SGD";
+    case Optimizer.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** ActivationRecomputation is how much of the forward pass is recomputed in the backward pass. */
+export enum ActivationRecomputation {
+  /** ACTIVATION_RECOMPUTATION_UNSPECIFIED - Not set: none. */
+  ACTIVATION_RECOMPUTATION_UNSPECIFIED = 0,
+  /** ACTIVATION_RECOMPUTATION_NONE - Every activation is kept. */
+  ACTIVATION_RECOMPUTATION_NONE = 1,
+  /** ACTIVATION_RECOMPUTATION_SELECTIVE - Attention's core is recomputed (Korthikanti et al. 2022). */
+  ACTIVATION_RECOMPUTATION_SELECTIVE = 2,
+  /** ACTIVATION_RECOMPUTATION_FULL - Only each layer's input is kept (gradient checkpointing). */
+  ACTIVATION_RECOMPUTATION_FULL = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function activationRecomputationFromJSON(object: any): ActivationRecomputation {
+  switch (object) {
+    case 0:
+    case "ACTIVATION_RECOMPUTATION_UNSPECIFIED":
+      return ActivationRecomputation.ACTIVATION_RECOMPUTATION_UNSPECIFIED;
+    case 1:
+    case "ACTIVATION_RECOMPUTATION_NONE":
+      return ActivationRecomputation.ACTIVATION_RECOMPUTATION_NONE;
+    case 2:
+    case "ACTIVATION_RECOMPUTATION_SELECTIVE":
+      return ActivationRecomputation.ACTIVATION_RECOMPUTATION_SELECTIVE;
+    case 3:
+    case "ACTIVATION_RECOMPUTATION_FULL":
+      return ActivationRecomputation.ACTIVATION_RECOMPUTATION_FULL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ActivationRecomputation.UNRECOGNIZED;
+  }
+}
+
+export function activationRecomputationToJSON(object: ActivationRecomputation): string {
+  switch (object) {
+    case ActivationRecomputation.ACTIVATION_RECOMPUTATION_UNSPECIFIED:
+      return "ACTIVATION_RECOMPUTATION_UNSPECIFIED";
+    case ActivationRecomputation.ACTIVATION_RECOMPUTATION_NONE:
+      return "ACTIVATION_RECOMPUTATION_NONE";
+    case ActivationRecomputation.ACTIVATION_RECOMPUTATION_SELECTIVE:
+      return "ACTIVATION_RECOMPUTATION_SELECTIVE";
+    case ActivationRecomputation.ACTIVATION_RECOMPUTATION_FULL:
+      return "ACTIVATION_RECOMPUTATION_FULL";
+    case ActivationRecomputation.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * EstimateTrainingMemoryRequest asks how much memory a fine-tuning job needs.
+ *
+ * With a bare parameter_count the answer uses ai-hwaccel 1.2.0's multipliers.
+ * With a known architecture (model_id, architecture or hf_config_json) it is
+ * per device: weights, gradients and optimizer state (ZeRO/FSDP sharding as
+ * DeepSpeed estimates it), frozen extra models, and activations per
+ * Korthikanti et al. 2022 for the micro-batch below.
+ */
 export interface EstimateTrainingMemoryRequest {
   /** The model. Required. */
   model:
@@ -151,15 +262,42 @@ export interface EstimateTrainingMemoryRequest {
     | undefined;
   /** The fine-tuning method. Required. */
   method: TrainingMethod;
-  /** Bits of QLoRA's quantized base weights; 0 means 4. QLoRA only; 1 to 16. */
+  /** Bits of QLoRA's quantized base weights; 0 means 4 (NF4). QLoRA only; 1 to 16. */
   qloraBits: number;
-  /** Device kind. Default (UNSPECIFIED) means GPU. */
+  /** Device kind. Default (UNSPECIFIED) means GPU. Used by the parameter-count rule only. */
   target: TrainingTarget;
+  /** Sequences per micro-batch per device; 0 means 1. */
+  microBatchSize: number;
+  /** Tokens per sequence; 0 means 2,048. */
+  sequenceLength: number;
+  /** Optimizer; UNSPECIFIED means AdamW. */
+  optimizer: Optimizer;
+  /** ZeRO stage 0 to 3 across the data-parallel ranks. */
+  zeroStage: number;
+  /** PyTorch FSDP full sharding; the same as ZeRO stage 3. */
+  fsdp: boolean;
+  /** Data-parallel ranks the ZeRO/FSDP state is split over; 0 means 1. */
+  dataParallelSize: number;
+  /** Activation recomputation; UNSPECIFIED means none. */
+  activationRecomputation: ActivationRecomputation;
+  /** Tensor-parallel degree (Megatron style); 0 means 1. */
+  tensorParallelSize: number;
+  /** Megatron sequence parallelism alongside tensor parallelism. */
+  sequenceParallel: boolean;
+  /** LoRA/QLoRA rank; 0 means 16. */
+  loraRank: number;
+  /**
+   * Projections LoRA adapts (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj,
+   * or "all-linear"); empty means PEFT's default q_proj and v_proj.
+   */
+  loraTargetModules: string[];
+  /** Distillation's teacher; unset means a teacher the size of the model. */
+  teacher: ModelSpec | undefined;
 }
 
 /** EstimateTrainingMemoryResponse is the memory a fine-tuning job needs, by component. */
 export interface EstimateTrainingMemoryResponse {
-  /** Bytes for model weights (including frozen copies the method needs). */
+  /** Bytes for model weights (including frozen copies the method needs), per device. */
   modelBytes: string;
   /** Bytes for optimizer state and gradients. */
   optimizerBytes: string;
@@ -173,10 +311,35 @@ export interface EstimateTrainingMemoryResponse {
   target: TrainingTarget;
   /** The assumptions behind the numbers, one sentence each. */
   assumptions: string[];
+  /** Parameters the method trains (LoRA: the adapters); 0 for the parameter-count rule. */
+  trainableParameterCount: string;
+  /** Of optimizer_bytes, the gradients. */
+  gradientBytes: string;
+  /** Of model_bytes, the extra frozen models (DPO reference, RLHF reference and reward, teacher). */
+  frozenModelBytes: string;
+  /** Whether the architecture-aware model was used (else ai-hwaccel's multipliers). */
+  architectureKnown: boolean;
 }
 
 function createBaseEstimateTrainingMemoryRequest(): EstimateTrainingMemoryRequest {
-  return { model: undefined, method: 0, qloraBits: 0, target: 0 };
+  return {
+    model: undefined,
+    method: 0,
+    qloraBits: 0,
+    target: 0,
+    microBatchSize: 0,
+    sequenceLength: 0,
+    optimizer: 0,
+    zeroStage: 0,
+    fsdp: false,
+    dataParallelSize: 0,
+    activationRecomputation: 0,
+    tensorParallelSize: 0,
+    sequenceParallel: false,
+    loraRank: 0,
+    loraTargetModules: [],
+    teacher: undefined,
+  };
 }
 
 export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryRequest> = {
@@ -192,6 +355,42 @@ export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryReq
     }
     if (message.target !== 0) {
       writer.uint32(32).int32(message.target);
+    }
+    if (message.microBatchSize !== 0) {
+      writer.uint32(40).uint32(message.microBatchSize);
+    }
+    if (message.sequenceLength !== 0) {
+      writer.uint32(48).uint32(message.sequenceLength);
+    }
+    if (message.optimizer !== 0) {
+      writer.uint32(56).int32(message.optimizer);
+    }
+    if (message.zeroStage !== 0) {
+      writer.uint32(64).uint32(message.zeroStage);
+    }
+    if (message.fsdp !== false) {
+      writer.uint32(72).bool(message.fsdp);
+    }
+    if (message.dataParallelSize !== 0) {
+      writer.uint32(80).uint32(message.dataParallelSize);
+    }
+    if (message.activationRecomputation !== 0) {
+      writer.uint32(88).int32(message.activationRecomputation);
+    }
+    if (message.tensorParallelSize !== 0) {
+      writer.uint32(96).uint32(message.tensorParallelSize);
+    }
+    if (message.sequenceParallel !== false) {
+      writer.uint32(104).bool(message.sequenceParallel);
+    }
+    if (message.loraRank !== 0) {
+      writer.uint32(112).uint32(message.loraRank);
+    }
+    for (const v of message.loraTargetModules) {
+      writer.uint32(122).string(v!);
+    }
+    if (message.teacher !== undefined) {
+      ModelSpec.encode(message.teacher, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -241,6 +440,102 @@ export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryReq
             message.target = reader.int32() as any;
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.microBatchSize = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.sequenceLength = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.optimizer = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.zeroStage = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.fsdp = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.dataParallelSize = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.activationRecomputation = reader.int32() as any;
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.tensorParallelSize = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.sequenceParallel = reader.bool();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.loraRank = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.loraTargetModules.push(reader.string());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.teacher = ModelSpec.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -263,6 +558,54 @@ export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryReq
         ? globalThis.Number(object.qlora_bits)
         : 0,
       target: isSet(object.target) ? trainingTargetFromJSON(object.target) : 0,
+      microBatchSize: isSet(object.microBatchSize)
+        ? globalThis.Number(object.microBatchSize)
+        : isSet(object.micro_batch_size)
+        ? globalThis.Number(object.micro_batch_size)
+        : 0,
+      sequenceLength: isSet(object.sequenceLength)
+        ? globalThis.Number(object.sequenceLength)
+        : isSet(object.sequence_length)
+        ? globalThis.Number(object.sequence_length)
+        : 0,
+      optimizer: isSet(object.optimizer) ? optimizerFromJSON(object.optimizer) : 0,
+      zeroStage: isSet(object.zeroStage)
+        ? globalThis.Number(object.zeroStage)
+        : isSet(object.zero_stage)
+        ? globalThis.Number(object.zero_stage)
+        : 0,
+      fsdp: isSet(object.fsdp) ? globalThis.Boolean(object.fsdp) : false,
+      dataParallelSize: isSet(object.dataParallelSize)
+        ? globalThis.Number(object.dataParallelSize)
+        : isSet(object.data_parallel_size)
+        ? globalThis.Number(object.data_parallel_size)
+        : 0,
+      activationRecomputation: isSet(object.activationRecomputation)
+        ? activationRecomputationFromJSON(object.activationRecomputation)
+        : isSet(object.activation_recomputation)
+        ? activationRecomputationFromJSON(object.activation_recomputation)
+        : 0,
+      tensorParallelSize: isSet(object.tensorParallelSize)
+        ? globalThis.Number(object.tensorParallelSize)
+        : isSet(object.tensor_parallel_size)
+        ? globalThis.Number(object.tensor_parallel_size)
+        : 0,
+      sequenceParallel: isSet(object.sequenceParallel)
+        ? globalThis.Boolean(object.sequenceParallel)
+        : isSet(object.sequence_parallel)
+        ? globalThis.Boolean(object.sequence_parallel)
+        : false,
+      loraRank: isSet(object.loraRank)
+        ? globalThis.Number(object.loraRank)
+        : isSet(object.lora_rank)
+        ? globalThis.Number(object.lora_rank)
+        : 0,
+      loraTargetModules: globalThis.Array.isArray(object?.loraTargetModules)
+        ? object.loraTargetModules.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.lora_target_modules)
+        ? object.lora_target_modules.map((e: any) => globalThis.String(e))
+        : [],
+      teacher: isSet(object.teacher) ? ModelSpec.fromJSON(object.teacher) : undefined,
     };
   },
 
@@ -280,6 +623,42 @@ export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryReq
     if (message.target !== 0) {
       obj.target = trainingTargetToJSON(message.target);
     }
+    if (message.microBatchSize !== 0) {
+      obj.microBatchSize = Math.round(message.microBatchSize);
+    }
+    if (message.sequenceLength !== 0) {
+      obj.sequenceLength = Math.round(message.sequenceLength);
+    }
+    if (message.optimizer !== 0) {
+      obj.optimizer = optimizerToJSON(message.optimizer);
+    }
+    if (message.zeroStage !== 0) {
+      obj.zeroStage = Math.round(message.zeroStage);
+    }
+    if (message.fsdp !== false) {
+      obj.fsdp = message.fsdp;
+    }
+    if (message.dataParallelSize !== 0) {
+      obj.dataParallelSize = Math.round(message.dataParallelSize);
+    }
+    if (message.activationRecomputation !== 0) {
+      obj.activationRecomputation = activationRecomputationToJSON(message.activationRecomputation);
+    }
+    if (message.tensorParallelSize !== 0) {
+      obj.tensorParallelSize = Math.round(message.tensorParallelSize);
+    }
+    if (message.sequenceParallel !== false) {
+      obj.sequenceParallel = message.sequenceParallel;
+    }
+    if (message.loraRank !== 0) {
+      obj.loraRank = Math.round(message.loraRank);
+    }
+    if (message.loraTargetModules?.length) {
+      obj.loraTargetModules = message.loraTargetModules;
+    }
+    if (message.teacher !== undefined) {
+      obj.teacher = ModelSpec.toJSON(message.teacher);
+    }
     return obj;
   },
 
@@ -296,6 +675,20 @@ export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryReq
     message.method = object.method ?? 0;
     message.qloraBits = object.qloraBits ?? 0;
     message.target = object.target ?? 0;
+    message.microBatchSize = object.microBatchSize ?? 0;
+    message.sequenceLength = object.sequenceLength ?? 0;
+    message.optimizer = object.optimizer ?? 0;
+    message.zeroStage = object.zeroStage ?? 0;
+    message.fsdp = object.fsdp ?? false;
+    message.dataParallelSize = object.dataParallelSize ?? 0;
+    message.activationRecomputation = object.activationRecomputation ?? 0;
+    message.tensorParallelSize = object.tensorParallelSize ?? 0;
+    message.sequenceParallel = object.sequenceParallel ?? false;
+    message.loraRank = object.loraRank ?? 0;
+    message.loraTargetModules = object.loraTargetModules?.map((e) => e) || [];
+    message.teacher = (object.teacher !== undefined && object.teacher !== null)
+      ? ModelSpec.fromPartial(object.teacher)
+      : undefined;
     return message;
   },
 };
@@ -309,6 +702,10 @@ function createBaseEstimateTrainingMemoryResponse(): EstimateTrainingMemoryRespo
     method: 0,
     target: 0,
     assumptions: [],
+    trainableParameterCount: "0",
+    gradientBytes: "0",
+    frozenModelBytes: "0",
+    architectureKnown: false,
   };
 }
 
@@ -334,6 +731,18 @@ export const EstimateTrainingMemoryResponse: MessageFns<EstimateTrainingMemoryRe
     }
     for (const v of message.assumptions) {
       writer.uint32(58).string(v!);
+    }
+    if (message.trainableParameterCount !== "0") {
+      writer.uint32(64).uint64(message.trainableParameterCount);
+    }
+    if (message.gradientBytes !== "0") {
+      writer.uint32(72).uint64(message.gradientBytes);
+    }
+    if (message.frozenModelBytes !== "0") {
+      writer.uint32(80).uint64(message.frozenModelBytes);
+    }
+    if (message.architectureKnown !== false) {
+      writer.uint32(88).bool(message.architectureKnown);
     }
     return writer;
   },
@@ -407,6 +816,38 @@ export const EstimateTrainingMemoryResponse: MessageFns<EstimateTrainingMemoryRe
             message.assumptions.push(reader.string());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.trainableParameterCount = reader.uint64().toString();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.gradientBytes = reader.uint64().toString();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.frozenModelBytes = reader.uint64().toString();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.architectureKnown = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -446,6 +887,26 @@ export const EstimateTrainingMemoryResponse: MessageFns<EstimateTrainingMemoryRe
       assumptions: globalThis.Array.isArray(object?.assumptions)
         ? object.assumptions.map((e: any) => globalThis.String(e))
         : [],
+      trainableParameterCount: isSet(object.trainableParameterCount)
+        ? globalThis.String(object.trainableParameterCount)
+        : isSet(object.trainable_parameter_count)
+        ? globalThis.String(object.trainable_parameter_count)
+        : "0",
+      gradientBytes: isSet(object.gradientBytes)
+        ? globalThis.String(object.gradientBytes)
+        : isSet(object.gradient_bytes)
+        ? globalThis.String(object.gradient_bytes)
+        : "0",
+      frozenModelBytes: isSet(object.frozenModelBytes)
+        ? globalThis.String(object.frozenModelBytes)
+        : isSet(object.frozen_model_bytes)
+        ? globalThis.String(object.frozen_model_bytes)
+        : "0",
+      architectureKnown: isSet(object.architectureKnown)
+        ? globalThis.Boolean(object.architectureKnown)
+        : isSet(object.architecture_known)
+        ? globalThis.Boolean(object.architecture_known)
+        : false,
     };
   },
 
@@ -472,6 +933,18 @@ export const EstimateTrainingMemoryResponse: MessageFns<EstimateTrainingMemoryRe
     if (message.assumptions?.length) {
       obj.assumptions = message.assumptions;
     }
+    if (message.trainableParameterCount !== "0") {
+      obj.trainableParameterCount = message.trainableParameterCount;
+    }
+    if (message.gradientBytes !== "0") {
+      obj.gradientBytes = message.gradientBytes;
+    }
+    if (message.frozenModelBytes !== "0") {
+      obj.frozenModelBytes = message.frozenModelBytes;
+    }
+    if (message.architectureKnown !== false) {
+      obj.architectureKnown = message.architectureKnown;
+    }
     return obj;
   },
 
@@ -489,6 +962,10 @@ export const EstimateTrainingMemoryResponse: MessageFns<EstimateTrainingMemoryRe
     message.method = object.method ?? 0;
     message.target = object.target ?? 0;
     message.assumptions = object.assumptions?.map((e) => e) || [];
+    message.trainableParameterCount = object.trainableParameterCount ?? "0";
+    message.gradientBytes = object.gradientBytes ?? "0";
+    message.frozenModelBytes = object.frozenModelBytes ?? "0";
+    message.architectureKnown = object.architectureKnown ?? false;
     return message;
   },
 };
