@@ -88,5 +88,45 @@ def test_errors_name_the_field(server: ServerProcess) -> None:
 
 
 def test_bad_fleet_notation(server: ServerProcess) -> None:
-    out = cli(server, "plan", "--params", "7B", "--quant", "bf16", "--fleet", "8xwarp:80GiB")
+    out = cli(server, "plan", "--params", "7B", "--quant", "bf16", "--fleet", "8x cuda@@0")
     assert out.returncode == 2 and "bad device" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (
+            ("estimate", "--model-id", "llama-3.1-8b", "--quant", "bf16", "--context", "8192", "--batch", "4"),
+            "kv cache     4.0 GiB",
+        ),
+        (
+            ("capacity", "--model-id", "llama-3.1-8b", "--quant", "bf16", "--fleet", "h100-sxm", "--context", "8192"),
+            "most sequences:         55 of 8192 tokens",
+        ),
+        (("perf", "--model-id", "llama-3.1-8b", "--quant", "bf16", "--fleet", "h100-sxm"), "memory_bandwidth bound"),
+        (("hardware",), "tpu-v5p"),
+        (
+            (
+                "plan",
+                "--model-id",
+                "llama-3.1-70b",
+                "--quant",
+                "bf16",
+                "--fleet",
+                "8xh100-sxm",
+                "--link",
+                "nvswitch:900",
+            ),
+            "TENSOR_PARALLEL over 8 device(s)",
+        ),
+    ],
+)
+def test_sizing_subcommands(server: ServerProcess, args: tuple[str, ...], expect: str) -> None:
+    out = cli(server, *args)
+    assert out.returncode == 0, out.stderr
+    assert expect in out.stdout
+
+
+def test_unknown_sku_in_fleet(server: ServerProcess) -> None:
+    out = cli(server, "plan", "--params", "7B", "--quant", "bf16", "--fleet", "2xh1000")
+    assert out.returncode == 1 and "NOT_FOUND" in out.stderr

@@ -34,7 +34,7 @@ def test_fleet() -> None:
     assert f.interconnects[0].kind == hw.INTERCONNECT_KIND_NVSWITCH
 
 
-@pytest.mark.parametrize("spec", ["warp:1GiB", "8x", "cuda:lots", "5000xcuda:1GiB"])
+@pytest.mark.parametrize("spec", ["cuda@@1", "8x", "cuda:lots", "5000xcuda:1GiB"])
 def test_bad_fleet(spec: str) -> None:
     with pytest.raises(ValueError):
         parse_fleet(spec)

@@ -35,7 +35,7 @@ def _enum_name(enum: Any, value: int, prefix: str) -> str:
 
 
 def _level(value: int) -> str:
-    names = {1: "FP32", 2: "FP16", 3: "BF16", 4: "INT8", 5: "INT4"}
+    names = {1: "FP32", 2: "FP16", 3: "BF16", 4: "INT8", 5: "INT4", 6: "FP8"}
     return names.get(value, _enum_name(quantization_pb2.QuantizationLevel, value, "QUANTIZATION_LEVEL_"))
 
 
@@ -61,13 +61,13 @@ def _model(args: argparse.Namespace) -> models_pb2.ModelSpec:
 
 def _quant(name: str) -> quantization_pb2.QuantizationLevel.ValueType:
     level = quantization_pb2.QuantizationLevel
-    aliases = {"fp32": "NONE", "fp16": "FLOAT16", "bf16": "BFLOAT16"}
+    aliases = {"fp32": "NONE", "fp16": "FLOAT16", "bf16": "BFLOAT16", "fp8": "FP8"}
     key = name.strip().upper()
     key = aliases.get(key.lower(), key).removeprefix("QUANTIZATION_LEVEL_")
     try:
         return level.Value(f"QUANTIZATION_LEVEL_{key}")
     except ValueError:
-        raise ValueError(f"unknown quantization {name!r}; use fp32, fp16, bf16, int8 or int4") from None
+        raise ValueError(f"unknown quantization {name!r}; use fp32, fp16, bf16, int8, int4 or fp8") from None
 
 
 def _assumptions(msg: Any) -> str:
@@ -95,13 +95,26 @@ def cmd_quant(client: PlannerClient, args: argparse.Namespace) -> tuple[Message,
 
 def cmd_estimate(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
     """Inference memory."""
-    e = client.estimate_memory(planning_pb2.EstimateMemoryRequest(model=_model(args), quantization=_quant(args.quant)))
+    e = client.estimate_memory(
+        planning_pb2.EstimateMemoryRequest(
+            model=_model(args),
+            quantization=_quant(args.quant),
+            context_length=args.context,
+            batch_size=args.batch,
+            kv_cache_quantization=_quant(args.kv_quant)
+            if args.kv_quant
+            else quantization_pb2.QUANTIZATION_LEVEL_UNSPECIFIED,
+            tensor_parallel_size=args.tp,
+        )
+    )
     rows = [
         ("weights", gib(e.weights_bytes), e.weights_bytes),
+        ("kv cache", gib(e.kv_cache_bytes), e.kv_cache_bytes),
+        ("activations", gib(e.activation_bytes), e.activation_bytes),
         ("overhead", gib(e.overhead_bytes), e.overhead_bytes),
         ("total", gib(e.total_bytes), e.total_bytes),
     ]
-    head = f"{e.parameter_count:,} parameters at {_level(e.quantization)}\n"
+    head = f"{e.parameter_count:,} parameters ({e.active_parameter_count:,} active) at {_level(e.quantization)}\n"
     return e, head + table(rows, ("PART", "MEMORY", "BYTES")) + "\nassumptions:" + _assumptions(e)
 
 
@@ -201,6 +214,81 @@ def cmd_cost(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, 
     )
 
 
+def cmd_capacity(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    """Longest context and most sequences that fit."""
+    r = client.call(
+        "EstimateCapacity",
+        planning_pb2.EstimateCapacityRequest(
+            model=_model(args),
+            quantization=_quant(args.quant),
+            fleet=_fleet(args),
+            tensor_parallel_size=args.tp,
+            gpu_memory_utilization=args.utilization,
+            context_length=args.context,
+            batch_size=args.batch,
+            kv_cache_quantization=_quant(args.kv_quant)
+            if args.kv_quant
+            else quantization_pb2.QUANTIZATION_LEVEL_UNSPECIFIED,
+        ),
+    )
+    assert isinstance(r, planning_pb2.EstimateCapacityResponse)
+    lines = [
+        f"tensor parallel:        {r.tensor_parallel_size}",
+        f"usable per device:      {gib(r.usable_memory_bytes)}",
+        f"KV budget per device:   {gib(r.kv_cache_budget_bytes)} ({r.kv_cache_tokens:,} tokens)",
+        f"longest context:        {r.max_context_length:,} tokens for {args.batch or 1} sequence(s)",
+        f"most sequences:         {r.max_concurrent_sequences:,} of {args.context or 4096} tokens",
+    ]
+    return r, "\n".join(lines) + "\nassumptions:" + _assumptions(r)
+
+
+def cmd_perf(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    """Roofline latency and throughput."""
+    r = client.call(
+        "EstimatePerformance",
+        planning_pb2.EstimatePerformanceRequest(
+            model=_model(args),
+            quantization=_quant(args.quant),
+            fleet=_fleet(args),
+            tensor_parallel_size=args.tp,
+            pipeline_parallel_size=args.pp,
+            batch_size=args.batch,
+            prompt_tokens=args.prompt,
+            output_tokens=args.output,
+        ),
+    )
+    assert isinstance(r, planning_pb2.EstimatePerformanceResponse)
+    bound = _enum_name(planning_pb2.PerformanceBound, r.bound, "PERFORMANCE_BOUND_")
+    lines = [
+        f"time to first token:    {r.prefill_seconds * 1e3:,.1f} ms",
+        f"per output token:       {r.decode_seconds_per_token * 1e3:,.2f} ms ({bound.lower()} bound)",
+        f"decode per sequence:    {r.decode_tokens_per_second_per_sequence:,.1f} tokens/s",
+        f"decode, whole batch:    {r.decode_tokens_per_second_total:,.1f} tokens/s",
+        f"end to end:             {r.end_to_end_seconds:,.2f} s",
+    ]
+    return r, "\n".join(lines) + "\nassumptions:" + _assumptions(r)
+
+
+def cmd_hardware(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    """The hardware catalogue."""
+    r = client.call("ListAcceleratorModels", hardware_pb2.ListAcceleratorModelsRequest(page_size=1000))
+    assert isinstance(r, hardware_pb2.ListAcceleratorModelsResponse)
+    rows = []
+    for m in r.accelerator_models:
+        peak = {p.precision: p.dense_teraflops for p in m.peaks}
+        rows.append(
+            (
+                m.sku,
+                m.name,
+                gib(m.memory_bytes),
+                f"{m.memory_bandwidth_gigabytes_per_second:,.0f}",
+                f"{peak.get('bf16', peak.get('fp16', 0)):,.0f}",
+                ",".join(_level(q) for q in m.supported_quantizations),
+            )
+        )
+    return r, table(rows, ("SKU", "NAME", "MEMORY", "GB/S", "BF16 TFLOPS", "QUANTIZATIONS"))
+
+
 def _model_rows(models: Sequence[models_pb2.ModelInfo]) -> list[tuple[object, ...]]:
     return [
         (
@@ -295,8 +383,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("estimate", help="inference memory for a model")
     _add_model(e)
-    e.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8 or int4")
+    e.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8, int4 or fp8")
+    e.add_argument("--context", type=int, default=0, help="tokens per sequence (default 4096)")
+    e.add_argument("--batch", type=int, default=0, help="concurrent sequences (default 1)")
+    e.add_argument("--kv-quant", help="KV-cache precision (default 16-bit)")
+    e.add_argument("--tp", type=int, default=0, help="tensor-parallel degree; figures per device (default 1)")
     e.set_defaults(run=cmd_estimate)
+
+    cap = sub.add_parser("capacity", help="longest context and most sequences that fit a fleet")
+    _add_model(cap)
+    cap.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8, int4 or fp8")
+    _add_fleet(cap, required=True)
+    cap.add_argument("--tp", type=int, default=0, help="tensor-parallel degree (default: every device)")
+    cap.add_argument("--utilization", type=float, default=0.0, help="share of memory to use (default 0.9)")
+    cap.add_argument("--context", type=int, default=0, help="tokens per sequence for the concurrency answer")
+    cap.add_argument("--batch", type=int, default=0, help="sequences for the context answer")
+    cap.add_argument("--kv-quant", help="KV-cache precision (default 16-bit)")
+    cap.set_defaults(run=cmd_capacity)
+
+    pf = sub.add_parser("perf", help="time to first token and decode speed (roofline)")
+    _add_model(pf)
+    pf.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8, int4 or fp8")
+    _add_fleet(pf, required=True)
+    pf.add_argument("--tp", type=int, default=0, help="tensor-parallel degree (default 1)")
+    pf.add_argument("--pp", type=int, default=0, help="pipeline stages (default 1)")
+    pf.add_argument("--batch", type=int, default=0, help="sequences decoded together (default 1)")
+    pf.add_argument("--prompt", type=int, default=0, help="prompt tokens (default 512)")
+    pf.add_argument("--output", type=int, default=0, help="output tokens (default 128)")
+    pf.set_defaults(run=cmd_perf)
+
+    hwp = sub.add_parser("hardware", help="the hardware catalogue (skus for --fleet)")
+    hwp.set_defaults(run=cmd_hardware)
 
     g = sub.add_parser("suggest", help="the precision that fits a fleet")
     _add_model(g)

@@ -6,6 +6,7 @@ A fleet is a comma-separated list of devices, each ``[COUNTx]KIND[:MEMORY][@NUMA
     4xrocm:192GiB@0         four ROCm GPUs on NUMA node 0
     tpu-v5p:4chips          one TPU v5p device with 4 chips (memory from the version)
     gaudi3, cpu:512GiB      a Gaudi 3 (memory from the generation) and a CPU
+    8xh100-sxm              eight catalogue accelerators by sku (see `accelplan hardware`)
 
 Links are ``KIND:GBPS`` (``nvswitch:900``, ``infiniband:50``).
 """
@@ -64,7 +65,7 @@ _UNITS = {
     "gib": 2**30,
     "tib": 2**40,
 }
-_DEVICE = re.compile(r"^(?:(\d+)\s*x\s*)?([a-z0-9-]+)(?::([^@]+))?(?:@(\d+))?$")
+_DEVICE = re.compile(r"^(?:(\d+)\s*x\s*)?([a-z][a-z0-9.-]*)(?::([^@]+))?(?:@(\d+))?$")
 MAX_DEVICES = 4096
 
 
@@ -91,10 +92,13 @@ def parse_fleet(spec: str, links: list[str] | None = None) -> hw.Fleet:
     device_id = 0
     for item in filter(None, (p.strip().lower() for p in spec.split(","))):
         m = _DEVICE.match(item)
-        if not m or m.group(2) not in KINDS:
-            raise ValueError(f"bad device {item!r}; use [COUNTx]KIND[:MEMORY][@NUMA], KIND one of {', '.join(KINDS)}")
+        if not m:
+            raise ValueError(
+                f"bad device {item!r}; use [COUNTx]KIND[:MEMORY][@NUMA], KIND one of "
+                f"{', '.join(KINDS)} or a catalogue sku"
+            )
         count = int(m.group(1) or 1)
-        kind, extra = KINDS[m.group(2)]
+        kind, extra = KINDS.get(m.group(2), (0, {"sku": m.group(2)}))
         memory, chips = 0, 0
         if m.group(3):
             if m.group(3).endswith("chips"):
