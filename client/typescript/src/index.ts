@@ -14,7 +14,12 @@ import {
   RecommendInstancesRequest,
   RecommendInstancesResponse,
 } from "./gen/accelplan/v1/cost";
-import { FilterAcceleratorsRequest, FilterAcceleratorsResponse } from "./gen/accelplan/v1/hardware";
+import {
+  FilterAcceleratorsRequest,
+  FilterAcceleratorsResponse,
+  ListAcceleratorModelsRequest,
+  ListAcceleratorModelsResponse,
+} from "./gen/accelplan/v1/hardware";
 import {
   FindCompatibleModelsRequest,
   FindCompatibleModelsResponse,
@@ -25,7 +30,11 @@ import {
 } from "./gen/accelplan/v1/models";
 import { PlannerServiceClient } from "./gen/accelplan/v1/planner_service";
 import {
+  EstimateCapacityRequest,
+  EstimateCapacityResponse,
   EstimateMemoryRequest,
+  EstimatePerformanceRequest,
+  EstimatePerformanceResponse,
   MemoryEstimate,
   PlanShardingRequest,
   ShardingPlan,
@@ -209,6 +218,18 @@ export interface PlannerClient {
     req: DeepPartial<FilterAcceleratorsRequest>,
     opts?: CallOptions,
   ): Promise<FilterAcceleratorsResponse>;
+  listAcceleratorModels(
+    req?: DeepPartial<ListAcceleratorModelsRequest>,
+    opts?: CallOptions,
+  ): Promise<ListAcceleratorModelsResponse>;
+  estimateCapacity(
+    req: DeepPartial<EstimateCapacityRequest>,
+    opts?: CallOptions,
+  ): Promise<EstimateCapacityResponse>;
+  estimatePerformance(
+    req: DeepPartial<EstimatePerformanceRequest>,
+    opts?: CallOptions,
+  ): Promise<EstimatePerformanceResponse>;
   /** Closes the channel. */
   close(): void;
 }
@@ -269,6 +290,9 @@ export function createPlannerClient(target: string, options: PlannerClientOption
     getModel: unary(raw.getModel as UnaryMethod<GetModelRequest, GetModelResponse>, GetModelRequest),
     findCompatibleModels: unary(raw.findCompatibleModels as UnaryMethod<FindCompatibleModelsRequest, FindCompatibleModelsResponse>, FindCompatibleModelsRequest),
     filterAccelerators: unary(raw.filterAccelerators as UnaryMethod<FilterAcceleratorsRequest, FilterAcceleratorsResponse>, FilterAcceleratorsRequest),
+    listAcceleratorModels: unary(raw.listAcceleratorModels as UnaryMethod<ListAcceleratorModelsRequest, ListAcceleratorModelsResponse>, ListAcceleratorModelsRequest),
+    estimateCapacity: unary(raw.estimateCapacity as UnaryMethod<EstimateCapacityRequest, EstimateCapacityResponse>, EstimateCapacityRequest),
+    estimatePerformance: unary(raw.estimatePerformance as UnaryMethod<EstimatePerformanceRequest, EstimatePerformanceResponse>, EstimatePerformanceRequest),
     close: () => raw.close(),
   };
 }

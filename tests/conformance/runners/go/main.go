@@ -81,6 +81,15 @@ var rpcs = map[string]rpcFunc{
 	"FilterAccelerators": unary(func() *accelplanv1.FilterAcceleratorsRequest { return &accelplanv1.FilterAcceleratorsRequest{} }, func(c client) func(context.Context, *accelplanv1.FilterAcceleratorsRequest, ...grpc.CallOption) (*accelplanv1.FilterAcceleratorsResponse, error) {
 		return c.FilterAccelerators
 	}),
+	"ListAcceleratorModels": unary(func() *accelplanv1.ListAcceleratorModelsRequest { return &accelplanv1.ListAcceleratorModelsRequest{} }, func(c client) func(context.Context, *accelplanv1.ListAcceleratorModelsRequest, ...grpc.CallOption) (*accelplanv1.ListAcceleratorModelsResponse, error) {
+		return c.ListAcceleratorModels
+	}),
+	"EstimateCapacity": unary(func() *accelplanv1.EstimateCapacityRequest { return &accelplanv1.EstimateCapacityRequest{} }, func(c client) func(context.Context, *accelplanv1.EstimateCapacityRequest, ...grpc.CallOption) (*accelplanv1.EstimateCapacityResponse, error) {
+		return c.EstimateCapacity
+	}),
+	"EstimatePerformance": unary(func() *accelplanv1.EstimatePerformanceRequest { return &accelplanv1.EstimatePerformanceRequest{} }, func(c client) func(context.Context, *accelplanv1.EstimatePerformanceRequest, ...grpc.CallOption) (*accelplanv1.EstimatePerformanceResponse, error) {
+		return c.EstimatePerformance
+	}),
 }
 
 // codeNames are the canonical status code names that cases use.

@@ -21,6 +21,9 @@ const RPCS = {
   GetModel: ["getModel", sdk.GetModelRequest, sdk.GetModelResponse],
   FindCompatibleModels: ["findCompatibleModels", sdk.FindCompatibleModelsRequest, sdk.FindCompatibleModelsResponse],
   FilterAccelerators: ["filterAccelerators", sdk.FilterAcceleratorsRequest, sdk.FilterAcceleratorsResponse],
+  ListAcceleratorModels: ["listAcceleratorModels", sdk.ListAcceleratorModelsRequest, sdk.ListAcceleratorModelsResponse],
+  EstimateCapacity: ["estimateCapacity", sdk.EstimateCapacityRequest, sdk.EstimateCapacityResponse],
+  EstimatePerformance: ["estimatePerformance", sdk.EstimatePerformanceRequest, sdk.EstimatePerformanceResponse],
 };
 
 function parseArgs(argv) {

@@ -1,6 +1,10 @@
 package dev.accelplan.client;
 
+import dev.accelplan.v1.EstimateCapacityRequest;
+import dev.accelplan.v1.EstimateCapacityResponse;
 import dev.accelplan.v1.EstimateMemoryRequest;
+import dev.accelplan.v1.EstimatePerformanceRequest;
+import dev.accelplan.v1.EstimatePerformanceResponse;
 import dev.accelplan.v1.EstimateTrainingMemoryRequest;
 import dev.accelplan.v1.EstimateTrainingMemoryResponse;
 import dev.accelplan.v1.FilterAcceleratorsRequest;
@@ -9,6 +13,8 @@ import dev.accelplan.v1.FindCompatibleModelsRequest;
 import dev.accelplan.v1.FindCompatibleModelsResponse;
 import dev.accelplan.v1.GetModelRequest;
 import dev.accelplan.v1.GetModelResponse;
+import dev.accelplan.v1.ListAcceleratorModelsRequest;
+import dev.accelplan.v1.ListAcceleratorModelsResponse;
 import dev.accelplan.v1.ListModelsRequest;
 import dev.accelplan.v1.ListModelsResponse;
 import dev.accelplan.v1.ListQuantizationLevelsRequest;
@@ -225,6 +231,34 @@ public final class AccelplanClient implements AutoCloseable {
 
   public FilterAcceleratorsResponse filterAccelerators(FilterAcceleratorsRequest request, Duration timeout) {
     return call(timeout, s -> s.filterAccelerators(request));
+  }
+
+  /** One page of the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS. */
+  public ListAcceleratorModelsResponse listAcceleratorModels(ListAcceleratorModelsRequest request) {
+    return listAcceleratorModels(request, defaultDeadline);
+  }
+
+  public ListAcceleratorModelsResponse listAcceleratorModels(
+      ListAcceleratorModelsRequest request, Duration timeout) {
+    return call(timeout, s -> s.listAcceleratorModels(request));
+  }
+
+  /** The inverse memory questions: the longest context or the most sequences that fit. */
+  public EstimateCapacityResponse estimateCapacity(EstimateCapacityRequest request) {
+    return estimateCapacity(request, defaultDeadline);
+  }
+
+  public EstimateCapacityResponse estimateCapacity(EstimateCapacityRequest request, Duration timeout) {
+    return call(timeout, s -> s.estimateCapacity(request));
+  }
+
+  /** Time to first token and decode speed, predicted from a roofline model. */
+  public EstimatePerformanceResponse estimatePerformance(EstimatePerformanceRequest request) {
+    return estimatePerformance(request, defaultDeadline);
+  }
+
+  public EstimatePerformanceResponse estimatePerformance(EstimatePerformanceRequest request, Duration timeout) {
+    return call(timeout, s -> s.estimatePerformance(request));
   }
 
   /** Shuts the channel down (when this client created it) and waits up to 5 s for calls in flight. */

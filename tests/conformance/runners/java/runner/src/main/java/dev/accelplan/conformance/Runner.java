@@ -9,11 +9,14 @@ import com.google.protobuf.Message;
 import com.google.protobuf.util.JsonFormat;
 import dev.accelplan.client.AccelplanClient;
 import dev.accelplan.client.AccelplanException;
+import dev.accelplan.v1.EstimateCapacityRequest;
 import dev.accelplan.v1.EstimateMemoryRequest;
+import dev.accelplan.v1.EstimatePerformanceRequest;
 import dev.accelplan.v1.EstimateTrainingMemoryRequest;
 import dev.accelplan.v1.FilterAcceleratorsRequest;
 import dev.accelplan.v1.FindCompatibleModelsRequest;
 import dev.accelplan.v1.GetModelRequest;
+import dev.accelplan.v1.ListAcceleratorModelsRequest;
 import dev.accelplan.v1.ListModelsRequest;
 import dev.accelplan.v1.ListQuantizationLevelsRequest;
 import dev.accelplan.v1.PlanShardingRequest;
@@ -78,6 +81,12 @@ public final class Runner {
         (c, r) -> c.findCompatibleModels((FindCompatibleModelsRequest) r, CALL_DEADLINE)));
     RPCS.put("FilterAccelerators", new Rpc(FilterAcceleratorsRequest::newBuilder,
         (c, r) -> c.filterAccelerators((FilterAcceleratorsRequest) r, CALL_DEADLINE)));
+    RPCS.put("ListAcceleratorModels", new Rpc(ListAcceleratorModelsRequest::newBuilder,
+        (c, r) -> c.listAcceleratorModels((ListAcceleratorModelsRequest) r, CALL_DEADLINE)));
+    RPCS.put("EstimateCapacity", new Rpc(EstimateCapacityRequest::newBuilder,
+        (c, r) -> c.estimateCapacity((EstimateCapacityRequest) r, CALL_DEADLINE)));
+    RPCS.put("EstimatePerformance", new Rpc(EstimatePerformanceRequest::newBuilder,
+        (c, r) -> c.estimatePerformance((EstimatePerformanceRequest) r, CALL_DEADLINE)));
   }
 
   private Runner() {}
