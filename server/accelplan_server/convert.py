@@ -402,11 +402,6 @@ def accelerator_message(device: hw.Accelerator) -> hardware_pb2.Accelerator:
     return msg
 
 
-def model_spec_present(msg: object, name: str = "model") -> bool:
-    """Whether a request set its ModelSpec field."""
-    return bool(msg.HasField(name))  # type: ignore[attr-defined]
-
-
 __all__ = [
     "ModelRef",
     "Violations",
@@ -414,7 +409,6 @@ __all__ = [
     "accelerator_message",
     "fleet",
     "model_spec",
-    "model_spec_present",
     "quantization",
     "string",
 ]

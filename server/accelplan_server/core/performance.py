@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from accelplan_server.core.architecture import Architecture, ParameterCounts
 from accelplan_server.core.devices import DeviceSpecs
+from accelplan_server.core.serving_memory import kv_bytes_per_sequence
 from accelplan_server.core.weights import WeightFormat, bytes_read_per_token
 
 DEFAULT_DECODE_MBU = 0.8
@@ -102,13 +103,6 @@ def _expert_fraction_touched(arch: Architecture | None, batch: int) -> float:
     return 1.0 - (1.0 - k / e) ** batch
 
 
-def _kv_bytes_per_sequence(arch: Architecture | None, context: int, kv_bits: int, tensor_parallel: int) -> float:
-    if arch is None:
-        return 0.0
-    full, sliding = arch.kv_cached_tokens(context)
-    return (full + sliding) * arch.kv_elements_per_token_per_layer_sharded(tensor_parallel) * kv_bits / 8
-
-
 def estimate_performance(
     work: Workload,
     devices: Sequence[DeviceSpecs],
@@ -146,7 +140,8 @@ def estimate_performance(
             f"{arch.num_local_experts} experts per layer (uniform routing)."
         )
     average_context = work.prompt_tokens + work.output_tokens / 2
-    kv_read = work.batch_size * _kv_bytes_per_sequence(arch, int(average_context), work.kv_bits, t) * t
+    per_sequence = kv_bytes_per_sequence(arch, int(average_context), work.kv_bits, t) if arch else 0
+    kv_read = work.batch_size * per_sequence * t
     step_bytes = dense_read + moe_extra + kv_read
     flops_per_token = 2.0 * counts.active
     if arch is not None:
