@@ -95,14 +95,17 @@ async def _measure(
     server_pids: list[int],
 ) -> Result:
     method = channel.unary_unary(call.path, request_serializer=None, response_deserializer=None)
-    payload = call.request.SerializeToString()
+    payloads = [call.request.SerializeToString()] + [v.SerializeToString() for v in call.variants]
+    sent = 0
     latencies: list[float] = []
     errors = 0
     stop_at = 0.0
 
     async def worker() -> None:
-        nonlocal errors
+        nonlocal errors, sent
         while time.perf_counter() < stop_at and len(latencies) < max_calls:
+            payload = payloads[sent % len(payloads)]
+            sent += 1
             t0 = time.perf_counter()
             try:
                 await method(payload, timeout=timeout)

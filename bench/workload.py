@@ -44,6 +44,8 @@ class Call:
     method: str
     request: Message
     response: Any
+    variants: tuple[Message, ...] = ()
+    """More requests sent in turn with ``request``: distinct requests defeat the server's plan cache."""
 
     @property
     def path(self) -> str:
@@ -82,6 +84,32 @@ CALLS: list[Call] = [
         planning_pb2.MemoryEstimate,
     ),
     Call(
+        "EstimateMemory (parameter_count, distinct)",
+        "EstimateMemory",
+        planning_pb2.EstimateMemoryRequest(
+            model=models_pb2.ModelSpec(parameter_count=70_000_000_000), quantization=BF16
+        ),
+        planning_pb2.MemoryEstimate,
+        variants=tuple(
+            planning_pb2.EstimateMemoryRequest(
+                model=models_pb2.ModelSpec(parameter_count=70_000_000_000 + i), quantization=BF16
+            )
+            for i in range(1, 1024)
+        ),
+    ),
+    Call(
+        "EstimateMemory (model_id, distinct)",
+        "EstimateMemory",
+        planning_pb2.EstimateMemoryRequest(model=models_pb2.ModelSpec(model_id="llama-3.1-70b"), quantization=BF16),
+        planning_pb2.MemoryEstimate,
+        variants=tuple(
+            planning_pb2.EstimateMemoryRequest(
+                model=models_pb2.ModelSpec(model_id="llama-3.1-70b"), quantization=BF16, context_length=4096 + i
+            )
+            for i in range(1, 1024)
+        ),
+    ),
+    Call(
         "PlanSharding (8 devices)",
         "PlanSharding",
         planning_pb2.PlanShardingRequest(
@@ -90,12 +118,42 @@ CALLS: list[Call] = [
         planning_pb2.ShardingPlan,
     ),
     Call(
+        "PlanSharding (8 devices, distinct)",
+        "PlanSharding",
+        planning_pb2.PlanShardingRequest(
+            model=models_pb2.ModelSpec(parameter_count=70_000_000_000), quantization=BF16, fleet=gpu_fleet(8)
+        ),
+        planning_pb2.ShardingPlan,
+        variants=tuple(
+            planning_pb2.PlanShardingRequest(
+                model=models_pb2.ModelSpec(parameter_count=70_000_000_000 + i), quantization=BF16, fleet=gpu_fleet(8)
+            )
+            for i in range(1, 1024)
+        ),
+    ),
+    Call(
         "PlanSharding (1,024 devices)",
         "PlanSharding",
         planning_pb2.PlanShardingRequest(
             model=models_pb2.ModelSpec(parameter_count=2_000_000_000_000), quantization=BF16, fleet=gpu_fleet(1024)
         ),
         planning_pb2.ShardingPlan,
+    ),
+    Call(
+        "PlanSharding (1,024 devices, distinct)",
+        "PlanSharding",
+        planning_pb2.PlanShardingRequest(
+            model=models_pb2.ModelSpec(parameter_count=2_000_000_000_000), quantization=BF16, fleet=gpu_fleet(1024)
+        ),
+        planning_pb2.ShardingPlan,
+        variants=tuple(
+            planning_pb2.PlanShardingRequest(
+                model=models_pb2.ModelSpec(parameter_count=2_000_000_000_000 + i),
+                quantization=BF16,
+                fleet=gpu_fleet(1024),
+            )
+            for i in range(1, 512)
+        ),
     ),
     Call(
         "SuggestQuantization",

@@ -243,6 +243,9 @@ def accelerator(
 _DEVICE_CACHE: dict[bytes, hw.Accelerator] = {}
 """Validated devices by their Accelerator message bytes (a pure function of them, so safe to share)."""
 _DEVICE_CACHE_SIZE = 16384
+_FLEET_CACHE: dict[tuple[int, bytes], hw.Fleet] = {}
+"""Validated fleets by the id of the sku table and the Fleet message's bytes."""
+_FLEET_CACHE_SIZE = 256
 """Entries kept before the cache starts over: a few MiB at most."""
 _ACCELERATOR_TYPES = {int(v): v for v in hw.AcceleratorType}
 _TPU_VERSIONS = {int(v): v for v in hw.TpuVersion}
@@ -302,6 +305,12 @@ def fleet(
     skus: Mapping[str, AcceleratorModel] | None = None,
 ) -> hw.Fleet:
     """Validate a Fleet; ``required`` demands at least one accelerator; ``skus`` resolves Accelerator.sku."""
+    # A scheduler sends the same fleet again and again: its wire bytes key the validated fleet.
+    fleet_key = (id(skus), msg.SerializeToString())
+    cached = _FLEET_CACHE.get(fleet_key)
+    if cached is not None and (cached.accelerators or not required):
+        return cached
+    before = len(bad.items) + len(bad.missing)
     n = len(msg.accelerators)
     if n > limits.MAX_FLEET_ACCELERATORS:
         bad.add(f"{field}.accelerators", f"has {n} entries; at most {limits.MAX_FLEET_ACCELERATORS} are accepted")
@@ -351,7 +360,12 @@ def fleet(
         string(link.name, f"{path}.name", bad)
         if kind is not None:
             links.append(hw.Interconnect(hw.InterconnectKind(kind), bw, link.name))
-    return hw.Fleet(tuple(d for d in devices if d is not None), tuple(links))
+    result = hw.Fleet(tuple(d for d in devices if d is not None), tuple(links))
+    if len(bad.items) + len(bad.missing) == before:
+        if len(_FLEET_CACHE) >= _FLEET_CACHE_SIZE:
+            _FLEET_CACHE.clear()
+        _FLEET_CACHE[fleet_key] = result
+    return result
 
 
 # Core enums share the proto enums' numbers; these give the generated stubs their typed values.

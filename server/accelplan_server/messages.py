@@ -62,8 +62,13 @@ def model_info(m: ModelEntry) -> models_pb2.ModelInfo:
     return msg
 
 
-def plan_message(plan: Plan, fleet: hw.Fleet) -> planning_pb2.ShardingPlan:
-    """The ShardingPlan message; each shard's accelerator is the fleet device it runs on."""
+def plan_message(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None = None) -> planning_pb2.ShardingPlan:
+    """The ShardingPlan message; each shard's accelerator is the fleet device it runs on.
+
+    A device the caller described in full is echoed from ``fleet_msg`` as sent (a
+    copy in C, which matters for 1,000-device plans); one completed from its sku
+    or generation is rebuilt from the validated device.
+    """
     msg = planning_pb2.ShardingPlan(
         strategy=convert.strategy_value(plan.strategy),
         device_count=plan.device_count,
@@ -72,17 +77,32 @@ def plan_message(plan: Plan, fleet: hw.Fleet) -> planning_pb2.ShardingPlan:
         layer_count=plan.layer_count,
         assumptions=plan.assumptions,
     )
+    rebuilt: dict[int, hardware_pb2.Accelerator] = {}
+    add = msg.shards.add
     for s in plan.shards:
-        device = convert.accelerator_message(fleet.accelerators[s.device_index] if s.device_index >= 0 else s.device)
-        shard = msg.shards.add(
+        index = s.device_index
+        if index < 0:
+            add(
+                shard_id=s.shard_id,
+                first_layer=s.first_layer,
+                last_layer=s.last_layer,
+                memory_bytes=s.memory_bytes,
+                accelerator=convert.accelerator_message(s.device),
+            )
+            continue
+        device = fleet_msg.accelerators[index] if fleet_msg is not None else None
+        if device is None or not device.memory_bytes or device.sku:
+            device = rebuilt.get(index)
+            if device is None:
+                device = rebuilt[index] = convert.accelerator_message(fleet.accelerators[index])
+        add(
             shard_id=s.shard_id,
             first_layer=s.first_layer,
             last_layer=s.last_layer,
             memory_bytes=s.memory_bytes,
             accelerator=device,
+            accelerator_index=index,
         )
-        if s.device_index >= 0:
-            shard.accelerator_index = s.device_index
     if plan.tokens_per_second is not None:
         msg.estimated_tokens_per_second = plan.tokens_per_second
     return msg

@@ -17,6 +17,7 @@ from accelplan.v1 import (
     training_pb2,
 )
 from accelplan_server import convert, limits, messages
+from accelplan_server.answers import remembered
 from accelplan_server.convert import Violations
 from accelplan_server.core import hardware as hw
 from accelplan_server.core import quantization as quant
@@ -25,7 +26,7 @@ from accelplan_server.core.bandwidth import BandwidthTable
 from accelplan_server.core.capacity_query import capacity_for
 from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.cost import find_compatible_models, recommend_instances
-from accelplan_server.core.devices import resolve
+from accelplan_server.core.devices import SpecResolver
 from accelplan_server.core.errors import invalid
 from accelplan_server.core.finetune_memory import (
     ALL_LINEAR,
@@ -88,6 +89,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.bandwidths = BandwidthTable.from_catalog(catalog)
+        self.specs_of = SpecResolver(catalog, self.bandwidths)
         self.skus = {a.sku.lower(): a for a in catalog.accelerators}
         # Everything derivable from the catalogue is computed once, here.
         self.profiles: dict[str, ModelProfile] = {}
@@ -115,7 +117,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         return ref.resolve(self.catalog, self.profiles)
 
     def _speed(self, profile: ModelProfile, level: quant.Quantization, fleet: hw.Fleet) -> SpeedModel:
-        return roofline_speed(profile, WeightFormat(level), fleet, self.catalog, self.bandwidths)
+        return roofline_speed(profile, WeightFormat(level), fleet, self.specs_of)
 
     # ----- quantization -----
 
@@ -147,6 +149,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     # ----- memory -----
 
     @translate_errors
+    @remembered
     def EstimateMemory(self, request: planning_pb2.EstimateMemoryRequest, context: Ctx) -> planning_pb2.MemoryEstimate:
         """Inference memory for a model at a precision and a traffic shape."""
         bad = Violations()
@@ -172,6 +175,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         return messages.memory_message(footprint(self._profile(ref), fmt, shape))
 
     @translate_errors
+    @remembered
     def EstimateCapacity(
         self, request: planning_pb2.EstimateCapacityRequest, context: Ctx
     ) -> planning_pb2.EstimateCapacityResponse:
@@ -230,6 +234,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     # ----- planning -----
 
     @translate_errors
+    @remembered
     def SuggestQuantization(
         self, request: planning_pb2.SuggestQuantizationRequest, context: Ctx
     ) -> planning_pb2.SuggestQuantizationResponse:
@@ -254,10 +259,11 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             fits=s.fits,
         )
         if s.plan is not None:
-            msg.assumed_plan.CopyFrom(messages.plan_message(s.plan, fleet))
+            msg.assumed_plan.CopyFrom(messages.plan_message(s.plan, fleet, request.fleet))
         return msg
 
     @translate_errors
+    @remembered
     def PlanSharding(self, request: planning_pb2.PlanShardingRequest, context: Ctx) -> planning_pb2.ShardingPlan:
         """Where each part of the model runs, and how fast."""
         bad = Violations()
@@ -270,9 +276,10 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             raise invalid("fleet.accelerators", "every accelerator is marked unavailable; nothing to plan on")
         profile = self._profile(ref)
         plan = plan_sharding(footprint(profile, WeightFormat(level)), fleet, self._speed(profile, level, fleet))
-        return messages.plan_message(plan, fleet)
+        return messages.plan_message(plan, fleet, request.fleet)
 
     @translate_errors
+    @remembered
     def EstimatePerformance(
         self, request: planning_pb2.EstimatePerformanceRequest, context: Ctx
     ) -> planning_pb2.EstimatePerformanceResponse:
@@ -300,7 +307,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 f"tensor_parallel_size x pipeline_parallel_size = {tp * pp} devices needed; {len(available)} available",
             )
         used = available[: tp * pp]
-        specs = [resolve(d, self.catalog, self.bandwidths) for _, d in used]
+        specs = [self.specs_of(d) for _, d in used]
         unknown = [(i, d) for (i, d), sp in zip(used, specs, strict=True) if sp.bandwidth_gbps <= 0]
         if unknown:
             i, d = unknown[0]
@@ -339,6 +346,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     # ----- training -----
 
     @translate_errors
+    @remembered
     def EstimateTrainingMemory(
         self, request: training_pb2.EstimateTrainingMemoryRequest, context: Ctx
     ) -> training_pb2.EstimateTrainingMemoryResponse:
@@ -436,6 +444,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     # ----- cost and catalogues -----
 
     @translate_errors
+    @remembered
     def RecommendInstances(
         self, request: cost_pb2.RecommendInstancesRequest, context: Ctx
     ) -> cost_pb2.RecommendInstancesResponse:
@@ -509,6 +518,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         return models_pb2.GetModelResponse(model=self._model_infos[self.catalog.model(model_id).id])
 
     @translate_errors
+    @remembered
     def FindCompatibleModels(
         self, request: models_pb2.FindCompatibleModelsRequest, context: Ctx
     ) -> models_pb2.FindCompatibleModelsResponse:

@@ -2,6 +2,7 @@ import pytest
 
 from accelplan_server.core.bandwidth import BandwidthTable
 from accelplan_server.core.catalog import Catalog
+from accelplan_server.core.devices import SpecResolver
 from accelplan_server.core.footprint import ModelProfile, footprint
 from accelplan_server.core.hardware import (
     Accelerator,
@@ -46,7 +47,9 @@ def plan_sharding(params: int, level: Q, fleet: Fleet, planner: Planner) -> Plan
     profile = ModelProfile.from_count(params)
     fmt = WeightFormat(level)
     return plan_footprint(
-        footprint(profile, fmt), fleet, roofline_speed(profile, fmt, fleet, planner.catalog, planner.table)
+        footprint(profile, fmt),
+        fleet,
+        roofline_speed(profile, fmt, fleet, SpecResolver(planner.catalog, planner.table)),
     )
 
 

@@ -2,6 +2,7 @@ import pytest
 
 from accelplan_server.core.bandwidth import BandwidthTable
 from accelplan_server.core.catalog import Catalog
+from accelplan_server.core.devices import SpecResolver
 from accelplan_server.core.footprint import ModelProfile, footprint
 from accelplan_server.core.hardware import Accelerator, AcceleratorType, Family, Fleet, GaudiGeneration, TpuVersion
 from accelplan_server.core.plan_speed import roofline_speed
@@ -31,7 +32,7 @@ def suggest_quantization(params: int, f: Fleet, ctx: Ctx, *, consider_sharding: 
     return suggest_core(
         lambda q: footprint(profile, WeightFormat(q)),
         f,
-        lambda q, sub: roofline_speed(profile, WeightFormat(q), sub, ctx.catalog, ctx.table),
+        lambda q, sub: roofline_speed(profile, WeightFormat(q), sub, SpecResolver(ctx.catalog, ctx.table)),
         consider_sharding=consider_sharding,
     )
 

@@ -67,5 +67,27 @@ def resolve(device: Accelerator, catalog: Catalog, bandwidths: BandwidthTable) -
         peaks["fp16"] = peaks["bf16"] = device.peak_dense_tflops_16bit
     elif sku_model is None and stand_in is not None and peaks:
         notes.append(f"{device.type.name} peak FLOPS unknown; assumed {stand_in.name}'s dense peaks.")
-    label = sku_model.name if sku_model else (device.name or device.type.name)
+    label = sku_model.name if sku_model else device.type.name
     return DeviceSpecs(device.memory_bytes, bandwidth, peaks, label, tuple(notes))
+
+
+class SpecResolver:
+    """``resolve`` memoised on the fields that decide a device's specs, for fleets of many alike devices."""
+
+    MAX_ENTRIES = 4096
+
+    def __init__(self, catalog: Catalog, bandwidths: BandwidthTable) -> None:
+        self.catalog = catalog
+        self.bandwidths = bandwidths
+        self._cache: dict[tuple[object, ...], DeviceSpecs] = {}
+
+    def __call__(self, device: Accelerator) -> DeviceSpecs:
+        """The device's specs (device_id, NUMA node, name and availability do not matter)."""
+        key = device.spec_key
+        specs = self._cache.get(key)
+        if specs is None:
+            specs = resolve(device, self.catalog, self.bandwidths)
+            if len(self._cache) >= self.MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = specs
+        return specs

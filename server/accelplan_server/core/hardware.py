@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from accelplan_server.core.quantization import Quantization as Q
 
@@ -195,7 +196,7 @@ class Accelerator:
         """The planner's group for this kind."""
         return FAMILY[self.type]
 
-    @property
+    @cached_property
     def rank(self) -> int:
         """Preference rank: higher is better (ai-hwaccel's ordering)."""
         if self.type is T.TPU:
@@ -216,6 +217,21 @@ class Accelerator:
     def preferred_quantization(self) -> Q:
         """The level the device runs best at."""
         return _SUPPORT[self.type][1]
+
+    @cached_property
+    def spec_key(self) -> tuple[object, ...]:
+        """The fields that decide the device's performance specs (not its id, NUMA node or name)."""
+        return (
+            self.type,
+            self.tpu_version,
+            self.gaudi_generation,
+            self.neuron_chip_type,
+            self.sku,
+            self.tpu_chip_count,
+            self.memory_bytes,
+            self.memory_bandwidth_gbps,
+            self.peak_dense_tflops_16bit,
+        )
 
     @property
     def chips(self) -> int:

@@ -153,7 +153,8 @@ def estimate_performance(
 
     memory_s = compute_s = 0.0
     for stage in range(p):
-        members = devices[stage * t : (stage + 1) * t]
+        # Alike devices share one DeviceSpecs (devices.SpecResolver): the slowest distinct one sets the pace.
+        members = list({id(d): d for d in devices[stage * t : (stage + 1) * t]}.values())
         share = fractions[stage] / t
         stage_memory = max(step_bytes * share / (d.bandwidth_gbps * 1e9 * efficiency.decode_mbu) for d in members)
         peaks = [d.peak_for(fmt.quantization) for d in members]
@@ -162,7 +163,8 @@ def estimate_performance(
             stage_compute = max(step_flops * share / (pk * 1e12 * efficiency.decode_mfu) for pk in peaks)
         memory_s += stage_memory
         compute_s += stage_compute
-    if not all(d.peak_for(fmt.quantization) > 0 for d in devices):
+    distinct = list({id(d): d for d in devices}.values())
+    if not all(d.peak_for(fmt.quantization) > 0 for d in distinct):
         notes.append("Peak FLOPS unknown for a device: the compute bound was not checked.")
 
     comm_s = 0.0
@@ -199,7 +201,10 @@ def estimate_performance(
             * (work.prompt_tokens**2)
             * work.batch_size
         )
-    peak_total = sum(d.peak_for(fmt.quantization) for d in devices) / p
+    counts_by_spec: dict[int, int] = {}
+    for d in devices:
+        counts_by_spec[id(d)] = counts_by_spec.get(id(d), 0) + 1
+    peak_total = sum(d.peak_for(fmt.quantization) * counts_by_spec[id(d)] for d in distinct) / p
     prefill_compute = prompt_flops / (peak_total * 1e12 * efficiency.prefill_mfu) if peak_total > 0 else 0.0
     prefill_s = max(prefill_compute, memory_s)
     if t > 1 and arch is not None:
@@ -209,7 +214,7 @@ def estimate_performance(
             * layers
             * (ALLREDUCE_LATENCY_SECONDS + (2 * (t - 1) / t * message / (link_gbps * 1e9) if link_gbps > 0 else 0.0))
         )
-    for d in devices:
+    for d in distinct:
         notes.extend(n for n in d.notes if n not in notes)
     return Performance(
         prefill_seconds=prefill_s,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from accelplan_server.core.bandwidth import BandwidthTable
-from accelplan_server.core.catalog import Catalog
-from accelplan_server.core.devices import resolve
+from accelplan_server.core.devices import DeviceSpecs
 from accelplan_server.core.footprint import ModelProfile
-from accelplan_server.core.hardware import Fleet
+from accelplan_server.core.hardware import Accelerator, Fleet
 from accelplan_server.core.performance import Efficiency, Workload, estimate_performance
 from accelplan_server.core.sharding import Shard, SpeedModel, Strategy, device_link_bandwidth_gbps
 from accelplan_server.core.weights import WeightFormat
@@ -21,15 +19,14 @@ def roofline_speed(
     profile: ModelProfile,
     fmt: WeightFormat,
     fleet: Fleet,
-    catalog: Catalog,
-    bandwidths: BandwidthTable,
+    specs_of: Callable[[Accelerator], DeviceSpecs],
     efficiency: Efficiency | None = None,
 ) -> SpeedModel:
     """A SpeedModel for plans of ``profile`` on ``fleet``."""
     efficiency = efficiency or Efficiency()
 
     def speed(strategy: Strategy, shards: Sequence[Shard]) -> tuple[float | None, list[str]]:
-        specs = [resolve(s.device, catalog, bandwidths) for s in shards]
+        specs = [specs_of(s.device) for s in shards]
         unknown = [s.device.type.name for s, spec in zip(shards, specs, strict=True) if spec.bandwidth_gbps <= 0]
         if unknown:
             return None, [

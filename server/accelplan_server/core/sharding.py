@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from accelplan_server.core.footprint import Footprint
 from accelplan_server.core.hardware import Accelerator, AcceleratorType, Family, Fleet, InterconnectKind
@@ -38,9 +39,8 @@ class Strategy(enum.IntEnum):
     DATA_PARALLEL = 4
 
 
-@dataclass(frozen=True)
-class Shard:
-    """The part of the model one device holds."""
+class Shard(NamedTuple):
+    """The part of the model one device holds (a tuple: plans can have thousands)."""
 
     shard_id: int
     first_layer: int
@@ -78,9 +78,11 @@ class Plan:
 def best_device(devices: list[tuple[int, Accelerator]]) -> tuple[int, Accelerator] | None:
     """Highest rank; the later device wins a tie (ai-hwaccel's max_by_key)."""
     best: tuple[int, Accelerator] | None = None
+    best_rank = -1
     for item in devices:
-        if best is None or item[1].rank >= best[1].rank:
-            best = item
+        rank = item[1].rank
+        if rank >= best_rank:
+            best, best_rank = item, rank
     return best
 
 
