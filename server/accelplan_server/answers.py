@@ -27,6 +27,8 @@ def remembered(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def wrapper(self: Any, request: Message, context: Any) -> Any:
+        if not getattr(self, "remember_answers", True):
+            return handler(self, request, context)
         tables: dict[str, dict[bytes, Message]] = self.__dict__.setdefault("_answer_tables", {})
         table = tables.setdefault(name, {})
         key = request.SerializeToString(deterministic=True)

@@ -86,8 +86,10 @@ def _efficiency(request: planning_pb2.EstimatePerformanceRequest, bad: Violation
 class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     """Implements accelplan.v1.PlannerService over a loaded catalogue."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, *, remember_answers: bool = True) -> None:
         self.catalog = catalog
+        self.remember_answers = remember_answers
+        """Answer repeated requests from answers.remembered's tables (off: always compute, for benchmarks)."""
         self.bandwidths = BandwidthTable.from_catalog(catalog)
         self.specs_of = SpecResolver(catalog, self.bandwidths)
         self.skus = {a.sku.lower(): a for a in catalog.accelerators}
