@@ -30,8 +30,15 @@ from bench.rpc_load import percentile
 from bench.workload import CALLS
 
 MIX = [c for c in CALLS if "1,024" not in c.label] + [c for c in CALLS if "1,024" in c.label]
-WEIGHTS = [10] * (len(MIX) - 1) + [1]
-"""Every RPC of the benchmark equally, the 1,024-device plan a tenth as often."""
+WEIGHTS = [10] * (len(MIX) - 2) + [1, 1]
+"""Every RPC of the benchmark equally, the 1,024-device plans a tenth as often. Calls with
+variants send a different one each time, so the soak exercises the calculations, not only
+the answer table."""
+
+
+def payloads(call: Any) -> list[bytes]:
+    """The call's request and its variants, serialized."""
+    return [call.request.SerializeToString()] + [v.SerializeToString() for v in call.variants]
 
 
 def rss_bytes(pid: int) -> int:
@@ -52,14 +59,14 @@ async def calibrate(target: str, seconds: float) -> float:
     done = 0
     stop = time.perf_counter() + seconds
     async with grpc.aio.insecure_channel(target) as ch:
-        methods = [(ch.unary_unary(c.path), c.request.SerializeToString()) for c in calls]
+        methods = [(ch.unary_unary(c.path), payloads(c)) for c in calls]
 
         async def worker(k: int) -> None:
             nonlocal done
             i = k
             while time.perf_counter() < stop:
-                m, payload = methods[i % len(methods)]
-                await m(payload, timeout=10)
+                m, options = methods[i % len(methods)]
+                await m(options[i % len(options)], timeout=10)
                 done += 1
                 i += 7
 
@@ -77,13 +84,13 @@ async def soak(target: str, rate: float, minutes: float, server_pid: int) -> dic
     inflight: set[asyncio.Task[None]] = set()
     max_inflight = 512  # bound: a stalled server cannot make the client grow without limit
     async with grpc.aio.insecure_channel(target) as ch:
-        methods = [(ch.unary_unary(c.path), c.request.SerializeToString()) for c in calls]
+        methods = [(ch.unary_unary(c.path), payloads(c)) for c in calls]
 
         async def one(i: int) -> None:
-            m, payload = methods[i % len(methods)]
+            m, options = methods[i % len(methods)]
             t0 = time.perf_counter()
             try:
-                await m(payload, timeout=10)
+                await m(options[i % len(options)], timeout=10)
                 lat.append(time.perf_counter() - t0)
             except grpc.aio.AioRpcError as e:
                 errors[e.code().name] = errors.get(e.code().name, 0) + 1

@@ -499,7 +499,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"accelplan: {e}", file=sys.stderr)
         return 2
-    print(json_format.MessageToJson(msg) if args.json else text)
+    try:
+        print(json_format.MessageToJson(msg) if args.json else text)
+    except BrokenPipeError:  # `accelplan ... | head`: the reader left; not an error
+        sys.stdout = None  # no flush at exit onto the closed pipe
     return 0
 
 
