@@ -8,7 +8,7 @@ gen_python() {
   "$PYTHON" -m grpc_tools.protoc -I protos \
     --python_out="$out" --grpc_python_out="$out" \
     --mypy_out="$out" --mypy_grpc_out="$out" \
-    protos/accelplan/v1/*.proto
+    protos/accelplan/v1/*.proto 2> >(grep -v '^Writing mypy to' >&2)
   printf '"""Generated protobuf and gRPC modules for accelplan.v1 (scripts/generate)."""\n' \
     > "$out/accelplan/v1/__init__.py"
   touch "$out/accelplan/v1/py.typed"
