@@ -13,11 +13,7 @@ from accelplan_server.core.footprint import Footprint
 from accelplan_server.core.sharding import Plan
 
 _ARCHITECTURE_FIELDS = {f.name for f in models_pb2.ModelArchitecture.DESCRIPTOR.fields}
-_ARCHITECTURE_ALIASES = {
-    "n_routed_experts": "num_local_experts",
-    "num_kv_heads": "num_key_value_heads",
-    "use_qk_norm": "use_qk_norm",
-}
+_ARCHITECTURE_ALIASES = {"n_routed_experts": "num_local_experts", "num_kv_heads": "num_key_value_heads"}
 
 
 def level_info(level: quant.Quantization) -> quantization_pb2.QuantizationLevelInfo:

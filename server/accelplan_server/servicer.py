@@ -370,7 +370,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         assert method is not None
         profile = self._profile(ref)
         teacher = self._profile(teacher_ref) if teacher_ref else None
-        if profile.architecture is not None and setup is not None:
+        if profile.architecture is not None:
             f = estimate_finetune_memory(
                 profile.architecture,
                 replace(setup, method=TrainingMethod(method)),
@@ -405,7 +405,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     @staticmethod
     def _finetune_setup(
         request: training_pb2.EstimateTrainingMemoryRequest, qlora_bits: int, bad: Violations
-    ) -> FinetuneSetup | None:
+    ) -> FinetuneSetup:
         optimizer = convert.enum_value(Optimizer, request.optimizer, "optimizer", bad, required=False)
         recompute = convert.enum_value(
             Recomputation, request.activation_recomputation, "activation_recomputation", bad, required=False
@@ -423,7 +423,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             unknown = [t for t in targets if t not in ALL_LINEAR]
             if unknown:
                 bad.add("lora_target_modules", f"unknown {unknown[0]!r}; use {', '.join(ALL_LINEAR)} or all-linear")
-        setup = FinetuneSetup(
+        return FinetuneSetup(
             method=TrainingMethod.FULL_FINE_TUNE,
             micro_batch_size=_bounded(request.micro_batch_size, 1, limits.MAX_BATCH_SIZE, "micro_batch_size", bad),
             sequence_length=_bounded(request.sequence_length, 2048, limits.MAX_CONTEXT_LENGTH, "sequence_length", bad),
@@ -441,7 +441,6 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             lora_targets=targets or DEFAULT_LORA_TARGETS,
             qlora_bits=qlora_bits,
         )
-        return setup
 
     # ----- cost and catalogues -----
 

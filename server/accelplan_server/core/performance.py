@@ -90,9 +90,10 @@ class Performance:
     @property
     def decode_tokens_per_second_total(self) -> float:
         """All sequences together; set by the caller's batch size."""
-        return self._batch / self.decode_seconds_per_token
+        return self.batch_size / self.decode_seconds_per_token
 
-    _batch: int = 1
+    batch_size: int = 1
+    """Sequences decoded together."""
 
 
 def _expert_fraction_touched(arch: Architecture | None, batch: int) -> float:
@@ -225,5 +226,5 @@ def estimate_performance(
         communication_seconds=comm_s,
         bytes_read_per_step=step_bytes,
         assumptions=tuple(notes),
-        _batch=work.batch_size,
+        batch_size=work.batch_size,
     )
