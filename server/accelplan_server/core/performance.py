@@ -16,6 +16,7 @@ that is longer.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -104,6 +105,23 @@ def _expert_fraction_touched(arch: Architecture | None, batch: int) -> float:
     return 1.0 - (1.0 - k / e) ** batch
 
 
+@functools.lru_cache(maxsize=64)
+def _efficiency_note(efficiency: Efficiency) -> str:
+    return (
+        f"Decode at {efficiency.decode_mbu:.0%} of peak memory bandwidth (MBU) and {efficiency.decode_mfu:.0%} of "
+        f"dense peak FLOPS (MFU), plus {efficiency.decode_overhead_seconds_per_layer * 1e6:g} us per layer per step "
+        f"of fixed overhead; prefill at {efficiency.prefill_mfu:.0%} MFU."
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _tensor_parallel_note(t: int, link_gbps: float) -> str:
+    return (
+        f"Tensor parallel over {t}: 2 all-reduces per layer, {ALLREDUCE_LATENCY_SECONDS * 1e6:g} us "
+        f"each plus a ring transfer at {link_gbps:g} GB/s."
+    )
+
+
 def estimate_performance(
     work: Workload,
     devices: Sequence[DeviceSpecs],
@@ -121,11 +139,7 @@ def estimate_performance(
     """
     t, p = tensor_parallel, pipeline_parallel
     fractions = list(stage_fractions) if stage_fractions else [1.0 / p] * p
-    notes = [
-        f"Decode at {efficiency.decode_mbu:.0%} of peak memory bandwidth (MBU) and {efficiency.decode_mfu:.0%} of "
-        f"dense peak FLOPS (MFU), plus {efficiency.decode_overhead_seconds_per_layer * 1e6:g} us per layer per step "
-        f"of fixed overhead; prefill at {efficiency.prefill_mfu:.0%} MFU.",
-    ]
+    notes = [_efficiency_note(efficiency)]
     counts, fmt, arch = work.counts, work.weight_format, work.architecture
     tied = arch.tie_word_embeddings if arch else True
     dense_read = bytes_read_per_token(counts, fmt, tied)
@@ -181,10 +195,7 @@ def estimate_performance(
             2 * (t - 1) / t * message / (link_gbps * 1e9) if link_gbps > 0 else 0.0
         )
         comm_s = 2 * layers * per_reduce
-        notes.append(
-            f"Tensor parallel over {t}: 2 all-reduces per layer, {ALLREDUCE_LATENCY_SECONDS * 1e6:g} us "
-            f"each plus a ring transfer at {link_gbps:g} GB/s."
-        )
+        notes.append(_tensor_parallel_note(t, link_gbps))
     if p > 1:
         notes.append(f"Pipeline over {p} stages: a sequence's token passes the stages one after another.")
     layer_count = work.layer_count or (arch.num_hidden_layers if arch else 0)
