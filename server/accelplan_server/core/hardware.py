@@ -191,7 +191,7 @@ class Accelerator:
     supports_fp8: bool = False
     """FP8 matrix units (from the sku); ai-hwaccel's per-kind tables predate FP8."""
 
-    @property
+    @cached_property
     def family(self) -> Family:
         """The planner's group for this kind."""
         return FAMILY[self.type]

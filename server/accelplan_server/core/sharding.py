@@ -142,7 +142,9 @@ def pipeline_ranges(layers: int, stages: int) -> list[tuple[int, int]]:
 
 def _even_shards(devices: list[tuple[int, Accelerator]], needed: int, layers: int) -> list[Shard]:
     per = _ceil_div(needed, len(devices))
-    return [Shard(i, 0, layers - 1, per, d, idx, 1 / len(devices)) for i, (idx, d) in enumerate(devices)]
+    fraction = 1 / len(devices)
+    new = tuple.__new__  # Shard's own __new__ is a Python function; plans can have thousands of shards
+    return [new(Shard, (i, 0, layers - 1, per, d, idx, fraction)) for i, (idx, d) in enumerate(devices)]
 
 
 def chip_view(device: Accelerator) -> Accelerator:
