@@ -40,7 +40,7 @@ from accelplan_server.core.finetune_memory import (
 from accelplan_server.core.footprint import Footprint, ModelProfile, footprint
 from accelplan_server.core.performance import Efficiency, Workload, estimate_performance
 from accelplan_server.core.plan_speed import roofline_speed
-from accelplan_server.core.serving_memory import ServingShape
+from accelplan_server.core.serving_memory import DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_BATCHED_TOKENS, ServingShape
 from accelplan_server.core.sharding import SpeedModel, device_link_bandwidth_gbps, plan_sharding
 from accelplan_server.core.suggest import suggest_quantization
 from accelplan_server.core.training import (
@@ -64,6 +64,11 @@ def _bounded(value: int, default: int, cap: int, field: str, bad: Violations) ->
         bad.add(field, f"must be at most {cap} (0 means {default})")
         return default
     return value or default
+
+
+def _group_size(value: int, bad: Violations) -> int:
+    """quantization_group_size, 0 meaning the default."""
+    return _bounded(value, DEFAULT_GROUP_SIZE, limits.MAX_GROUP_SIZE, "quantization_group_size", bad)
 
 
 def _kv_bits(value: int, field: str, bad: Violations) -> int:
@@ -158,19 +163,23 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         ref = self._model(request, bad)
         level = convert.quantization(request.quantization, "quantization", bad)
         shape = ServingShape(
-            context_length=_bounded(request.context_length, 4096, limits.MAX_CONTEXT_LENGTH, "context_length", bad),
+            context_length=_bounded(
+                request.context_length, DEFAULT_CONTEXT_LENGTH, limits.MAX_CONTEXT_LENGTH, "context_length", bad
+            ),
             batch_size=_bounded(request.batch_size, 1, limits.MAX_BATCH_SIZE, "batch_size", bad),
             kv_bits=_kv_bits(request.kv_cache_quantization, "kv_cache_quantization", bad),
             tensor_parallel=_bounded(
                 request.tensor_parallel_size, 1, limits.MAX_PARALLEL_DEGREE, "tensor_parallel_size", bad
             ),
             max_batched_tokens=_bounded(
-                request.max_batched_tokens, 8192, limits.MAX_CONTEXT_LENGTH, "max_batched_tokens", bad
+                request.max_batched_tokens,
+                DEFAULT_MAX_BATCHED_TOKENS,
+                limits.MAX_CONTEXT_LENGTH,
+                "max_batched_tokens",
+                bad,
             ),
         )
-        group = _bounded(
-            request.quantization_group_size, DEFAULT_GROUP_SIZE, limits.MAX_GROUP_SIZE, "quantization_group_size", bad
-        )
+        group = _group_size(request.quantization_group_size, bad)
         bad.raise_if_any()
         assert level is not None
         fmt = WeightFormat(level, group, request.quantization_symmetric)
@@ -189,13 +198,15 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         util = request.gpu_memory_utilization or 0.9
         if not 0 < util <= 1:
             bad.add("gpu_memory_utilization", "must be in (0, 1] (0 means 0.9)")
-        context_length = _bounded(request.context_length, 4096, limits.MAX_CONTEXT_LENGTH, "context_length", bad)
+        context_length = _bounded(
+            request.context_length, DEFAULT_CONTEXT_LENGTH, limits.MAX_CONTEXT_LENGTH, "context_length", bad
+        )
         batch = _bounded(request.batch_size, 1, limits.MAX_BATCH_SIZE, "batch_size", bad)
         kv_bits = _kv_bits(request.kv_cache_quantization, "kv_cache_quantization", bad)
-        group = _bounded(
-            request.quantization_group_size, DEFAULT_GROUP_SIZE, limits.MAX_GROUP_SIZE, "quantization_group_size", bad
+        group = _group_size(request.quantization_group_size, bad)
+        max_tokens = _bounded(
+            request.max_batched_tokens, DEFAULT_MAX_BATCHED_TOKENS, limits.MAX_CONTEXT_LENGTH, "max_batched_tokens", bad
         )
-        max_tokens = _bounded(request.max_batched_tokens, 8192, limits.MAX_CONTEXT_LENGTH, "max_batched_tokens", bad)
         tp_requested = _bounded(
             request.tensor_parallel_size, 0, limits.MAX_PARALLEL_DEGREE, "tensor_parallel_size", bad
         )
@@ -296,9 +307,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         prompt = _bounded(request.prompt_tokens, DEFAULT_PROMPT_TOKENS, limits.MAX_CONTEXT_LENGTH, "prompt_tokens", bad)
         output = _bounded(request.output_tokens, DEFAULT_OUTPUT_TOKENS, limits.MAX_CONTEXT_LENGTH, "output_tokens", bad)
         kv_bits = _kv_bits(request.kv_cache_quantization, "kv_cache_quantization", bad)
-        group = _bounded(
-            request.quantization_group_size, DEFAULT_GROUP_SIZE, limits.MAX_GROUP_SIZE, "quantization_group_size", bad
-        )
+        group = _group_size(request.quantization_group_size, bad)
         efficiency = _efficiency(request, bad)
         bad.raise_if_any()
         assert level is not None
@@ -426,7 +435,13 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         return FinetuneSetup(
             method=TrainingMethod.FULL_FINE_TUNE,
             micro_batch_size=_bounded(request.micro_batch_size, 1, limits.MAX_BATCH_SIZE, "micro_batch_size", bad),
-            sequence_length=_bounded(request.sequence_length, 2048, limits.MAX_CONTEXT_LENGTH, "sequence_length", bad),
+            sequence_length=_bounded(
+                request.sequence_length,
+                FinetuneSetup.sequence_length,
+                limits.MAX_CONTEXT_LENGTH,
+                "sequence_length",
+                bad,
+            ),
             optimizer=Optimizer(optimizer or Optimizer.ADAMW),
             zero_stage=3 if request.fsdp else min(request.zero_stage, 3),
             data_parallel_size=_bounded(
