@@ -11,6 +11,7 @@ from accelplan_server.core import quantization as quant
 from accelplan_server.core.catalog import AcceleratorModel, ModelEntry
 from accelplan_server.core.footprint import Footprint
 from accelplan_server.core.sharding import Plan
+from accelplan_server.shard_wire import encoded_shards
 
 _ARCHITECTURE_FIELDS = {f.name for f in models_pb2.ModelArchitecture.DESCRIPTOR.fields}
 _ARCHITECTURE_ALIASES = {"n_routed_experts": "num_local_experts", "num_kv_heads": "num_key_value_heads"}
@@ -61,9 +62,9 @@ def model_info(m: ModelEntry) -> models_pb2.ModelInfo:
 def plan_message(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None = None) -> planning_pb2.ShardingPlan:
     """The ShardingPlan message; each shard's accelerator is the fleet device it runs on.
 
-    A device the caller described in full is echoed from ``fleet_msg`` as sent (a
-    copy in C, which matters for 1,000-device plans); one completed from its sku
-    or generation is rebuilt from the validated device.
+    A device the caller described in full is echoed from ``fleet_msg`` (the
+    message ``fleet`` was validated from) as sent; one completed from its sku or
+    generation is rebuilt from the validated device.
     """
     msg = planning_pb2.ShardingPlan(
         strategy=convert.strategy_value(plan.strategy),
@@ -73,26 +74,7 @@ def plan_message(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | No
         layer_count=plan.layer_count,
         assumptions=plan.assumptions,
     )
-    rebuilt: dict[int, hardware_pb2.Accelerator] = {}
-    add = msg.shards.add
-    for s in plan.shards:
-        # Field by field is cheaper than keyword construction for the thousands of shards of a large plan.
-        shard = add()
-        shard.shard_id = s.shard_id
-        shard.first_layer = s.first_layer
-        shard.last_layer = s.last_layer
-        shard.memory_bytes = s.memory_bytes
-        index = s.device_index
-        if index < 0:
-            shard.accelerator.CopyFrom(convert.accelerator_message(s.device))
-            continue
-        device = fleet_msg.accelerators[index] if fleet_msg is not None else None
-        if device is None or not device.memory_bytes or device.sku:
-            device = rebuilt.get(index)
-            if device is None:
-                device = rebuilt[index] = convert.accelerator_message(fleet.accelerators[index])
-        shard.accelerator.CopyFrom(device)
-        shard.accelerator_index = index
+    msg.MergeFromString(encoded_shards(plan, fleet, fleet_msg))
     if plan.tokens_per_second is not None:
         msg.estimated_tokens_per_second = plan.tokens_per_second
     return msg

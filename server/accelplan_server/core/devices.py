@@ -7,6 +7,8 @@ figure taken from a stand-in is named in the assumptions.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from accelplan_server.core.bandwidth import BandwidthTable
@@ -45,6 +47,27 @@ class DeviceSpecs:
         )
 
 
+@dataclass(frozen=True)
+class DeviceSet:
+    """Specs of devices in order, alike devices grouped (SpecResolver gives alike devices one DeviceSpecs)."""
+
+    specs: tuple[DeviceSpecs, ...]
+    distinct: tuple[DeviceSpecs, ...]
+    """Each DeviceSpecs object once, in first-seen order."""
+    counts: tuple[int, ...]
+    """How many devices share each of ``distinct``."""
+
+    @staticmethod
+    def of(specs: Sequence[DeviceSpecs]) -> DeviceSet:
+        """Group ``specs`` by object."""
+        counts = Counter(map(id, specs))
+        distinct = tuple(dict(zip(map(id, specs), specs, strict=True)).values())
+        return DeviceSet(tuple(specs), distinct, tuple(counts[id(d)] for d in distinct))
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+
 def resolve(device: Accelerator, catalog: Catalog, bandwidths: BandwidthTable) -> DeviceSpecs:
     """The device's specs: its own figures, then its sku's, then its kind's stand-in."""
     notes: list[str] = []
@@ -75,6 +98,7 @@ class SpecResolver:
     """``resolve`` memoised on the fields that decide a device's specs, for fleets of many alike devices."""
 
     MAX_ENTRIES = 4096
+    MAX_DEVICE_OBJECTS = 65536
 
     def __init__(self, catalog: Catalog, bandwidths: BandwidthTable) -> None:
         self.catalog = catalog

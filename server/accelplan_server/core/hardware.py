@@ -9,6 +9,7 @@ import enum
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from accelplan_server.core.memo import Memoizing
 from accelplan_server.core.quantization import Quantization as Q
 
 
@@ -253,15 +254,19 @@ class Interconnect:
 
 
 @dataclass(frozen=True)
-class Fleet:
-    """Devices and links a plan may use."""
+class Fleet(Memoizing):
+    """Devices and links a plan may use (facts derived from it are kept with ``memo``)."""
 
     accelerators: tuple[Accelerator, ...] = ()
     interconnects: tuple[Interconnect, ...] = field(default_factory=tuple)
 
-    def available(self) -> list[tuple[int, Accelerator]]:
+    def available(self) -> tuple[tuple[int, Accelerator], ...]:
         """(index in fleet, device) for every available device, in fleet order."""
-        return [(i, a) for i, a in enumerate(self.accelerators) if a.available]
+        return self._available
+
+    @cached_property
+    def _available(self) -> tuple[tuple[int, Accelerator], ...]:
+        return tuple((i, a) for i, a in enumerate(self.accelerators) if a.available)
 
 
 class RequirementKind(enum.IntEnum):

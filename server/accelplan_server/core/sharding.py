@@ -18,10 +18,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property, partial
 from typing import NamedTuple
 
 from accelplan_server.core.footprint import Footprint
 from accelplan_server.core.hardware import Accelerator, AcceleratorType, Family, Fleet, InterconnectKind
+from accelplan_server.core.memo import Memoizing
 
 TENSOR_PARALLEL_BANDWIDTH_GBPS = 100.0
 """Fast-link bandwidth above which up to MAX_TENSOR_PARALLEL_DEVICES use tensor parallelism."""
@@ -40,7 +42,7 @@ class Strategy(enum.IntEnum):
 
 
 class Shard(NamedTuple):
-    """The part of the model one device holds (a tuple: plans can have thousands)."""
+    """The part of the model one device holds."""
 
     shard_id: int
     first_layer: int
@@ -53,8 +55,41 @@ class Shard(NamedTuple):
     """Share of the weights this shard reads per token."""
 
 
-SpeedModel = Callable[[Strategy, Sequence[Shard]], tuple[float | None, list[str]]]
-"""(strategy, shards) -> (batch-1 decode tokens/s or None, assumptions)."""
+class Layout(NamedTuple):
+    """The layers a shard holds and the memory it needs."""
+
+    first_layer: int
+    last_layer: int
+    memory_bytes: int
+    layer_fraction: float
+    """Share of the weights the shard reads per token."""
+
+
+@dataclass(frozen=True, eq=False)
+class Lineup(Memoizing):
+    """The devices a plan's shards run on, in shard order: shard n runs on device n.
+
+    A fleet has a few lineups (its best device, its pool, its TPU chips, its
+    NUMA order), built once per fleet; every plan on that fleet reuses them, so
+    facts about their devices (specs, encoded messages) are kept with ``memo``
+    and a plan over 1,000 devices does no per-device work of its own.
+    """
+
+    devices: tuple[Accelerator, ...]
+    indices: tuple[int, ...]
+    """Each device's position in the fleet; -1 for a CPU the fleet does not list."""
+
+    @staticmethod
+    def of(placed: Sequence[tuple[int, Accelerator]]) -> Lineup:
+        """The lineup of (fleet index, device) pairs, in order."""
+        return Lineup(tuple(a for _, a in placed), tuple(i for i, _ in placed))
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+
+SpeedModel = Callable[[Strategy, Lineup, Sequence[Layout]], tuple[float | None, list[str]]]
+"""(strategy, lineup, one layout per shard) -> (batch-1 decode tokens/s or None, assumptions)."""
 
 
 @dataclass(frozen=True)
@@ -62,20 +97,41 @@ class Plan:
     """A sharding plan and its speed estimate."""
 
     strategy: Strategy
-    device_count: int
-    shards: tuple[Shard, ...]
+    lineup: Lineup
+    layouts: tuple[Layout, ...]
+    """One per shard, or a single layout that every shard has (even splits)."""
     total_memory_bytes: int
     layer_count: int
     tokens_per_second: float | None
+    fits_in_memory: bool
+    """Every shard fits its device."""
     assumptions: tuple[str, ...] = field(default=())
 
     @property
-    def fits_in_memory(self) -> bool:
-        """Every shard fits its device."""
-        return all(s.memory_bytes <= s.device.memory_bytes for s in self.shards)
+    def device_count(self) -> int:
+        """Shards: devices, pipeline stages or TPU chips."""
+        return len(self.lineup)
+
+    def layout_of(self, shard: int) -> Layout:
+        """Shard ``shard``'s layout."""
+        return self.layouts[0] if len(self.layouts) == 1 else self.layouts[shard]
+
+    @cached_property
+    def shards(self) -> tuple[Shard, ...]:
+        """Every shard, spelled out."""
+        lineup = self.lineup
+        return tuple(
+            Shard(n, lay.first_layer, lay.last_layer, lay.memory_bytes, device, index, lay.layer_fraction)
+            for n, (device, index, lay) in enumerate(
+                zip(lineup.devices, lineup.indices, self._each_layout(), strict=True)
+            )
+        )
+
+    def _each_layout(self) -> Sequence[Layout]:
+        return self.layouts * len(self.lineup) if len(self.layouts) == 1 else self.layouts
 
 
-def best_device(devices: list[tuple[int, Accelerator]]) -> tuple[int, Accelerator] | None:
+def best_device(devices: Sequence[tuple[int, Accelerator]]) -> tuple[int, Accelerator] | None:
     """Highest rank; the later device wins a tie (ai-hwaccel's max_by_key)."""
     best: tuple[int, Accelerator] | None = None
     best_rank = -1
@@ -140,13 +196,6 @@ def pipeline_ranges(layers: int, stages: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def _even_shards(devices: list[tuple[int, Accelerator]], needed: int, layers: int) -> list[Shard]:
-    per = _ceil_div(needed, len(devices))
-    fraction = 1 / len(devices)
-    new = tuple.__new__  # Shard's own __new__ is a Python function; plans can have thousands of shards
-    return [new(Shard, (i, 0, layers - 1, per, d, idx, fraction)) for i, (idx, d) in enumerate(devices)]
-
-
 def chip_view(device: Accelerator) -> Accelerator:
     """One chip of a multi-chip TPU device: its memory, bandwidth and peak divided by the chip count."""
     chips = device.chips
@@ -161,11 +210,68 @@ def chip_view(device: Accelerator) -> Accelerator:
     )
 
 
+@dataclass(frozen=True)
+class _Candidates:
+    """What the planner's decisions need of one fleet; depends only on the fleet, so computed once per fleet."""
+
+    best: Lineup | None
+    """The highest-ranked available device alone."""
+    tpu_memory_bytes: int
+    tpu_chips: Lineup
+    """Every chip of the available TPUs, as chip views."""
+    tpu_chip_min_memory_bytes: int
+    pool: Lineup
+    """Available GPUs, AI ASICs and TPUs, in fleet order."""
+    pool_memory_bytes: int
+    pool_min_memory_bytes: int
+    """The smallest pool device: an even split fits when its share fits there."""
+    by_numa: tuple[tuple[int, Accelerator], ...]
+    """The pool ordered by NUMA node (unknown last; stable)."""
+    link_bandwidth_gbps: float
+    nvswitch: bool
+    largest_cpu: Lineup | None
+
+    @staticmethod
+    def of(fleet: Fleet) -> _Candidates:
+        available = fleet.available()
+        best = best_device(available)
+        tpus = [(i, a) for i, a in available if a.type is AcceleratorType.TPU]
+        chips = [(i, chip_view(a)) for i, a in tpus for _ in range(a.chips)]
+        pool = [(i, a) for i, a in available if a.family in (Family.GPU, Family.AI_ASIC, Family.TPU)]
+        cpus = [(i, a) for i, a in available if a.type is AcceleratorType.CPU]
+        bandwidth, nvswitch = fast_link_bandwidth_gbps(fleet)
+        return _Candidates(
+            best=Lineup.of([best]) if best else None,
+            tpu_memory_bytes=sum(a.memory_bytes for _, a in tpus),
+            tpu_chips=Lineup.of(chips),
+            tpu_chip_min_memory_bytes=_min_memory_bytes(chips),
+            pool=Lineup.of(pool),
+            pool_memory_bytes=sum(a.memory_bytes for _, a in pool),
+            pool_min_memory_bytes=_min_memory_bytes(pool),
+            by_numa=tuple(sorted(pool, key=lambda item: (item[1].numa_node is None, item[1].numa_node or 0))),
+            link_bandwidth_gbps=bandwidth,
+            nvswitch=nvswitch,
+            largest_cpu=Lineup.of([max(cpus, key=lambda item: item[1].memory_bytes)]) if cpus else None,
+        )
+
+    def numa_stages(self, fleet: Fleet, stages: int) -> Lineup:
+        """The first ``stages`` devices in NUMA order (kept with the fleet)."""
+        return fleet.memo(("numa stages", stages), partial(Lineup.of, self.by_numa[:stages]))
+
+
+def _min_memory_bytes(devices: Sequence[tuple[int, Accelerator]]) -> int:
+    return min((a.memory_bytes for _, a in devices), default=0)
+
+
+_ASSUMED_CPU = Lineup.of(
+    [(-1, Accelerator(AcceleratorType.CPU, FALLBACK_CPU_MEMORY_BYTES, name="host CPU (not in fleet)"))]
+)
+
+
 def plan_sharding(need: Footprint, fleet: Fleet, speed: SpeedModel) -> Plan:
     """Place a model with footprint ``need`` on ``fleet``; the fleet must have an available device."""
     needed = need.total_bytes
     layers = need.profile.layer_count
-    available = fleet.available()
     what = (
         "weights + KV cache + activations + runtime overhead"
         if need.architecture_known
@@ -173,57 +279,54 @@ def plan_sharding(need: Footprint, fleet: Fleet, speed: SpeedModel) -> Plan:
     )
     layer_note = "from the architecture" if need.architecture_known else "as parameter_count / 250M"
     notes = [f"Memory: {needed} bytes ({what}).", f"{layers} layers ({layer_note})."]
-    best = best_device(available)
-    if best is None:
+    c = fleet.memo(_Candidates, partial(_Candidates.of, fleet))
+    if c.best is None:
         raise ValueError("fleet has no available device")
 
-    def finish(strategy: Strategy, shards: list[Shard], extra: list[str]) -> Plan:
-        tps, speed_notes = speed(strategy, shards)
-        return Plan(strategy, len(shards), tuple(shards), needed, layers, tps, tuple(notes + extra + speed_notes))
+    def finish(strategy: Strategy, lineup: Lineup, layouts: list[Layout], fits: bool, extra: str) -> Plan:
+        tps, speed_notes = speed(strategy, lineup, layouts * len(lineup) if len(layouts) == 1 else layouts)
+        notes.append(extra)
+        notes.extend(speed_notes)
+        return Plan(strategy, lineup, tuple(layouts), needed, layers, tps, fits, tuple(notes))
 
-    idx, device = best
-    if needed <= device.memory_bytes:
-        shard = Shard(0, 0, layers - 1, needed, device, idx, 1.0)
-        return finish(Strategy.NONE, [shard], [f"Fits on the highest-ranked device (fleet index {idx})."])
+    def even(lineup: Lineup) -> Layout:
+        return Layout(0, layers - 1, _ceil_div(needed, len(lineup)), 1 / len(lineup))
 
-    tpus = [(i, a) for i, a in available if a.type is AcceleratorType.TPU]
-    if tpus and sum(a.memory_bytes for _, a in tpus) >= needed:
-        chips = [(i, chip_view(a)) for i, a in tpus for _ in range(a.chips)]
-        per_chip = _ceil_div(needed, len(chips))
-        shards = [Shard(n, 0, layers - 1, per_chip, a, i, 1 / len(chips)) for n, (i, a) in enumerate(chips)]
-        return finish(Strategy.TENSOR_PARALLEL, shards, [f"Tensor parallel over {len(chips)} TPU chips."])
+    if needed <= c.best.devices[0].memory_bytes:
+        note = f"Fits on the highest-ranked device (fleet index {c.best.indices[0]})."
+        return finish(Strategy.NONE, c.best, [Layout(0, layers - 1, needed, 1.0)], True, note)
 
-    pool = [(i, a) for i, a in available if a.family in (Family.GPU, Family.AI_ASIC, Family.TPU)]
-    if pool and sum(a.memory_bytes for _, a in pool) >= needed:
-        bandwidth, nvswitch = fast_link_bandwidth_gbps(fleet)
-        if nvswitch or (bandwidth > TENSOR_PARALLEL_BANDWIDTH_GBPS and len(pool) <= MAX_TENSOR_PARALLEL_DEVICES):
-            why = "NVSwitch present" if nvswitch else f"fast links total {bandwidth:g} GB/s over {len(pool)} devices"
+    if len(c.tpu_chips) and c.tpu_memory_bytes >= needed:
+        layout = even(c.tpu_chips)
+        fits = layout.memory_bytes <= c.tpu_chip_min_memory_bytes
+        note = f"Tensor parallel over {len(c.tpu_chips)} TPU chips."
+        return finish(Strategy.TENSOR_PARALLEL, c.tpu_chips, [layout], fits, note)
+
+    pool, bandwidth = c.pool, c.link_bandwidth_gbps
+    if len(pool) and c.pool_memory_bytes >= needed:
+        if c.nvswitch or (bandwidth > TENSOR_PARALLEL_BANDWIDTH_GBPS and len(pool) <= MAX_TENSOR_PARALLEL_DEVICES):
+            why = "NVSwitch present" if c.nvswitch else f"fast links total {bandwidth:g} GB/s over {len(pool)} devices"
+            layout = even(pool)
+            fits = layout.memory_bytes <= c.pool_min_memory_bytes
             return finish(
-                Strategy.TENSOR_PARALLEL,
-                _even_shards(pool, needed, layers),
-                [f"Tensor parallel over {len(pool)} devices ({why})."],
+                Strategy.TENSOR_PARALLEL, pool, [layout], fits, f"Tensor parallel over {len(pool)} devices ({why})."
             )
-        ordered = sorted(pool, key=lambda item: (item[1].numa_node is None, item[1].numa_node or 0))
-        ranges = pipeline_ranges(layers, len(ordered))
+        ranges = pipeline_ranges(layers, len(pool))
+        stages = c.numa_stages(fleet, len(ranges))
         per = _ceil_div(needed, len(ranges))
-        shards = [
-            Shard(n, lo, hi, per, ordered[n][1], ordered[n][0], (hi - lo + 1) / layers)
-            for n, (lo, hi) in enumerate(ranges)
-        ]
+        layouts = [Layout(lo, hi, per, (hi - lo + 1) / layers) for lo, hi in ranges]
+        smallest = c.pool_min_memory_bytes if len(ranges) == len(pool) else min(a.memory_bytes for a in stages.devices)
         why = f"fast links total {bandwidth:g} GB/s, no NVSwitch"
-        return finish(
-            Strategy.PIPELINE_PARALLEL,
-            shards,
-            [f"Pipeline parallel over {len(shards)} stages ordered by NUMA node ({why})."],
-        )
+        note = f"Pipeline parallel over {len(ranges)} stages ordered by NUMA node ({why})."
+        return finish(Strategy.PIPELINE_PARALLEL, stages, layouts, per <= smallest, note)
 
-    cpus = [(i, a) for i, a in available if a.type is AcceleratorType.CPU]
-    if cpus:
-        i, cpu = max(cpus, key=lambda item: item[1].memory_bytes)
-        note = f"Nothing else holds the model; runs on the CPU at fleet index {i}."
+    if c.largest_cpu is not None:
+        cpu = c.largest_cpu
+        note = f"Nothing else holds the model; runs on the CPU at fleet index {cpu.indices[0]}."
     else:
-        i, cpu = -1, Accelerator(AcceleratorType.CPU, FALLBACK_CPU_MEMORY_BYTES, name="host CPU (not in fleet)")
+        cpu = _ASSUMED_CPU
         note = (
             "Nothing in the fleet holds the model; falls back to a host CPU the fleet does not list (16 GiB assumed)."
         )
-    return finish(Strategy.NONE, [Shard(0, 0, layers - 1, needed, cpu, i, 1.0)], [note])
+    fits = needed <= cpu.devices[0].memory_bytes
+    return finish(Strategy.NONE, cpu, [Layout(0, layers - 1, needed, 1.0)], fits, note)

@@ -1,0 +1,100 @@
+"""A plan's shards encoded straight to protobuf wire bytes (ShardingPlan.shards).
+
+Building 1,000 ModelShard messages field by field costs milliseconds in
+Python. The parts of a shard that depend only on the fleet (shard number,
+accelerator, accelerator index) are encoded once per fleet lineup and kept
+with it; a plan adds its layer ranges and memory, and the response message
+parses the lot in C (``ShardingPlan.MergeFromString``). The result is the same
+message the field-by-field build gives; tests/unit/test_shard_wire.py checks it.
+"""
+
+from __future__ import annotations
+
+from itertools import chain, repeat
+
+from accelplan.v1 import hardware_pb2
+from accelplan_server import convert
+from accelplan_server.core import hardware as hw
+from accelplan_server.core.sharding import Layout, Lineup, Plan
+
+# Wire tags: (field number << 3) | wire type (0 varint, 2 length-delimited).
+_SHARDS = b"\x1a"  # ShardingPlan.shards = 3
+_SHARD_ID = b"\x08"  # ModelShard.shard_id = 1
+_FIRST_LAYER = b"\x10"  # ModelShard.first_layer = 2
+_LAST_LAYER = b"\x18"  # ModelShard.last_layer = 3
+_MEMORY_BYTES = b"\x20"  # ModelShard.memory_bytes = 4
+_ACCELERATOR = b"\x2a"  # ModelShard.accelerator = 5
+_ACCELERATOR_INDEX = b"\x30"  # ModelShard.accelerator_index = 6 (optional: written even when 0)
+
+
+def varint(n: int) -> bytes:
+    """Base-128 varint of a non-negative integer."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _layout_fields(layout: Layout) -> bytes:
+    """first_layer, last_layer and memory_bytes (zeros left out, as proto3 does)."""
+    out = b""
+    if layout.first_layer:
+        out += _FIRST_LAYER + varint(layout.first_layer)
+    if layout.last_layer:
+        out += _LAST_LAYER + varint(layout.last_layer)
+    if layout.memory_bytes:
+        out += _MEMORY_BYTES + varint(layout.memory_bytes)
+    return out
+
+
+def _echoed(device: hw.Accelerator, index: int, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> bytes:
+    """The Accelerator a shard names: the fleet device as sent, or rebuilt where validation completed it."""
+    if index < 0:
+        return convert.accelerator_message(device).SerializeToString()
+    sent = fleet_msg.accelerators[index] if fleet_msg is not None else None
+    if sent is None or not sent.memory_bytes or sent.sku:
+        # Memory from the generation's default or figures from the sku: echo what was worked out.
+        return convert.accelerator_message(fleet.accelerators[index]).SerializeToString()
+    return sent.SerializeToString()
+
+
+def _device_fields(lineup: Lineup, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> tuple[bytes, ...]:
+    """Shard n's shard_id, accelerator and accelerator_index, encoded, for each n."""
+    out = []
+    for n, (device, index) in enumerate(zip(lineup.devices, lineup.indices, strict=True)):
+        accelerator = _echoed(device, index, fleet, fleet_msg)
+        fields = (_SHARD_ID + varint(n) if n else b"") + _ACCELERATOR + varint(len(accelerator)) + accelerator
+        if index >= 0:
+            fields += _ACCELERATOR_INDEX + varint(index)
+        out.append(fields)
+    return tuple(out)
+
+
+def _lengths(fields: tuple[bytes, ...]) -> tuple[tuple[int, ...], frozenset[int]]:
+    lengths = tuple(map(len, fields))
+    return lengths, frozenset(lengths)
+
+
+def encoded_shards(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> bytes:
+    """ShardingPlan.shards for ``plan``, as wire bytes.
+
+    ``fleet_msg`` must be the message ``fleet`` was validated from (None to
+    rebuild every device from ``fleet``): what is encoded from it is kept with
+    the plan's lineup, which belongs to that fleet.
+    """
+    lineup = plan.lineup
+    key = ("shard wire fields", fleet_msg is None)
+    fields = lineup.memo(key, lambda: _device_fields(lineup, fleet, fleet_msg))
+    if len(plan.layouts) == 1:
+        # Every shard has the same layers and memory: one encoding, then joined in C.
+        common = _layout_fields(plan.layouts[0])
+        lengths, distinct = lineup.memo(("shard wire lengths", key), lambda: _lengths(fields))
+        headers = {n: _SHARDS + varint(n + len(common)) for n in distinct}
+        return b"".join(chain.from_iterable(zip(map(headers.__getitem__, lengths), repeat(common), fields)))
+    parts = []
+    for layout, device in zip(plan.layouts, fields, strict=True):
+        body = _layout_fields(layout) + device
+        parts.append(_SHARDS + varint(len(body)) + body)
+    return b"".join(parts)
