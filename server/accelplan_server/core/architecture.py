@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from accelplan_server.core.errors import FieldViolation, InvalidArgument
 
@@ -27,8 +27,7 @@ MAX_HEADS = 16384
 MAX_EXPERTS = 65536
 
 
-@dataclass(frozen=True)
-class ParameterCounts:
+class ParameterCounts(NamedTuple):
     """Parameters by role; ``total`` is what the weights hold, ``active`` what one token uses."""
 
     embedding: int

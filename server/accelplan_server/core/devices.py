@@ -48,24 +48,54 @@ class DeviceSpecs:
 
 
 @dataclass(frozen=True)
-class DeviceSet:
-    """Specs of devices in order, alike devices grouped (SpecResolver gives alike devices one DeviceSpecs)."""
+class Arrangement:
+    """Devices as pipeline stages of tensor-parallel groups, reduced to what the roofline needs at one precision.
 
-    specs: tuple[DeviceSpecs, ...]
-    distinct: tuple[DeviceSpecs, ...]
-    """Each DeviceSpecs object once, in first-seen order."""
-    counts: tuple[int, ...]
-    """How many devices share each of ``distinct``."""
+    Depends only on the devices, so it is worked out once for a plan's lineup
+    and reused for every model placed on it.
+    """
+
+    tensor_parallel: int
+    pipeline_parallel: int
+    stage_bandwidths_gbps: tuple[float, ...]
+    """Each stage's slowest memory bandwidth: it sets the stage's pace."""
+    stage_peaks_tflops: tuple[float, ...]
+    """Each stage's lowest dense peak at the precision; 0 when a member's is unknown."""
+    total_peak_tflops: float
+    """Every device's dense peak at the precision, summed."""
+    peaks_known: bool
+    """Every device has a dense peak at the precision."""
+    notes: tuple[str, ...]
+    """The devices' assumptions, each once."""
 
     @staticmethod
-    def of(specs: Sequence[DeviceSpecs]) -> DeviceSet:
-        """Group ``specs`` by object."""
+    def of(
+        specs: Sequence[DeviceSpecs], quantization: Quantization, tensor_parallel: int, pipeline_parallel: int
+    ) -> Arrangement:
+        """``specs`` lists tensor_parallel * pipeline_parallel devices, stage by stage."""
+        t = tensor_parallel
+        # Alike devices share one DeviceSpecs (SpecResolver): each distinct one is looked at once.
+        distinct = dict(zip(map(id, specs), specs, strict=True))
+        peak_of = {key: d.peak_for(quantization) for key, d in distinct.items()}
+        peaks = list(map(peak_of.__getitem__, map(id, specs)))
+        bandwidths = [d.bandwidth_gbps for d in specs]
+        if t > 1:
+            stages = range(0, len(specs), t)
+            bandwidths = [min(bandwidths[s : s + t]) for s in stages]
+            stage_peaks = [min(peaks[s : s + t]) for s in stages]
+        else:
+            stage_peaks = peaks
         counts = Counter(map(id, specs))
-        distinct = tuple(dict(zip(map(id, specs), specs, strict=True)).values())
-        return DeviceSet(tuple(specs), distinct, tuple(counts[id(d)] for d in distinct))
-
-    def __len__(self) -> int:
-        return len(self.specs)
+        notes = dict.fromkeys(n for d in distinct.values() for n in d.notes)
+        return Arrangement(
+            tensor_parallel,
+            pipeline_parallel,
+            tuple(bandwidths),
+            tuple(stage_peaks),
+            sum(peak_of[key] * counts[key] for key in distinct),
+            all(peak_of.values()),
+            tuple(notes),
+        )
 
 
 def resolve(device: Accelerator, catalog: Catalog, bandwidths: BandwidthTable) -> DeviceSpecs:

@@ -10,6 +10,7 @@ through ``footprint``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from accelplan_server.core.architecture import Architecture, ParameterCounts
 from accelplan_server.core.memory import estimate_memory
@@ -54,8 +55,7 @@ class ModelProfile:
         return max(self.parameter_count // PARAMETERS_PER_LAYER, 1)
 
 
-@dataclass(frozen=True)
-class Footprint:
+class Footprint(NamedTuple):
     """Bytes by part (per device under tensor parallelism)."""
 
     profile: ModelProfile

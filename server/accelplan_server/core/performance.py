@@ -18,13 +18,13 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import reduce
 from itertools import repeat
-from operator import add, attrgetter, mul, truediv
+from operator import add, mul, truediv
+from typing import NamedTuple
 
 from accelplan_server.core.architecture import Architecture, ParameterCounts
-from accelplan_server.core.devices import DeviceSet, DeviceSpecs
+from accelplan_server.core.devices import Arrangement, DeviceSpecs
 from accelplan_server.core.serving_memory import kv_bytes_per_sequence
 from accelplan_server.core.weights import WeightFormat, bytes_read_per_token
 
@@ -48,8 +48,7 @@ class Bound(enum.IntEnum):
     COMPUTE = 2
 
 
-@dataclass(frozen=True)
-class Efficiency:
+class Efficiency(NamedTuple):
     """Utilisation factors; callers may override each."""
 
     decode_mbu: float = DEFAULT_DECODE_MBU
@@ -58,8 +57,11 @@ class Efficiency:
     decode_overhead_seconds_per_layer: float = DEFAULT_DECODE_OVERHEAD_SECONDS_PER_LAYER
 
 
-@dataclass(frozen=True)
-class Workload:
+DEFAULT_EFFICIENCY = Efficiency()
+"""The utilisation factors a caller has not overridden."""
+
+
+class Workload(NamedTuple):
     """What is being served: the model, its storage, and the traffic shape."""
 
     counts: ParameterCounts
@@ -73,8 +75,7 @@ class Workload:
     """Layers a token passes through for the per-layer overhead; 0 means the architecture's (none if unknown)."""
 
 
-@dataclass(frozen=True)
-class Performance:
+class Performance(NamedTuple):
     """Predicted latency and throughput."""
 
     prefill_seconds: float
@@ -125,57 +126,60 @@ def _tensor_parallel_note(t: int, link_gbps: float) -> str:
     )
 
 
-def _distinct(devices: Sequence[DeviceSpecs]) -> list[DeviceSpecs]:
-    """Each distinct DeviceSpecs object once, in first-seen order."""
-    return list(dict(zip(map(id, devices), devices, strict=True)).values())
-
-
 def _stage_seconds(
     work: float, shares: Sequence[float], rates: Sequence[float], scale: float, efficiency: float
 ) -> float:
-    """Sum over single-device stages of work x share / (rate x scale x efficiency); a stage with rate 0 adds 0.
+    """Sum over stages of work x share / (rate x scale x efficiency); a stage with rate 0 adds 0.
 
-    The same operations in the same order as the per-stage loop, mapped in C:
-    a pipeline over 1,000 devices costs microseconds, not milliseconds.
+    Mapped in C when every rate is known: a pipeline over 1,000 devices costs
+    microseconds, not milliseconds.
     """
     if all(rates):
         numerators = map(mul, repeat(work), shares)
         denominators = map(mul, map(mul, rates, repeat(scale)), repeat(efficiency))
         return reduce(add, map(truediv, numerators, denominators), 0.0)
-    return reduce(
-        add, (work * f / (r * scale * efficiency) if r > 0 else 0.0 for f, r in zip(shares, rates, strict=True)), 0.0
-    )
+    terms = (work * f / (r * scale * efficiency) if r > 0 else 0.0 for f, r in zip(shares, rates, strict=True))
+    return reduce(add, terms, 0.0)
 
 
 def estimate_performance(
     work: Workload,
-    devices: DeviceSet | Sequence[DeviceSpecs],
+    devices: Sequence[DeviceSpecs],
     *,
     tensor_parallel: int,
     pipeline_parallel: int,
     link_gbps: float,
-    efficiency: Efficiency = Efficiency(),
+    efficiency: Efficiency = DEFAULT_EFFICIENCY,
     stage_fractions: Sequence[float] | None = None,
 ) -> Performance:
     """Roofline prediction for ``devices`` arranged as pipeline_parallel stages of tensor_parallel devices.
 
-    ``devices`` lists tensor_parallel * pipeline_parallel devices, stage by stage
-    (a DeviceSet when the caller keeps one for many calls);
+    ``devices`` lists tensor_parallel * pipeline_parallel devices, stage by stage;
     ``stage_fractions`` is each stage's share of the layers (even when omitted).
     """
-    if not isinstance(devices, DeviceSet):
-        devices = DeviceSet.of(devices)
-    t, p = tensor_parallel, pipeline_parallel
-    fractions = list(stage_fractions) if stage_fractions else [1.0 / p] * p
+    arrangement = Arrangement.of(devices, work.weight_format.quantization, tensor_parallel, pipeline_parallel)
+    return roofline(work, arrangement, link_gbps=link_gbps, efficiency=efficiency, stage_fractions=stage_fractions)
+
+
+def roofline(
+    work: Workload,
+    devices: Arrangement,
+    *,
+    link_gbps: float,
+    efficiency: Efficiency = DEFAULT_EFFICIENCY,
+    stage_fractions: Sequence[float] | None = None,
+) -> Performance:
+    """Roofline prediction for ``work`` on an arrangement of devices (at the workload's precision)."""
+    t, p = devices.tensor_parallel, devices.pipeline_parallel
+    fractions = stage_fractions or [1.0 / p] * p
     notes = [_efficiency_note(efficiency)]
     counts, fmt, arch = work.counts, work.weight_format, work.architecture
+    active = counts.active
     tied = arch.tie_word_embeddings if arch else True
     dense_read = bytes_read_per_token(counts, fmt, tied)
     moe_extra = 0.0
     if arch is not None and arch.is_moe and work.batch_size > 1:
-        per_expert_bytes = (dense_read * counts.active_experts / max(1, counts.active)) / max(
-            1, arch.num_experts_per_tok
-        )
+        per_expert_bytes = (dense_read * counts.active_experts / max(1, active)) / max(1, arch.num_experts_per_tok)
         touched = _expert_fraction_touched(arch, work.batch_size) * arch.num_local_experts
         moe_extra = max(0.0, touched - arch.num_experts_per_tok) * per_expert_bytes
         notes.append(
@@ -186,7 +190,7 @@ def estimate_performance(
     per_sequence = kv_bytes_per_sequence(arch, int(average_context), work.kv_bits, t) if arch else 0
     kv_read = work.batch_size * per_sequence * t
     step_bytes = dense_read + moe_extra + kv_read
-    flops_per_token = 2.0 * counts.active
+    flops_per_token = 2.0 * active
     if arch is not None:
         attention_context = average_context
         flops_per_token += 4.0 * arch.num_hidden_layers * arch.num_attention_heads * arch.head_dim * attention_context
@@ -194,30 +198,11 @@ def estimate_performance(
     if arch is None:
         notes.append("Architecture unknown: KV-cache reads, attention FLOPs and per-layer overhead are not modelled.")
 
-    # Alike devices share one DeviceSpecs (devices.SpecResolver): each distinct one is looked at once.
-    distinct = devices.distinct
-    peak_of = {id(d): d.peak_for(fmt.quantization) for d in distinct}
-    memory_s = compute_s = 0.0
-    if t == 1 and p > 1:
-        # One device per stage: that device sets the stage's pace.
-        specs = devices.specs
-        memory_s = _stage_seconds(
-            step_bytes, fractions, list(map(attrgetter("bandwidth_gbps"), specs)), 1e9, efficiency.decode_mbu
-        )
-        peaks = list(map(peak_of.__getitem__, map(id, specs)))
-        compute_s = _stage_seconds(step_flops, fractions, peaks, 1e12, efficiency.decode_mfu)
-    for stage in range(p if t > 1 or p == 1 else 0):
-        # The slowest distinct device of a stage sets its pace.
-        members = distinct if p == 1 else _distinct(devices.specs[stage * t : (stage + 1) * t])
-        share = fractions[stage] / t
-        stage_memory = max(step_bytes * share / (d.bandwidth_gbps * 1e9 * efficiency.decode_mbu) for d in members)
-        member_peaks = [peak_of[id(d)] for d in members]
-        stage_compute = 0.0
-        if all(pk > 0 for pk in member_peaks):
-            stage_compute = max(step_flops * share / (pk * 1e12 * efficiency.decode_mfu) for pk in member_peaks)
-        memory_s += stage_memory
-        compute_s += stage_compute
-    if not all(peak_of.values()):
+    # Each stage goes at its slowest device's pace; a sequence's token passes the stages one after another.
+    shares = fractions if t == 1 else [f / t for f in fractions]
+    memory_s = _stage_seconds(step_bytes, shares, devices.stage_bandwidths_gbps, 1e9, efficiency.decode_mbu)
+    compute_s = _stage_seconds(step_flops, shares, devices.stage_peaks_tflops, 1e12, efficiency.decode_mfu)
+    if not devices.peaks_known:
         notes.append("Peak FLOPS unknown for a device: the compute bound was not checked.")
 
     comm_s = 0.0
@@ -241,7 +226,7 @@ def estimate_performance(
     step_s = max(memory_s, compute_s) + comm_s + overhead_s
     bound = Bound.MEMORY_BANDWIDTH if memory_s >= compute_s else Bound.COMPUTE
 
-    prompt_flops = 2.0 * counts.active * work.prompt_tokens * work.batch_size
+    prompt_flops = 2.0 * active * work.prompt_tokens * work.batch_size
     if arch is not None:
         prompt_flops += (
             2.0
@@ -251,7 +236,7 @@ def estimate_performance(
             * (work.prompt_tokens**2)
             * work.batch_size
         )
-    peak_total = sum(peak_of[id(d)] * n for d, n in zip(distinct, devices.counts, strict=True)) / p
+    peak_total = devices.total_peak_tflops / p
     prefill_compute = prompt_flops / (peak_total * 1e12 * efficiency.prefill_mfu) if peak_total > 0 else 0.0
     prefill_s = max(prefill_compute, memory_s)
     if t > 1 and arch is not None:
@@ -261,8 +246,7 @@ def estimate_performance(
             * layers
             * (ALLREDUCE_LATENCY_SECONDS + (2 * (t - 1) / t * message / (link_gbps * 1e9) if link_gbps > 0 else 0.0))
         )
-    for d in distinct:
-        notes.extend(n for n in d.notes if n not in notes)
+    notes.extend(n for n in devices.notes if n not in notes)
     return Performance(
         prefill_seconds=prefill_s,
         decode_seconds_per_token=step_s,

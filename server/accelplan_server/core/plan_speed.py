@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from accelplan_server.core.devices import DeviceSet, SpecResolver
+from accelplan_server.core.devices import Arrangement, SpecResolver
 from accelplan_server.core.footprint import ModelProfile
 from accelplan_server.core.hardware import Fleet
-from accelplan_server.core.performance import Efficiency, Workload, estimate_performance
+from accelplan_server.core.performance import DEFAULT_EFFICIENCY, Efficiency, Workload, roofline
 from accelplan_server.core.sharding import Layout, Lineup, SpeedModel, Strategy, device_link_bandwidth_gbps
 from accelplan_server.core.weights import WeightFormat
 
 PLAN_OUTPUT_TOKENS = 128
 """Plans quote decode speed for generating 128 tokens from an empty context (llama-bench's tg128)."""
+
+
+def _arrange(lineup: Lineup, specs_of: SpecResolver, fmt: WeightFormat, tp: int, pp: int) -> Arrangement | str:
+    """The lineup's devices arranged for the roofline, or why decode speed cannot be estimated."""
+    specs = [specs_of(d) for d in lineup.devices]
+    unknown = next((d for d, spec in zip(lineup.devices, specs, strict=True) if spec.bandwidth_gbps <= 0), None)
+    if unknown is not None:
+        return (
+            f"Decode speed unknown: no memory bandwidth for a {unknown.type.name} device; "
+            "set memory_bandwidth_gigabytes_per_second or sku."
+        )
+    return Arrangement.of(specs, fmt.quantization, tp, pp)
 
 
 def roofline_speed(
@@ -23,30 +35,20 @@ def roofline_speed(
     efficiency: Efficiency | None = None,
 ) -> SpeedModel:
     """A SpeedModel for plans of ``profile`` on ``fleet``."""
-    efficiency = efficiency or Efficiency()
+    efficiency = efficiency or DEFAULT_EFFICIENCY
 
     def speed(strategy: Strategy, lineup: Lineup, layouts: Sequence[Layout]) -> tuple[float | None, list[str]]:
-        # Kept with the lineup: a fleet's devices are resolved once, not once per plan.
-        devices = lineup.memo(specs_of, lambda: DeviceSet.of([specs_of(d) for d in lineup.devices]))
-        unknown = next((d for d in devices.distinct if d.bandwidth_gbps <= 0), None)
-        if unknown is not None:
-            kind = lineup.devices[next(i for i, d in enumerate(devices.specs) if d is unknown)].type.name
-            return None, [
-                f"Decode speed unknown: no memory bandwidth for a {kind} device; "
-                "set memory_bandwidth_gigabytes_per_second or sku."
-            ]
         n = len(lineup)
         tp, pp = (n, 1) if strategy is Strategy.TENSOR_PARALLEL else (1, n)
+        # Kept with the lineup: its devices are resolved and arranged once, not once per plan.
+        key = (specs_of, fmt.quantization, tp, pp)
+        devices = lineup.memo(key, lambda: _arrange(lineup, specs_of, fmt, tp, pp))
+        if isinstance(devices, str):
+            return None, [devices]
         fractions = [lay.layer_fraction for lay in layouts] if strategy is Strategy.PIPELINE_PARALLEL else None
         work = Workload(profile.counts, fmt, profile.architecture, 16, 1, 0, PLAN_OUTPUT_TOKENS)
-        perf = estimate_performance(
-            work,
-            devices,
-            tensor_parallel=tp,
-            pipeline_parallel=pp,
-            link_gbps=device_link_bandwidth_gbps(fleet),
-            efficiency=efficiency,
-            stage_fractions=fractions,
+        perf = roofline(
+            work, devices, link_gbps=device_link_bandwidth_gbps(fleet), efficiency=efficiency, stage_fractions=fractions
         )
         notes = ["Decode speed: batch 1, 128 tokens from an empty context (EstimatePerformance's roofline)."]
         return perf.decode_tokens_per_second_per_sequence, notes + list(perf.assumptions)

@@ -10,7 +10,7 @@ parameter at their width.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from accelplan_server.core.architecture import ParameterCounts
 from accelplan_server.core.quantization import Quantization
@@ -23,8 +23,7 @@ UNQUANTIZED_BITS = 16
 GROUPED = (Quantization.INT8, Quantization.INT4)
 
 
-@dataclass(frozen=True)
-class WeightFormat:
+class WeightFormat(NamedTuple):
     """How weights are stored."""
 
     quantization: Quantization
