@@ -11,8 +11,7 @@ import enum
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2, training_pb2
 from accelplan_server import limits
@@ -71,8 +70,7 @@ def string(value: str, field: str, bad: Violations) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class ModelRef:
+class ModelRef(NamedTuple):
     """A validated ModelSpec: a raw count, a catalogue id (looked up later) or a parsed architecture."""
 
     parameter_count: int = 0

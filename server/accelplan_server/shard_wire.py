@@ -11,18 +11,18 @@ message the field-by-field build gives; tests/unit/test_shard_wire.py checks it.
 from __future__ import annotations
 
 from itertools import chain, repeat
+from typing import NamedTuple
 
-from accelplan.v1 import hardware_pb2
+from accelplan.v1 import hardware_pb2, planning_pb2
 from accelplan_server import convert
 from accelplan_server.core import hardware as hw
 from accelplan_server.core.sharding import Layout, Lineup, Plan
 
+_ModelShard = planning_pb2.ModelShard
+
 # Wire tags: (field number << 3) | wire type (0 varint, 2 length-delimited).
 _SHARDS = b"\x1a"  # ShardingPlan.shards = 3
 _SHARD_ID = b"\x08"  # ModelShard.shard_id = 1
-_FIRST_LAYER = b"\x10"  # ModelShard.first_layer = 2
-_LAST_LAYER = b"\x18"  # ModelShard.last_layer = 3
-_MEMORY_BYTES = b"\x20"  # ModelShard.memory_bytes = 4
 _ACCELERATOR = b"\x2a"  # ModelShard.accelerator = 5
 _ACCELERATOR_INDEX = b"\x30"  # ModelShard.accelerator_index = 6 (optional: written even when 0)
 
@@ -38,15 +38,10 @@ def varint(n: int) -> bytes:
 
 
 def _layout_fields(layout: Layout) -> bytes:
-    """first_layer, last_layer and memory_bytes (zeros left out, as proto3 does)."""
-    out = b""
-    if layout.first_layer:
-        out += _FIRST_LAYER + varint(layout.first_layer)
-    if layout.last_layer:
-        out += _LAST_LAYER + varint(layout.last_layer)
-    if layout.memory_bytes:
-        out += _MEMORY_BYTES + varint(layout.memory_bytes)
-    return out
+    """first_layer, last_layer and memory_bytes, encoded (in C; zeros left out, as proto3 does)."""
+    return _ModelShard(
+        first_layer=layout.first_layer, last_layer=layout.last_layer, memory_bytes=layout.memory_bytes
+    ).SerializeToString()
 
 
 def _echoed(device: hw.Accelerator, index: int, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> bytes:
@@ -72,9 +67,19 @@ def _device_fields(lineup: Lineup, fleet: hw.Fleet, fleet_msg: hardware_pb2.Flee
     return tuple(out)
 
 
-def _lengths(fields: tuple[bytes, ...]) -> tuple[tuple[int, ...], frozenset[int]]:
-    lengths = tuple(map(len, fields))
-    return lengths, frozenset(lengths)
+class _LineupWire(NamedTuple):
+    """What a lineup's shards encode to apart from their layouts (kept with the lineup)."""
+
+    fields: tuple[bytes, ...]
+    """Shard n's shard_id, accelerator and accelerator_index."""
+    lengths: tuple[int, ...]
+    distinct_lengths: frozenset[int]
+
+    @staticmethod
+    def of(lineup: Lineup, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> _LineupWire:
+        fields = _device_fields(lineup, fleet, fleet_msg)
+        lengths = tuple(map(len, fields))
+        return _LineupWire(fields, lengths, frozenset(lengths))
 
 
 def encoded_shards(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> bytes:
@@ -85,16 +90,14 @@ def encoded_shards(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | 
     the plan's lineup, which belongs to that fleet.
     """
     lineup = plan.lineup
-    key = ("shard wire fields", fleet_msg is None)
-    fields = lineup.memo(key, lambda: _device_fields(lineup, fleet, fleet_msg))
+    wire = lineup.memo(("shard wire", fleet_msg is None), lambda: _LineupWire.of(lineup, fleet, fleet_msg))
     if len(plan.layouts) == 1:
         # Every shard has the same layers and memory: one encoding, then joined in C.
         common = _layout_fields(plan.layouts[0])
-        lengths, distinct = lineup.memo(("shard wire lengths", key), lambda: _lengths(fields))
-        headers = {n: _SHARDS + varint(n + len(common)) for n in distinct}
-        return b"".join(chain.from_iterable(zip(map(headers.__getitem__, lengths), repeat(common), fields)))
+        headers = {n: _SHARDS + varint(n + len(common)) for n in wire.distinct_lengths}
+        return b"".join(chain.from_iterable(zip(map(headers.__getitem__, wire.lengths), repeat(common), wire.fields)))
     parts = []
-    for layout, device in zip(plan.layouts, fields, strict=True):
+    for layout, device in zip(plan.layouts, wire.fields, strict=True):
         body = _layout_fields(layout) + device
         parts.append(_SHARDS + varint(len(body)) + body)
     return b"".join(parts)

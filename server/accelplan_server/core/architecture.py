@@ -42,17 +42,8 @@ class ParameterCounts(NamedTuple):
 
     @property
     def total(self) -> int:
-        """All stored parameters."""
-        return (
-            self.embedding
-            + self.lm_head
-            + self.attention
-            + self.mlp_dense
-            + self.experts
-            + self.shared_experts
-            + self.router
-            + self.norms
-        )
+        """All stored parameters: every field but active_experts (summed in C)."""
+        return sum(self[:8])
 
     @property
     def active(self) -> int:

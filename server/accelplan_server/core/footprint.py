@@ -9,11 +9,12 @@ through ``footprint``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
 from typing import NamedTuple
 
 from accelplan_server.core.architecture import Architecture, ParameterCounts
 from accelplan_server.core.memory import estimate_memory
+from accelplan_server.core.quantization import Quantization
 from accelplan_server.core.serving_memory import ServingShape, estimate_serving_memory
 from accelplan_server.core.weights import WeightFormat
 
@@ -21,8 +22,7 @@ PARAMETERS_PER_LAYER = 250_000_000
 """ai-hwaccel's layer estimate for a bare parameter count: one layer per 250M parameters."""
 
 
-@dataclass(frozen=True)
-class ModelProfile:
+class ModelProfile(NamedTuple):
     """What is known about a model: its parameter counts and, if known, its architecture."""
 
     parameter_count: int
@@ -66,7 +66,7 @@ class Footprint(NamedTuple):
     kv_cache_bytes_per_token: int
     activation_bytes: int
     overhead_bytes: int
-    assumptions: tuple[str, ...] = field(default=())
+    assumptions: tuple[str, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -82,21 +82,25 @@ class Footprint(NamedTuple):
 DEFAULT_SHAPE = ServingShape()
 
 
+@functools.lru_cache(maxsize=256)
+def _count_only_notes(q: Quantization, tensor_parallel: int) -> tuple[str, ...]:
+    notes = [
+        *estimate_memory(0, q).assumptions,
+        "Architecture unknown (bare parameter count): context length, batch size and KV-cache "
+        "precision do not change the estimate.",
+    ]
+    if tensor_parallel > 1:
+        notes.append(f"Split evenly over {tensor_parallel} devices.")
+    return tuple(notes)
+
+
 def footprint(profile: ModelProfile, fmt: WeightFormat, shape: ServingShape = DEFAULT_SHAPE) -> Footprint:
     """Memory to serve ``profile`` stored as ``fmt`` for ``shape`` (per device)."""
     if profile.architecture is None:
         e = estimate_memory(profile.parameter_count, fmt.quantization)
         t = max(1, shape.tensor_parallel)
-        notes = list(e.assumptions)
-        notes.append(
-            "Architecture unknown (bare parameter count): context length, batch size and KV-cache "
-            "precision do not change the estimate."
-        )
-        if t > 1:
-            notes.append(f"Split evenly over {t} devices.")
-        return Footprint(
-            profile, fmt, shape, -(-e.weights_bytes // t), 0, 0, 0, -(-e.overhead_bytes // t), tuple(notes)
-        )
+        notes = _count_only_notes(fmt.quantization, t)
+        return Footprint(profile, fmt, shape, -(-e.weights_bytes // t), 0, 0, 0, -(-e.overhead_bytes // t), notes)
     m = estimate_serving_memory(profile.architecture, fmt, shape)
     return Footprint(
         profile,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from typing import NamedTuple
 
 from accelplan_server.core.quantization import Quantization
 
@@ -10,8 +11,7 @@ OVERHEAD_DIVISOR = 5
 """Activations and KV cache are folded into a flat weights/5 (20%) overhead, as in ai-hwaccel."""
 
 
-@dataclass(frozen=True)
-class MemoryEstimate:
+class MemoryEstimate(NamedTuple):
     """Bytes a model needs to serve at one precision."""
 
     parameter_count: int
@@ -25,14 +25,18 @@ class MemoryEstimate:
         return self.weights_bytes + self.overhead_bytes
 
     @property
-    def assumptions(self) -> list[str]:
+    def assumptions(self) -> tuple[str, ...]:
         """The estimate's assumptions, one sentence each."""
-        return [
-            f"Weights take {self.quantization.bits} bits per parameter "
-            f"({self.quantization.display_name}): parameter_count * {self.quantization.bits} / 8 bytes.",
-            "Activations and KV cache are a flat 20% of the weights (ai-hwaccel 1.2.0's rule); "
-            "context length and batch size are not modelled.",
-        ]
+        return _assumptions(self.quantization)
+
+
+@functools.cache
+def _assumptions(q: Quantization) -> tuple[str, ...]:
+    return (
+        f"Weights take {q.bits} bits per parameter ({q.display_name}): parameter_count * {q.bits} / 8 bytes.",
+        "Activations and KV cache are a flat 20% of the weights (ai-hwaccel 1.2.0's rule); "
+        "context length and batch size are not modelled.",
+    )
 
 
 def estimate_memory(parameter_count: int, quantization: Quantization) -> MemoryEstimate:

@@ -134,6 +134,9 @@ def _stage_seconds(
     Mapped in C when every rate is known: a pipeline over 1,000 devices costs
     microseconds, not milliseconds.
     """
+    if len(rates) == 1:
+        r = rates[0]
+        return 0.0 + (work * shares[0] / (r * scale * efficiency) if r > 0 else 0.0)
     if all(rates):
         numerators = map(mul, repeat(work), shares)
         denominators = map(mul, map(mul, rates, repeat(scale)), repeat(efficiency))
@@ -246,7 +249,8 @@ def roofline(
             * layers
             * (ALLREDUCE_LATENCY_SECONDS + (2 * (t - 1) / t * message / (link_gbps * 1e9) if link_gbps > 0 else 0.0))
         )
-    notes.extend(n for n in devices.notes if n not in notes)
+    if devices.notes:
+        notes.extend(n for n in devices.notes if n not in notes)
     return Performance(
         prefill_seconds=prefill_s,
         decode_seconds_per_token=step_s,

@@ -90,15 +90,16 @@ def bytes_read_per_token(counts: ParameterCounts, fmt: WeightFormat, tied: bool)
     Every active weight except the input embedding table (only one row of it is
     looked up), unless the table doubles as the LM head.
     """
+    embedding, lm_head, attention, mlp_dense, _, shared_experts, router, norms, active_experts = counts
     active = ParameterCounts(
-        embedding=0 if not tied else counts.embedding,
-        lm_head=counts.lm_head,
-        attention=counts.attention,
-        mlp_dense=counts.mlp_dense,
-        experts=counts.active_experts,
-        shared_experts=counts.shared_experts,
-        router=counts.router,
-        norms=counts.norms,
-        active_experts=counts.active_experts,
+        embedding if tied else 0,
+        lm_head,
+        attention,
+        mlp_dense,
+        active_experts,  # experts: only the routed top-k are read
+        shared_experts,
+        router,
+        norms,
+        active_experts,
     )
     return weights_bytes(active, fmt)
