@@ -1,9 +1,11 @@
 """Deadlines and cancellation: refuse work that cannot finish in time, stop work nobody waits for.
 
 Handlers run on a thread pool and cannot be pre-empted, so a call is checked
-before its handler starts (against an estimate of what the request needs) and
-between a handler's phases (``check``). Only requests that carry a fleet do
-work that grows with the request; the rest take microseconds.
+before its handler starts (``admit``, against an estimate of what the request
+needs) and, for a large fleet, again once the fleet is validated (``check``):
+a fleet never seen before is the one phase that can take milliseconds. Only
+requests that carry a fleet do work that grows with the request; the rest take
+microseconds.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ FLEET_METHODS = frozenset({"PlanSharding", "SuggestQuantization", "FilterAcceler
 """Methods whose work grows with ``request.fleet``."""
 BASE_SECONDS = 0.0005
 """What any fleet request needs beyond its devices."""
-PER_DEVICE_SECONDS = 0.00004
-"""Cost per listed device (validation, placement, speed model, response) on the 2-core benchmark machine,
-rounded up: PlanSharding over 1,024 devices took about 38 ms there (bench/RESULTS.md)."""
+PER_DEVICE_SECONDS = 0.000004
+"""Cost per listed device for a fleet the server has seen before (placement, speed model, response), rounded
+up from the 2-core benchmark machine: PlanSharding over 1,024 devices takes about 2.5 ms there
+(bench/RESULTS.md). A fleet never seen before costs more (about 22 us per device to validate and
+prepare); ``check`` after validation stops such a call if its deadline has passed meanwhile."""
+CHECKED_FLEET_SIZE = 64
+"""Fleets with more devices than this are checked again after validation."""
 
 Cost = Callable[[Any], float]
 

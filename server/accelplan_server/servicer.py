@@ -16,7 +16,7 @@ from accelplan.v1 import (
     quantization_pb2,
     training_pb2,
 )
-from accelplan_server import convert, limits, messages
+from accelplan_server import convert, deadlines, limits, messages
 from accelplan_server.answers import remembered
 from accelplan_server.convert import Violations
 from accelplan_server.core import hardware as hw
@@ -117,8 +117,12 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     def _model(self, request: object, bad: Violations) -> convert.ModelRef:
         return convert.model_spec(request.model, "model", bad, present=request.HasField("model"))  # type: ignore[attr-defined]
 
-    def _fleet(self, msg: hardware_pb2.Fleet, bad: Violations, *, required: bool) -> hw.Fleet:
-        return convert.fleet(msg, "fleet", bad, required=required, skus=self.skus)
+    def _fleet(self, msg: hardware_pb2.Fleet, bad: Violations, context: Ctx | None, *, required: bool) -> hw.Fleet:
+        fleet = convert.fleet(msg, "fleet", bad, required=required, skus=self.skus)
+        if context is not None and len(msg.accelerators) > deadlines.CHECKED_FLEET_SIZE:
+            # A large fleet never seen before takes milliseconds to validate: stop here if the caller has gone.
+            deadlines.check(context)
+        return fleet
 
     def _profile(self, ref: convert.ModelRef) -> ModelProfile:
         return ref.resolve(self.catalog, self.profiles)
@@ -194,7 +198,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         bad = Violations()
         ref = self._model(request, bad)
         level = convert.quantization(request.quantization, "quantization", bad)
-        fleet = self._fleet(request.fleet, bad, required=True)
+        fleet = self._fleet(request.fleet, bad, context, required=True)
         util = request.gpu_memory_utilization or 0.9
         if not 0 < util <= 1:
             bad.add("gpu_memory_utilization", "must be in (0, 1] (0 means 0.9)")
@@ -254,7 +258,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         """The widest precision that fits the fleet."""
         bad = Violations()
         ref = self._model(request, bad)
-        fleet = self._fleet(request.fleet, bad, required=False)
+        fleet = self._fleet(request.fleet, bad, context, required=False)
         bad.raise_if_any()
         profile = self._profile(ref)
         s = suggest_quantization(
@@ -282,7 +286,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         bad = Violations()
         ref = self._model(request, bad)
         level = convert.quantization(request.quantization, "quantization", bad)
-        fleet = self._fleet(request.fleet, bad, required=True)
+        fleet = self._fleet(request.fleet, bad, context, required=True)
         bad.raise_if_any()
         assert level is not None
         if fleet.accelerators and not fleet.available():
@@ -300,7 +304,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         bad = Violations()
         ref = self._model(request, bad)
         level = convert.quantization(request.quantization, "quantization", bad)
-        fleet = self._fleet(request.fleet, bad, required=True)
+        fleet = self._fleet(request.fleet, bad, context, required=True)
         tp = _bounded(request.tensor_parallel_size, 1, limits.MAX_PARALLEL_DEGREE, "tensor_parallel_size", bad)
         pp = _bounded(request.pipeline_parallel_size, 1, limits.MAX_PARALLEL_DEGREE, "pipeline_parallel_size", bad)
         batch = _bounded(request.batch_size, 1, limits.MAX_BATCH_SIZE, "batch_size", bad)
@@ -566,7 +570,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     ) -> hardware_pb2.FilterAcceleratorsResponse:
         """Available devices meeting a requirement, with their capabilities."""
         bad = Violations()
-        fleet = self._fleet(request.fleet, bad, required=False)
+        fleet = self._fleet(request.fleet, bad, context, required=False)
         kind = convert.enum_value(hw.RequirementKind, request.requirement.kind, "requirement.kind", bad, required=False)
         bad.raise_if_any()
         requirement = hw.RequirementKind(kind or 0)

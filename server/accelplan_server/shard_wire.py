@@ -27,8 +27,13 @@ _ACCELERATOR = b"\x2a"  # ModelShard.accelerator = 5
 _ACCELERATOR_INDEX = b"\x30"  # ModelShard.accelerator_index = 6 (optional: written even when 0)
 
 
+_ONE_BYTE = tuple(bytes((n,)) for n in range(0x80))
+
+
 def varint(n: int) -> bytes:
     """Base-128 varint of a non-negative integer."""
+    if n < 0x80:
+        return _ONE_BYTE[n]
     out = bytearray()
     while n >= 0x80:
         out.append(n & 0x7F | 0x80)

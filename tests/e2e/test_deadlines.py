@@ -129,3 +129,43 @@ def test_the_largest_request_finishes_well_within_a_second() -> None:
         assert elapsed < 2.0, elapsed
     finally:
         running.server.stop(0).wait()
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _PassingDeadline:
+    """A ServicerContext stand-in whose deadline passes while the handler validates the fleet."""
+
+    def __init__(self) -> None:
+        self.aborted: tuple[grpc.StatusCode, str] | None = None
+
+    def time_remaining(self) -> float:
+        return 0.0
+
+    def is_active(self) -> bool:
+        return True
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.aborted = (code, details)
+        raise _Aborted
+
+    def code(self) -> grpc.StatusCode | None:
+        return self.aborted[0] if self.aborted else None
+
+
+def test_a_large_fleet_is_checked_again_after_validation() -> None:
+    """Admission estimates a known fleet; a new one can take longer, so the deadline is looked at again."""
+    from accelplan_server.core.catalog import load_catalog
+    from accelplan_server.servicer import PlannerServicer
+
+    servicer = PlannerServicer(load_catalog(), remember_answers=False)
+    context = _PassingDeadline()
+    with pytest.raises(_Aborted):
+        servicer.PlanSharding(big_plan(deadlines.CHECKED_FLEET_SIZE + 1), context)  # type: ignore[arg-type]
+    assert context.aborted is not None and context.aborted[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+    # Small fleets are not checked again: they take microseconds.
+    small = _PassingDeadline()
+    assert servicer.PlanSharding(big_plan(8), small).device_count > 0  # type: ignore[arg-type]
+    assert small.aborted is None

@@ -192,12 +192,12 @@ class Accelerator:
     supports_fp8: bool = False
     """FP8 matrix units (from the sku); ai-hwaccel's per-kind tables predate FP8."""
 
-    @cached_property
+    @property
     def family(self) -> Family:
         """The planner's group for this kind."""
         return FAMILY[self.type]
 
-    @cached_property
+    @property
     def rank(self) -> int:
         """Preference rank: higher is better (ai-hwaccel's ordering)."""
         if self.type is T.TPU:
@@ -219,7 +219,7 @@ class Accelerator:
         """The level the device runs best at."""
         return _SUPPORT[self.type][1]
 
-    @cached_property
+    @property
     def spec_key(self) -> tuple[object, ...]:
         """The fields that decide the device's performance specs (not its id, NUMA node or name)."""
         return (
