@@ -13,7 +13,9 @@ Per device, under tensor parallelism of degree t:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import functools
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from accelplan_server.core.architecture import Architecture
 from accelplan_server.core.weights import WeightFormat, weights_bytes
@@ -29,8 +31,7 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 MAX_SEARCH_CONTEXT = 1 << 31
 
 
-@dataclass(frozen=True)
-class ServingShape:
+class ServingShape(NamedTuple):
     """The traffic a deployment is sized for."""
 
     context_length: int = DEFAULT_CONTEXT_LENGTH
@@ -40,8 +41,7 @@ class ServingShape:
     max_batched_tokens: int = DEFAULT_MAX_BATCHED_TOKENS
 
 
-@dataclass(frozen=True)
-class ServingMemory:
+class ServingMemory(NamedTuple):
     """Bytes per device, by part."""
 
     weights_bytes: int
@@ -83,6 +83,25 @@ def activation_bytes(arch: Architecture, shape: ServingShape) -> int:
     return hidden_states + logits
 
 
+_OVERHEAD_NOTE = (
+    f"Runtime overhead reserved: {RUNTIME_OVERHEAD_BYTES / 2**30:g} GiB per device (CUDA context, "
+    "communication buffers)."
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _activations_note(max_batched_tokens: int) -> str:
+    return (
+        f"Activations for a forward pass of min(batch x context, {max_batched_tokens}) tokens, 16-bit, "
+        "plus FP32 logits for one token per sequence."
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _describe(fmt: WeightFormat) -> str:
+    return fmt.describe()
+
+
 def estimate_serving_memory(arch: Architecture, fmt: WeightFormat, shape: ServingShape) -> ServingMemory:
     """Per-device serving memory for a known architecture."""
     t = max(1, shape.tensor_parallel)
@@ -91,7 +110,7 @@ def estimate_serving_memory(arch: Architecture, fmt: WeightFormat, shape: Servin
     kv = shape.batch_size * kv_bytes_per_sequence(arch, shape.context_length, shape.kv_bits, t)
     act = activation_bytes(arch, shape)
     notes = [
-        fmt.describe(),
+        _describe(fmt),
         f"KV cache for {shape.batch_size} sequence(s) of {shape.context_length} tokens at {shape.kv_bits}-bit: "
         + (
             f"MLA latent of {arch.kv_lora_rank} + rope key of {arch.qk_rope_head_dim} per layer"
@@ -99,10 +118,8 @@ def estimate_serving_memory(arch: Architecture, fmt: WeightFormat, shape: Servin
             else f"{max(1, -(-arch.num_key_value_heads // t))} KV head(s) of {arch.head_dim} per layer per device"
         )
         + ".",
-        f"Activations for a forward pass of min(batch x context, {shape.max_batched_tokens}) tokens, 16-bit, "
-        "plus FP32 logits for one token per sequence.",
-        f"Runtime overhead reserved: {RUNTIME_OVERHEAD_BYTES / 2**30:g} GiB per device (CUDA context, "
-        "communication buffers).",
+        _activations_note(shape.max_batched_tokens),
+        _OVERHEAD_NOTE,
     ]
     if arch.sliding_layer_count:
         notes.append(
@@ -147,8 +164,8 @@ def estimate_capacity(
     usable = int(device_memory_bytes * memory_utilization)
     base = estimate_serving_memory(arch, fmt, shape)
     # Long contexts and many sequences fill whole prefill chunks: size activations for a full chunk.
-    full_chunk = activation_bytes(arch, replace(shape, context_length=shape.max_batched_tokens))
-    base = replace(base, activation_bytes=max(base.activation_bytes, full_chunk))
+    full_chunk = activation_bytes(arch, shape._replace(context_length=shape.max_batched_tokens))
+    base = base._replace(activation_bytes=max(base.activation_bytes, full_chunk))
     fixed = base.weights_bytes + base.activation_bytes + base.overhead_bytes
     budget = max(0, usable - fixed)
     t = shape.tensor_parallel
