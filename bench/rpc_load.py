@@ -222,6 +222,8 @@ def start_server(args: argparse.Namespace, cpus: set[int] | None) -> tuple[subpr
         cmd = [sys.executable, "-m", "accelplan.cli", "serve", "--port", str(args.port), "--log-level", "WARNING"]
         if args.workers > 1:
             cmd += ["--workers", str(args.workers)]
+        if args.max_workers:
+            cmd += ["--max-workers", str(args.max_workers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
     if cpus is not None:
         os.sched_setaffinity(proc.pid, cpus)  # workers fork after this and inherit it
@@ -288,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=["sync", "aio"], default="sync", help="server to start (default sync)")
     p.add_argument("--workers", type=int, default=1, help="accelplan serve --workers N")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--max-workers", type=int, default=0, help="handler threads per server process (default: serve's)")
     p.add_argument("--concurrency", default="1,64", help="comma-separated (default %(default)s)")
     p.add_argument("--seconds", type=float, default=3.0, help="per measurement (default %(default)s)")
     p.add_argument("--max-calls", type=int, default=200_000, help="cap per measurement")

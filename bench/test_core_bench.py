@@ -71,3 +71,36 @@ def test_fleet_validation_cold(benchmark: Any) -> None:
         return convert.fleet(fleet, "fleet", convert.Violations(), required=True)
 
     benchmark.pedantic(fresh, rounds=20, iterations=1)
+
+
+def _plan_request(devices: int) -> Any:
+    call = next(c for c in CALLS if c.label == "PlanSharding (1,024 devices)")
+    request = type(call.request)()
+    request.CopyFrom(call.request)
+    request.fleet.CopyFrom(gpu_fleet(devices))
+    return request
+
+
+@pytest.mark.parametrize("seen", ["known devices", "unseen devices"])
+def test_plan_on_a_new_fleet(benchmark: Any, seen: str) -> None:
+    """PlanSharding over 1,024 devices when the fleet differs from every earlier one.
+
+    "known devices": one device marked unavailable in turn (the devices were seen before, the fleet
+    was not), as when a scheduler's free list changes. "unseen devices": fresh device ids every round.
+    """
+    request = _plan_request(1024)
+    rounds = iter(range(1, 10**6))
+    ctx = Context()
+
+    def fresh() -> tuple[tuple[bytes], dict[str, Any]]:
+        n = next(rounds)
+        for i, a in enumerate(request.fleet.accelerators):
+            a.unavailable = i == n % 1024
+            if seen == "unseen devices":
+                a.device_id = n * 1_000_000 + i
+        return (request.SerializeToString(),), {}
+
+    def plan(raw: bytes) -> bytes:
+        return bytes(SERVICER.PlanSharding(type(request).FromString(raw), ctx).SerializeToString())
+
+    benchmark.pedantic(plan, setup=fresh, rounds=20, iterations=1)
