@@ -292,7 +292,8 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         if fleet.accelerators and not fleet.available():
             raise invalid("fleet.accelerators", "every accelerator is marked unavailable; nothing to plan on")
         profile = self._profile(ref)
-        plan = plan_sharding(footprint(profile, WeightFormat(level)), fleet, self._speed(profile, level, fleet))
+        fmt = WeightFormat(level)
+        plan = plan_sharding(footprint(profile, fmt), fleet, roofline_speed(profile, fmt, fleet, self.specs_of))
         return messages.plan_message(plan, fleet, request.fleet)
 
     @translate_errors

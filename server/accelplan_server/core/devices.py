@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from accelplan_server.core.bandwidth import BandwidthTable
 from accelplan_server.core.catalog import AcceleratorModel, Catalog
 from accelplan_server.core.hardware import Accelerator
+from accelplan_server.core.memo import Memoizing
 from accelplan_server.core.quantization import Quantization
 
 COMPUTE_DTYPE = {
@@ -47,12 +48,12 @@ class DeviceSpecs:
         )
 
 
-@dataclass(frozen=True)
-class Arrangement:
+@dataclass(frozen=True, eq=False)
+class Arrangement(Memoizing):
     """Devices as pipeline stages of tensor-parallel groups, reduced to what the roofline needs at one precision.
 
     Depends only on the devices, so it is worked out once for a plan's lineup
-    and reused for every model placed on it.
+    and reused for every model placed on it (with facts derived from it, ``memo``).
     """
 
     tensor_parallel: int

@@ -175,8 +175,11 @@ def roofline(
     """Roofline prediction for ``work`` on an arrangement of devices (at the workload's precision)."""
     t, p = devices.tensor_parallel, devices.pipeline_parallel
     fractions = stage_fractions or [1.0 / p] * p
-    notes = [_efficiency_note(efficiency)]
     counts, fmt, arch = work.counts, work.weight_format, work.architecture
+    # The assumptions that depend only on the devices and settings are worked out once per arrangement.
+    key = (efficiency, link_gbps, arch is not None)
+    head, tail = devices.memo(key, lambda: _fixed_notes(devices, efficiency, link_gbps, arch is not None))
+    notes = list(head)
     active = counts.active
     tied = arch.tie_word_embeddings if arch else True
     dense_read = bytes_read_per_token(counts, fmt, tied)
@@ -198,32 +201,21 @@ def roofline(
         attention_context = average_context
         flops_per_token += 4.0 * arch.num_hidden_layers * arch.num_attention_heads * arch.head_dim * attention_context
     step_flops = flops_per_token * work.batch_size
-    if arch is None:
-        notes.append("Architecture unknown: KV-cache reads, attention FLOPs and per-layer overhead are not modelled.")
 
     # Each stage goes at its slowest device's pace; a sequence's token passes the stages one after another.
     shares = fractions if t == 1 else [f / t for f in fractions]
     memory_s = _stage_seconds(step_bytes, shares, devices.stage_bandwidths_gbps, 1e9, efficiency.decode_mbu)
     compute_s = _stage_seconds(step_flops, shares, devices.stage_peaks_tflops, 1e12, efficiency.decode_mfu)
-    if not devices.peaks_known:
-        notes.append("Peak FLOPS unknown for a device: the compute bound was not checked.")
 
     comm_s = 0.0
     hidden = arch.hidden_size if arch else 0
     layers = arch.num_hidden_layers if arch else 0
     if t > 1:
-        if arch is None:
-            notes.append("Tensor-parallel communication not modelled (architecture unknown).")
-        elif link_gbps <= 0:
-            notes.append("No interconnect bandwidth known: only all-reduce latency is counted.")
         message = work.batch_size * hidden * 2
         per_reduce = ALLREDUCE_LATENCY_SECONDS + (
             2 * (t - 1) / t * message / (link_gbps * 1e9) if link_gbps > 0 else 0.0
         )
         comm_s = 2 * layers * per_reduce
-        notes.append(_tensor_parallel_note(t, link_gbps))
-    if p > 1:
-        notes.append(f"Pipeline over {p} stages: a sequence's token passes the stages one after another.")
     layer_count = work.layer_count or (arch.num_hidden_layers if arch else 0)
     overhead_s = layer_count * efficiency.decode_overhead_seconds_per_layer
     step_s = max(memory_s, compute_s) + comm_s + overhead_s
@@ -249,16 +241,28 @@ def roofline(
             * layers
             * (ALLREDUCE_LATENCY_SECONDS + (2 * (t - 1) / t * message / (link_gbps * 1e9) if link_gbps > 0 else 0.0))
         )
-    if devices.notes:
-        notes.extend(n for n in devices.notes if n not in notes)
-    return Performance(
-        prefill_seconds=prefill_s,
-        decode_seconds_per_token=step_s,
-        bound=bound,
-        memory_seconds=memory_s,
-        compute_seconds=compute_s,
-        communication_seconds=comm_s,
-        bytes_read_per_step=step_bytes,
-        assumptions=tuple(notes),
-        batch_size=work.batch_size,
-    )
+    notes.extend(tail)
+    return Performance(prefill_s, step_s, bound, memory_s, compute_s, comm_s, step_bytes, tuple(notes), work.batch_size)
+
+
+def _fixed_notes(
+    devices: Arrangement, efficiency: Efficiency, link_gbps: float, architecture_known: bool
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The assumptions before and after the model's own (the MoE note), in the order roofline states them."""
+    t, p = devices.tensor_parallel, devices.pipeline_parallel
+    head = (_efficiency_note(efficiency),)
+    tail: list[str] = []
+    if not architecture_known:
+        tail.append("Architecture unknown: KV-cache reads, attention FLOPs and per-layer overhead are not modelled.")
+    if not devices.peaks_known:
+        tail.append("Peak FLOPS unknown for a device: the compute bound was not checked.")
+    if t > 1:
+        if not architecture_known:
+            tail.append("Tensor-parallel communication not modelled (architecture unknown).")
+        elif link_gbps <= 0:
+            tail.append("No interconnect bandwidth known: only all-reduce latency is counted.")
+        tail.append(_tensor_parallel_note(t, link_gbps))
+    if p > 1:
+        tail.append(f"Pipeline over {p} stages: a sequence's token passes the stages one after another.")
+    tail.extend(n for n in devices.notes if n not in head and n not in tail)
+    return head, tuple(tail)

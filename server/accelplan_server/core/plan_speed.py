@@ -13,6 +13,7 @@ from accelplan_server.core.weights import WeightFormat
 
 PLAN_OUTPUT_TOKENS = 128
 """Plans quote decode speed for generating 128 tokens from an empty context (llama-bench's tg128)."""
+_DECODE_NOTE = "Decode speed: batch 1, 128 tokens from an empty context (EstimatePerformance's roofline)."
 
 
 def _arrange(lineup: Lineup, specs_of: SpecResolver, fmt: WeightFormat, tp: int, pp: int) -> Arrangement | str:
@@ -36,6 +37,7 @@ def roofline_speed(
 ) -> SpeedModel:
     """A SpeedModel for plans of ``profile`` on ``fleet``."""
     efficiency = efficiency or DEFAULT_EFFICIENCY
+    link_gbps = device_link_bandwidth_gbps(fleet)
 
     def speed(strategy: Strategy, lineup: Lineup, layouts: Sequence[Layout]) -> tuple[float | None, list[str]]:
         n = len(lineup)
@@ -47,10 +49,7 @@ def roofline_speed(
             return None, [devices]
         fractions = [lay.layer_fraction for lay in layouts] if strategy is Strategy.PIPELINE_PARALLEL else None
         work = Workload(profile.counts, fmt, profile.architecture, 16, 1, 0, PLAN_OUTPUT_TOKENS)
-        perf = roofline(
-            work, devices, link_gbps=device_link_bandwidth_gbps(fleet), efficiency=efficiency, stage_fractions=fractions
-        )
-        notes = ["Decode speed: batch 1, 128 tokens from an empty context (EstimatePerformance's roofline)."]
-        return perf.decode_tokens_per_second_per_sequence, notes + list(perf.assumptions)
+        perf = roofline(work, devices, link_gbps=link_gbps, efficiency=efficiency, stage_fractions=fractions)
+        return perf.decode_tokens_per_second_per_sequence, [_DECODE_NOTE, *perf.assumptions]
 
     return speed
