@@ -1,8 +1,9 @@
 """Closed-loop load on loopback: QPS, p50 and p99 per RPC at each concurrency, as ratios to a no-op RPC.
 
 One server process is started (or --target names a running one) and every RPC
-is measured against it in the same run, one after another, so the ratios
-compare like with like. The client runs in its own process; with --pin (the
+is measured against it in the same run, each between two half-length runs of
+the no-op (no-op, RPC, no-op), so the ratios compare like with like even when
+the machine's speed drifts. The client runs in its own process; with --pin (the
 default on a machine with 2+ cores) the server is pinned to CPU 0 and the
 client to CPU 1 so that they do not take turns on one core. The client sends
 pre-serialized requests and does not parse responses (identity serializers),
@@ -51,6 +52,8 @@ class Result:
     server_cpu: float = float("nan")
     """Server CPU seconds per wall second during the measurement (1.0 = one core busy)."""
     ratio: float = 0.0
+    noop_qps: float = float("nan")
+    """The no-op's QPS measured around this RPC (half before, half after); the ratio's denominator."""
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -162,9 +165,17 @@ async def _client(
             )
         for concurrency in concurrencies:
             for r in range(rounds):
-                # Interleave: the no-op is measured next to each RPC, round after round.
                 for call in calls:
-                    res = await _measure(channel, call, concurrency, seconds, max_calls, 30, server_pids)
+                    if call.label == NOOP.label:
+                        res = await _measure(channel, call, concurrency, seconds, max_calls, 30, server_pids)
+                    else:
+                        # Side by side: the no-op for half as long just before and just after the RPC, so a
+                        # slow spell on a shared machine weighs on both sides of the ratio.
+                        noop = next(c for c in calls if c.label == NOOP.label)
+                        before = await _measure(channel, noop, concurrency, seconds / 2, max_calls, 30, [])
+                        res = await _measure(channel, call, concurrency, seconds, max_calls, 30, server_pids)
+                        after = await _measure(channel, noop, concurrency, seconds / 2, max_calls, 30, [])
+                        res.noop_qps = (before.calls + after.calls) / (before.seconds + after.seconds)
                     res.label = call.label if rounds == 1 else f"{call.label} #{r + 1}"
                     results.append(res)
     return [asdict(r) for r in results]
@@ -204,7 +215,7 @@ def run_client(
         ),
     )
     proc.start()
-    budget = (args.seconds + 1.0) * len(calls) * len(concurrencies) * args.rounds + 60
+    budget = (2 * args.seconds + 2.0) * len(calls) * len(concurrencies) * args.rounds + 60  # no-op around each RPC
     if not parent.poll(budget):
         proc.kill()
         raise SystemExit("load client timed out")
@@ -237,14 +248,9 @@ def start_server(args: argparse.Namespace, cpus: set[int] | None) -> tuple[subpr
 
 
 def add_ratios(results: list[Result]) -> None:
-    base: dict[tuple[int, str], float] = {}
+    """Each RPC's QPS over the no-op's measured around it (the no-op's own rows: 1)."""
     for r in results:
-        if r.label.startswith(NOOP.label):
-            base[(r.concurrency, r.label.removeprefix(NOOP.label))] = r.qps
-    for r in results:
-        suffix = r.label.split(" #")[-1] if " #" in r.label else ""
-        noop = base.get((r.concurrency, f" #{suffix}" if suffix else ""))
-        r.ratio = r.qps / noop if noop else float("nan")
+        r.ratio = 1.0 if r.label.startswith(NOOP.label) else r.qps / r.noop_qps
 
 
 def print_table(results: list[Result], title: str) -> None:
@@ -279,6 +285,7 @@ def summarize(results: list[Result]) -> list[Result]:
                 statistics.median(r.p99_ms for r in rs),
                 statistics.median(r.server_cpu for r in rs),
                 statistics.median(r.ratio for r in rs),
+                statistics.median(r.noop_qps for r in rs),
             )
         )
     return out
