@@ -24,7 +24,14 @@ import time
 from dataclasses import replace
 
 from accelplan_server.core.catalog import Catalog, load_catalog
-from accelplan_server.serve import PortInUse, ServerConfig, start, wait_for_signal, warn_if_plaintext
+from accelplan_server.serve import (
+    PortInUse,
+    ServerConfig,
+    freeze_startup_objects,
+    start,
+    wait_for_signal,
+    warn_if_plaintext,
+)
 
 log = logging.getLogger("accelplan.workers")
 
@@ -55,6 +62,7 @@ def _run_worker(index: int, config: ServerConfig, catalog: Catalog, ready_fd: in
     except Exception as e:  # report any start failure to the parent rather than a traceback per worker
         os.write(ready_fd, f"error {e}\n".encode())
         return 2
+    freeze_startup_objects()
     os.write(ready_fd, b"ok\n")
     os.close(ready_fd)
     wait_for_signal()
