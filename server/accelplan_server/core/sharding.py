@@ -112,10 +112,6 @@ class Plan:
         """Shards: devices, pipeline stages or TPU chips."""
         return len(self.lineup)
 
-    def layout_of(self, shard: int) -> Layout:
-        """Shard ``shard``'s layout."""
-        return self.layouts[0] if len(self.layouts) == 1 else self.layouts[shard]
-
     @cached_property
     def shards(self) -> tuple[Shard, ...]:
         """Every shard, spelled out."""
