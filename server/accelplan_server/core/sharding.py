@@ -88,6 +88,11 @@ class Lineup(Memoizing):
         return len(self.devices)
 
 
+def each_layout(layouts: Sequence[Layout], shards: int) -> Sequence[Layout]:
+    """One layout per shard, from a plan's layouts (one per shard, or one that every shard has)."""
+    return list(layouts) * shards if len(layouts) == 1 else layouts
+
+
 SpeedModel = Callable[[Strategy, Lineup, Sequence[Layout]], tuple[float | None, list[str]]]
 """(strategy, lineup, one layout per shard) -> (batch-1 decode tokens/s or None, assumptions)."""
 
@@ -119,12 +124,9 @@ class Plan:
         return tuple(
             Shard(n, lay.first_layer, lay.last_layer, lay.memory_bytes, device, index, lay.layer_fraction)
             for n, (device, index, lay) in enumerate(
-                zip(lineup.devices, lineup.indices, self._each_layout(), strict=True)
+                zip(lineup.devices, lineup.indices, each_layout(self.layouts, len(lineup)), strict=True)
             )
         )
-
-    def _each_layout(self) -> Sequence[Layout]:
-        return self.layouts * len(self.lineup) if len(self.layouts) == 1 else self.layouts
 
 
 def best_device(devices: Sequence[tuple[int, Accelerator]]) -> tuple[int, Accelerator] | None:
@@ -280,7 +282,7 @@ def plan_sharding(need: Footprint, fleet: Fleet, speed: SpeedModel) -> Plan:
         raise ValueError("fleet has no available device")
 
     def finish(strategy: Strategy, lineup: Lineup, layouts: list[Layout], fits: bool, extra: str) -> Plan:
-        tps, speed_notes = speed(strategy, lineup, layouts * len(lineup) if len(layouts) == 1 else layouts)
+        tps, speed_notes = speed(strategy, lineup, each_layout(layouts, len(lineup)))
         notes.append(extra)
         notes.extend(speed_notes)
         return Plan(strategy, lineup, tuple(layouts), needed, layers, tps, fits, tuple(notes))
