@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run as a script: make `tests.validation` importable
 
-from accelplan_server.core.bandwidth import BandwidthTable  # noqa: E402
 from accelplan_server.core.catalog import Catalog, load_catalog  # noqa: E402
-from accelplan_server.core.devices import DeviceSpecs  # noqa: E402
-from accelplan_server.core.hardware import AcceleratorType  # noqa: E402
+from accelplan_server.core.hardware.accelerators import AcceleratorType  # noqa: E402
+from accelplan_server.core.hardware.bandwidth import BandwidthTable  # noqa: E402
+from accelplan_server.core.hardware.specs import DeviceSpecs  # noqa: E402
 from tests.validation import evaluate as ev  # noqa: E402
 
 GIB = 2**30

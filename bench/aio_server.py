@@ -15,8 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from accelplan.v1 import planner_service_pb2_grpc
 from accelplan_server.core.catalog import load_catalog
-from accelplan_server.serve import MAX_MESSAGE_BYTES
-from accelplan_server.servicer import PlannerServicer
+from accelplan_server.rpc.planner import PlannerServicer
+from accelplan_server.runtime.serve import MAX_MESSAGE_BYTES
 
 
 async def main(port: int, threads: int) -> None:

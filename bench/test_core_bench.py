@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from accelplan_server import convert
 from accelplan_server.core.catalog import load_catalog
-from accelplan_server.servicer import PlannerServicer
+from accelplan_server.rpc import convert
+from accelplan_server.rpc.planner import PlannerServicer
 from bench.workload import CALLS, gpu_fleet
 
 pytest.importorskip("pytest_benchmark")

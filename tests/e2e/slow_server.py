@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from accelplan_server import serve
+from accelplan_server.runtime import serve
 
 
 class Hold(grpc.ServerInterceptor):

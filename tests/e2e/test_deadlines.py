@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from accelplan.v1 import hardware_pb2, models_pb2, planner_service_pb2_grpc, planning_pb2, quantization_pb2
-from accelplan_server import deadlines
-from accelplan_server.serve import ServerConfig, start
+from accelplan_server.rpc import deadlines
+from accelplan_server.runtime.serve import ServerConfig, start
 
 H = hardware_pb2
 SERVICE = "accelplan.v1.PlannerService"
@@ -158,7 +158,7 @@ class _PassingDeadline:
 def test_a_large_fleet_is_checked_again_after_validation() -> None:
     """Admission estimates a known fleet; a new one can take longer, so the deadline is looked at again."""
     from accelplan_server.core.catalog import load_catalog
-    from accelplan_server.servicer import PlannerServicer
+    from accelplan_server.rpc.planner import PlannerServicer
 
     servicer = PlannerServicer(load_catalog(), remember_answers=False)
     context = _PassingDeadline()

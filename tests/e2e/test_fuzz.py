@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accelplan.v1 import hardware_pb2, planner_service_pb2, quantization_pb2
-from accelplan_server import limits
+from accelplan_server.rpc import limits
 from tests.e2e.conftest import ServerProcess
 
 SERVICE = planner_service_pb2.DESCRIPTOR.services_by_name["PlannerService"]

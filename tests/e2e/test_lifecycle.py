@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from accelplan.v1 import planner_service_pb2_grpc, quantization_pb2
-from accelplan_server.serve import PortInUse, ServerConfig, start
+from accelplan_server.runtime.serve import PortInUse, ServerConfig, start
 from tests.e2e.conftest import ServerProcess, launch_server
 
 SERVICE = "accelplan.v1.PlannerService"

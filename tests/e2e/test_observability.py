@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from accelplan.v1 import models_pb2, planner_service_pb2_grpc, planning_pb2, quantization_pb2
-from accelplan_server.serve import RunningServer, ServerConfig, start
+from accelplan_server.runtime.serve import RunningServer, ServerConfig, start
 
 M = "/accelplan.v1.PlannerService/"
 

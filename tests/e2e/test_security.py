@@ -13,8 +13,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from accelplan.client import PlannerClient, PlannerError
-from accelplan_server.security import CredentialError, TlsFiles, TokenAuth, exempt_prefixes, load_token
-from accelplan_server.serve import RunningServer, ServerConfig, start
+from accelplan_server.runtime.security import CredentialError, TlsFiles, TokenAuth, exempt_prefixes, load_token
+from accelplan_server.runtime.serve import RunningServer, ServerConfig, start
 from tests.e2e.tls_certs import Certs, make_certs
 
 TOKEN = "s3cret-token-for-tests"

@@ -14,7 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from accelplan.v1 import planner_service_pb2_grpc, quantization_pb2
-from accelplan_server.serve import PortInUse, ServerConfig, start
+from accelplan_server.runtime.serve import PortInUse, ServerConfig, start
 from tests.e2e.conftest import launch_server
 
 

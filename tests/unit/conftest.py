@@ -1,7 +1,7 @@
 import pytest
 
-from accelplan_server.core.bandwidth import BandwidthTable
 from accelplan_server.core.catalog import Catalog, load_catalog
+from accelplan_server.core.hardware.bandwidth import BandwidthTable
 
 
 @pytest.fixture(scope="session")

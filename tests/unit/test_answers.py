@@ -2,7 +2,7 @@ import contextlib
 from typing import Any
 
 from accelplan.v1 import models_pb2
-from accelplan_server.answers import ANSWERS_PER_RPC, remembered
+from accelplan_server.rpc.answers import ANSWERS_PER_RPC, remembered
 
 
 class Counting:

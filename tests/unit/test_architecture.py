@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from accelplan_server.core.architecture import Architecture
 from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.errors import InvalidArgument
-from accelplan_server.core.serving_memory import kv_bytes_per_sequence, kv_bytes_per_token
+from accelplan_server.core.memory.serving import kv_bytes_per_sequence, kv_bytes_per_token
+from accelplan_server.core.model.architecture import Architecture
 
 # Totals published on the models' cards / safetensors indexes (see models.json sources).
 PUBLISHED = {

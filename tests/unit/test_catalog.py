@@ -6,7 +6,7 @@ import pytest
 from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.cost import find_compatible_models, recommend_instances
 from accelplan_server.core.errors import NotFound
-from accelplan_server.core.memory import estimate_memory
+from accelplan_server.core.memory.hwaccel_serving import estimate_memory
 from accelplan_server.core.quantization import Quantization as Q
 
 DATA = Path(__file__).resolve().parents[2] / "server" / "accelplan_server" / "data"

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accelplan.v1 import hardware_pb2
-from accelplan_server import convert, limits
+from accelplan_server.rpc import convert, limits
 
 H = hardware_pb2
 

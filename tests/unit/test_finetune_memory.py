@@ -1,8 +1,7 @@
 import pytest
 
-from accelplan_server.core.architecture import Architecture
 from accelplan_server.core.catalog import Catalog
-from accelplan_server.core.finetune_memory import (
+from accelplan_server.core.memory.finetune import (
     ALL_LINEAR,
     NF4_BITS,
     FinetuneSetup,
@@ -12,7 +11,8 @@ from accelplan_server.core.finetune_memory import (
     estimate_finetune_memory,
     lora_trainable_parameters,
 )
-from accelplan_server.core.training import TrainingMethod as M
+from accelplan_server.core.memory.hwaccel_training import TrainingMethod as M
+from accelplan_server.core.model.architecture import Architecture
 
 
 @pytest.fixture(scope="module")

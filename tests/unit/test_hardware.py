@@ -1,6 +1,6 @@
 import pytest
 
-from accelplan_server.core.hardware import (
+from accelplan_server.core.hardware.accelerators import (
     FAMILY,
     Accelerator,
     AcceleratorType,

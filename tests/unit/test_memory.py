@@ -1,6 +1,6 @@
 import pytest
 
-from accelplan_server.core.memory import estimate_memory
+from accelplan_server.core.memory.hwaccel_serving import estimate_memory
 from accelplan_server.core.quantization import Quantization as Q
 
 

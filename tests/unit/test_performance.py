@@ -1,9 +1,10 @@
 import pytest
 
-from accelplan_server.core.architecture import Architecture
 from accelplan_server.core.catalog import Catalog
-from accelplan_server.core.devices import DeviceSpecs
-from accelplan_server.core.performance import (
+from accelplan_server.core.hardware.specs import DeviceSpecs
+from accelplan_server.core.model.architecture import Architecture
+from accelplan_server.core.model.weights import WeightFormat, bytes_read_per_token, weights_bytes
+from accelplan_server.core.planning.roofline import (
     ALLREDUCE_LATENCY_SECONDS,
     Bound,
     Efficiency,
@@ -11,7 +12,6 @@ from accelplan_server.core.performance import (
     estimate_performance,
 )
 from accelplan_server.core.quantization import Quantization as Q
-from accelplan_server.core.weights import WeightFormat, bytes_read_per_token, weights_bytes
 
 H100 = DeviceSpecs(80 * 2**30, 3350.0, {"bf16": 989.0, "fp16": 989.0, "fp8": 1979.0}, "H100")
 NO_OVERHEAD = Efficiency(decode_overhead_seconds_per_layer=0.0)

@@ -1,16 +1,16 @@
 import pytest
 
-from accelplan_server.core.architecture import Architecture
 from accelplan_server.core.catalog import Catalog
-from accelplan_server.core.quantization import Quantization as Q
-from accelplan_server.core.serving_memory import (
+from accelplan_server.core.memory.serving import (
     RUNTIME_OVERHEAD_BYTES,
     ServingShape,
     estimate_capacity,
     estimate_serving_memory,
     kv_bytes_per_token,
 )
-from accelplan_server.core.weights import WeightFormat, weights_bytes
+from accelplan_server.core.model.architecture import Architecture
+from accelplan_server.core.model.weights import WeightFormat, weights_bytes
+from accelplan_server.core.quantization import Quantization as Q
 
 GIB = 2**30
 

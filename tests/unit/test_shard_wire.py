@@ -3,18 +3,18 @@
 import pytest
 
 from accelplan.v1 import hardware_pb2, planning_pb2
-from accelplan_server import convert, messages
-from accelplan_server.convert import Violations
-from accelplan_server.core import hardware as hw
-from accelplan_server.core.bandwidth import BandwidthTable
 from accelplan_server.core.catalog import Catalog
-from accelplan_server.core.devices import SpecResolver
-from accelplan_server.core.footprint import ModelProfile, footprint
-from accelplan_server.core.plan_speed import roofline_speed
+from accelplan_server.core.hardware import accelerators as hw
+from accelplan_server.core.hardware.bandwidth import BandwidthTable
+from accelplan_server.core.hardware.specs import SpecResolver
+from accelplan_server.core.model.footprint import ModelProfile, footprint
+from accelplan_server.core.model.weights import WeightFormat
+from accelplan_server.core.planning.plan_speed import roofline_speed
+from accelplan_server.core.planning.sharding import Plan, Strategy, plan_sharding
 from accelplan_server.core.quantization import Quantization as Q
-from accelplan_server.core.sharding import Plan, Strategy, plan_sharding
-from accelplan_server.core.weights import WeightFormat
-from accelplan_server.shard_wire import varint
+from accelplan_server.rpc import convert, messages
+from accelplan_server.rpc.convert import Violations
+from accelplan_server.rpc.shard_wire import varint
 
 GIB = 2**30
 H = hardware_pb2

@@ -1,10 +1,7 @@
 import pytest
 
-from accelplan_server.core.bandwidth import BandwidthTable
 from accelplan_server.core.catalog import Catalog
-from accelplan_server.core.devices import SpecResolver
-from accelplan_server.core.footprint import ModelProfile, footprint
-from accelplan_server.core.hardware import (
+from accelplan_server.core.hardware.accelerators import (
     Accelerator,
     AcceleratorType,
     Fleet,
@@ -13,18 +10,21 @@ from accelplan_server.core.hardware import (
     InterconnectKind,
     TpuVersion,
 )
-from accelplan_server.core.performance import DEFAULT_DECODE_MBU as DECODE_BANDWIDTH_EFFICIENCY
-from accelplan_server.core.plan_speed import roofline_speed
-from accelplan_server.core.quantization import Quantization as Q
-from accelplan_server.core.sharding import (
+from accelplan_server.core.hardware.bandwidth import BandwidthTable
+from accelplan_server.core.hardware.specs import SpecResolver
+from accelplan_server.core.model.footprint import ModelProfile, footprint
+from accelplan_server.core.model.weights import WeightFormat
+from accelplan_server.core.planning.plan_speed import roofline_speed
+from accelplan_server.core.planning.roofline import DEFAULT_DECODE_MBU as DECODE_BANDWIDTH_EFFICIENCY
+from accelplan_server.core.planning.sharding import (
     Plan,
     Strategy,
     best_device,
     fast_link_bandwidth_gbps,
     pipeline_ranges,
 )
-from accelplan_server.core.sharding import plan_sharding as plan_footprint
-from accelplan_server.core.weights import WeightFormat
+from accelplan_server.core.planning.sharding import plan_sharding as plan_footprint
+from accelplan_server.core.quantization import Quantization as Q
 
 T = AcceleratorType
 GIB = 2**30

@@ -1,16 +1,23 @@
 import pytest
 
-from accelplan_server.core.bandwidth import BandwidthTable
 from accelplan_server.core.catalog import Catalog
-from accelplan_server.core.devices import SpecResolver
-from accelplan_server.core.footprint import ModelProfile, footprint
-from accelplan_server.core.hardware import Accelerator, AcceleratorType, Family, Fleet, GaudiGeneration, TpuVersion
-from accelplan_server.core.plan_speed import roofline_speed
+from accelplan_server.core.hardware.accelerators import (
+    Accelerator,
+    AcceleratorType,
+    Family,
+    Fleet,
+    GaudiGeneration,
+    TpuVersion,
+)
+from accelplan_server.core.hardware.bandwidth import BandwidthTable
+from accelplan_server.core.hardware.specs import SpecResolver
+from accelplan_server.core.model.footprint import ModelProfile, footprint
+from accelplan_server.core.model.weights import WeightFormat
+from accelplan_server.core.planning.plan_speed import roofline_speed
+from accelplan_server.core.planning.sharding import Strategy
+from accelplan_server.core.planning.suggest import Suggestion
+from accelplan_server.core.planning.suggest import suggest_quantization as suggest_core
 from accelplan_server.core.quantization import Quantization as Q
-from accelplan_server.core.sharding import Strategy
-from accelplan_server.core.suggest import Suggestion
-from accelplan_server.core.suggest import suggest_quantization as suggest_core
-from accelplan_server.core.weights import WeightFormat
 
 T = AcceleratorType
 GIB = 2**30

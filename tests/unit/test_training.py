@@ -1,8 +1,8 @@
 import pytest
 
-from accelplan_server.core.training import TrainingMethod as M
-from accelplan_server.core.training import TrainingTarget as T
-from accelplan_server.core.training import estimate_training_memory, multipliers
+from accelplan_server.core.memory.hwaccel_training import TrainingMethod as M
+from accelplan_server.core.memory.hwaccel_training import TrainingTarget as T
+from accelplan_server.core.memory.hwaccel_training import estimate_training_memory, multipliers
 
 P = 7_000_000_000  # base = 14e9 bytes
 BASE = 14_000_000_000

@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from accelplan_server.core.architecture import Architecture
-from accelplan_server.core.bandwidth import BandwidthTable
 from accelplan_server.core.catalog import Catalog, load_catalog
-from accelplan_server.core.devices import DeviceSpecs, resolve
-from accelplan_server.core.hardware import Accelerator
-from accelplan_server.core.performance import Workload, estimate_performance
+from accelplan_server.core.hardware.accelerators import Accelerator
+from accelplan_server.core.hardware.bandwidth import BandwidthTable
+from accelplan_server.core.hardware.specs import DeviceSpecs, resolve
+from accelplan_server.core.memory.serving import ServingShape, estimate_capacity, estimate_serving_memory
+from accelplan_server.core.model.architecture import Architecture
+from accelplan_server.core.model.weights import WeightFormat
+from accelplan_server.core.planning.roofline import Workload, estimate_performance
 from accelplan_server.core.quantization import from_name
-from accelplan_server.core.serving_memory import ServingShape, estimate_capacity, estimate_serving_memory
-from accelplan_server.core.weights import WeightFormat
 
 HERE = Path(__file__).parent
 GIB = 2**30
@@ -83,7 +83,7 @@ def device_specs(s: dict[str, Any], doc: dict[str, Any], catalog: Catalog, table
             table,
         )
     inline = doc["devices"][key]
-    from accelplan_server.core.hardware import AcceleratorType
+    from accelplan_server.core.hardware.accelerators import AcceleratorType
 
     return resolve(
         Accelerator(

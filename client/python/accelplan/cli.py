@@ -467,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     try:
-        from accelplan_server import serve_cli
+        from accelplan_server.runtime import flags as serve_cli
     except ImportError:  # client-only install: no server package
         parser.set_defaults(serve_unavailable=True)
         return
@@ -478,7 +478,7 @@ def _serve(args: argparse.Namespace) -> int:
     if getattr(args, "serve_unavailable", False):
         print("accelplan: the server package (accelplan_server) is not installed", file=sys.stderr)
         return 2
-    from accelplan_server import serve_cli
+    from accelplan_server.runtime import flags as serve_cli
 
     return serve_cli.run(args)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from accelplan_server.core.errors import InvalidArgument, NotFound
-from accelplan_server.core.hardware import AcceleratorType
+from accelplan_server.core.hardware.accelerators import AcceleratorType
 from accelplan_server.core.quantization import Quantization, from_name
 
 

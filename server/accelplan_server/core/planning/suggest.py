@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from accelplan_server.core.footprint import Footprint
-from accelplan_server.core.hardware import Accelerator, AcceleratorType, Family, Fleet
+from accelplan_server.core.hardware.accelerators import Accelerator, AcceleratorType, Family, Fleet
+from accelplan_server.core.model.footprint import Footprint
+from accelplan_server.core.planning.sharding import FALLBACK_CPU_MEMORY_BYTES, Plan, SpeedModel, plan_sharding
 from accelplan_server.core.quantization import Quantization as Q
-from accelplan_server.core.sharding import FALLBACK_CPU_MEMORY_BYTES, Plan, SpeedModel, plan_sharding
 
 FootprintFor = Callable[[Q], Footprint]
 """The model's footprint at a level."""

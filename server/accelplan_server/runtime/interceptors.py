@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from accelplan_server import deadlines
-from accelplan_server.metrics import RpcMetrics
-from accelplan_server.security import TokenAuth
+from accelplan_server.rpc import deadlines
+from accelplan_server.runtime.metrics import RpcMetrics
+from accelplan_server.runtime.security import TokenAuth
 
 log = logging.getLogger("accelplan.rpc")
 

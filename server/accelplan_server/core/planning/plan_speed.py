@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from accelplan_server.core.devices import Arrangement, SpecResolver
-from accelplan_server.core.footprint import ModelProfile
-from accelplan_server.core.hardware import Fleet
-from accelplan_server.core.performance import DEFAULT_EFFICIENCY, Efficiency, Workload, roofline
-from accelplan_server.core.sharding import Layout, Lineup, SpeedModel, Strategy, device_link_bandwidth_gbps
-from accelplan_server.core.weights import WeightFormat
+from accelplan_server.core.hardware.accelerators import Fleet
+from accelplan_server.core.hardware.specs import Arrangement, SpecResolver
+from accelplan_server.core.model.footprint import ModelProfile
+from accelplan_server.core.model.weights import WeightFormat
+from accelplan_server.core.planning.roofline import DEFAULT_EFFICIENCY, Efficiency, Workload, roofline
+from accelplan_server.core.planning.sharding import Layout, Lineup, SpeedModel, Strategy, device_link_bandwidth_gbps
 
 PLAN_OUTPUT_TOKENS = 128
 """Plans quote decode speed for generating 128 tokens from an empty context (llama-bench's tg128)."""

@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from accelplan_server.core.bandwidth import BandwidthTable
 from accelplan_server.core.catalog import AcceleratorModel, Catalog
-from accelplan_server.core.hardware import Accelerator
+from accelplan_server.core.hardware.accelerators import Accelerator
+from accelplan_server.core.hardware.bandwidth import BandwidthTable
 from accelplan_server.core.memo import Memoizing
 from accelplan_server.core.quantization import Quantization
 

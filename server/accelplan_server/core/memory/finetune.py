@@ -24,8 +24,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from accelplan_server.core.architecture import Architecture
-from accelplan_server.core.training import TrainingMethod
+from accelplan_server.core.memory.hwaccel_training import TrainingMethod
+from accelplan_server.core.model.architecture import Architecture
 
 NF4_BITS = 4.127
 """QLoRA's NF4 with double quantization: 4 bits plus 0.127 bits of quantization constants per weight."""

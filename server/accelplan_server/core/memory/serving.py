@@ -17,8 +17,8 @@ import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from accelplan_server.core.architecture import Architecture
-from accelplan_server.core.weights import WeightFormat, weights_bytes
+from accelplan_server.core.model.architecture import Architecture
+from accelplan_server.core.model.weights import WeightFormat, weights_bytes
 
 DEFAULT_CONTEXT_LENGTH = 4096
 DEFAULT_MAX_BATCHED_TOKENS = 8192

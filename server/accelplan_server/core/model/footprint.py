@@ -12,11 +12,11 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
-from accelplan_server.core.architecture import Architecture, ParameterCounts
-from accelplan_server.core.memory import estimate_memory
+from accelplan_server.core.memory.hwaccel_serving import estimate_memory
+from accelplan_server.core.memory.serving import ServingShape, estimate_serving_memory
+from accelplan_server.core.model.architecture import Architecture, ParameterCounts
+from accelplan_server.core.model.weights import WeightFormat
 from accelplan_server.core.quantization import Quantization
-from accelplan_server.core.serving_memory import ServingShape, estimate_serving_memory
-from accelplan_server.core.weights import WeightFormat
 
 PARAMETERS_PER_LAYER = 250_000_000
 """ai-hwaccel's layer estimate for a bare parameter count: one layer per 250M parameters."""

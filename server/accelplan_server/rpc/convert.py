@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2, training_pb2
-from accelplan_server import limits
-from accelplan_server.core import hardware as hw
-from accelplan_server.core.architecture import Architecture
 from accelplan_server.core.catalog import AcceleratorModel, Catalog
 from accelplan_server.core.errors import FieldViolation, InvalidArgument, NotFound
-from accelplan_server.core.footprint import ModelProfile
+from accelplan_server.core.hardware import accelerators as hw
+from accelplan_server.core.model.architecture import Architecture
+from accelplan_server.core.model.footprint import ModelProfile
 from accelplan_server.core.quantization import Quantization
+from accelplan_server.rpc import limits
 
 
 class Violations:

@@ -16,19 +16,15 @@ from accelplan.v1 import (
     quantization_pb2,
     training_pb2,
 )
-from accelplan_server import convert, deadlines, limits, messages
-from accelplan_server.answers import remembered
-from accelplan_server.convert import Violations
-from accelplan_server.core import hardware as hw
 from accelplan_server.core import quantization as quant
-from accelplan_server.core.architecture import Architecture
-from accelplan_server.core.bandwidth import BandwidthTable
-from accelplan_server.core.capacity_query import capacity_for
 from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.cost import find_compatible_models, recommend_instances
-from accelplan_server.core.devices import SpecResolver
 from accelplan_server.core.errors import invalid
-from accelplan_server.core.finetune_memory import (
+from accelplan_server.core.hardware import accelerators as hw
+from accelplan_server.core.hardware.bandwidth import BandwidthTable
+from accelplan_server.core.hardware.specs import SpecResolver
+from accelplan_server.core.memory.capacity import capacity_for
+from accelplan_server.core.memory.finetune import (
     ALL_LINEAR,
     DEFAULT_LORA_RANK,
     DEFAULT_LORA_TARGETS,
@@ -37,21 +33,25 @@ from accelplan_server.core.finetune_memory import (
     Recomputation,
     estimate_finetune_memory,
 )
-from accelplan_server.core.footprint import Footprint, ModelProfile, footprint
-from accelplan_server.core.performance import Efficiency, Workload, estimate_performance
-from accelplan_server.core.plan_speed import roofline_speed
-from accelplan_server.core.serving_memory import DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_BATCHED_TOKENS, ServingShape
-from accelplan_server.core.sharding import SpeedModel, device_link_bandwidth_gbps, plan_sharding
-from accelplan_server.core.suggest import suggest_quantization
-from accelplan_server.core.training import (
+from accelplan_server.core.memory.hwaccel_training import (
     DEFAULT_QLORA_BITS,
     TrainingMethod,
     TrainingTarget,
     estimate_training_memory,
 )
-from accelplan_server.core.weights import DEFAULT_GROUP_SIZE, WeightFormat
-from accelplan_server.paging import page
-from accelplan_server.status import translate_errors
+from accelplan_server.core.memory.serving import DEFAULT_CONTEXT_LENGTH, DEFAULT_MAX_BATCHED_TOKENS, ServingShape
+from accelplan_server.core.model.architecture import Architecture
+from accelplan_server.core.model.footprint import Footprint, ModelProfile, footprint
+from accelplan_server.core.model.weights import DEFAULT_GROUP_SIZE, WeightFormat
+from accelplan_server.core.planning.plan_speed import roofline_speed
+from accelplan_server.core.planning.roofline import Efficiency, Workload, estimate_performance
+from accelplan_server.core.planning.sharding import SpeedModel, device_link_bandwidth_gbps, plan_sharding
+from accelplan_server.core.planning.suggest import suggest_quantization
+from accelplan_server.rpc import convert, deadlines, limits, messages
+from accelplan_server.rpc.answers import remembered
+from accelplan_server.rpc.convert import Violations
+from accelplan_server.rpc.paging import page
+from accelplan_server.rpc.status import translate_errors
 
 Ctx = grpc.ServicerContext
 DEFAULT_PROMPT_TOKENS = 512

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from accelplan_server.core.hardware import (
+from accelplan_server.core.hardware.accelerators import (
     Accelerator,
     AcceleratorType,
     GaudiGeneration,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from accelplan_server.core.architecture import ParameterCounts
+from accelplan_server.core.model.architecture import ParameterCounts
 from accelplan_server.core.quantization import Quantization
 
 DEFAULT_GROUP_SIZE = 128

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2
-from accelplan_server import convert
-from accelplan_server.core import hardware as hw
 from accelplan_server.core import quantization as quant
 from accelplan_server.core.catalog import AcceleratorModel, ModelEntry
-from accelplan_server.core.footprint import Footprint
-from accelplan_server.core.sharding import Plan
-from accelplan_server.shard_wire import encoded_shards
+from accelplan_server.core.hardware import accelerators as hw
+from accelplan_server.core.model.footprint import Footprint
+from accelplan_server.core.planning.sharding import Plan
+from accelplan_server.rpc import convert
+from accelplan_server.rpc.shard_wire import encoded_shards
 
 _ARCHITECTURE_FIELDS = {f.name for f in models_pb2.ModelArchitecture.DESCRIPTOR.fields}
 _ARCHITECTURE_ALIASES = {"n_routed_experts": "num_local_experts", "num_kv_heads": "num_key_value_heads"}

@@ -24,7 +24,7 @@ import time
 from dataclasses import replace
 
 from accelplan_server.core.catalog import Catalog, load_catalog
-from accelplan_server.serve import (
+from accelplan_server.runtime.serve import (
     PortInUse,
     ServerConfig,
     freeze_startup_objects,

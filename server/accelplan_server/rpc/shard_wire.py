@@ -14,9 +14,9 @@ from itertools import chain, repeat
 from typing import NamedTuple
 
 from accelplan.v1 import hardware_pb2, planning_pb2
-from accelplan_server import convert
-from accelplan_server.core import hardware as hw
-from accelplan_server.core.sharding import Layout, Lineup, Plan
+from accelplan_server.core.hardware import accelerators as hw
+from accelplan_server.core.planning.sharding import Layout, Lineup, Plan
+from accelplan_server.rpc import convert
 
 _ModelShard = planning_pb2.ModelShard
 

@@ -7,9 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
-from accelplan_server.security import TOKEN_ENV, TOKEN_FILE_ENV, CredentialError, TlsFiles, TokenAuth
-from accelplan_server.security import exempt_prefixes as _exempt_prefixes
-from accelplan_server.serve import ServerConfig, serve
+from accelplan_server.runtime.security import TOKEN_ENV, TOKEN_FILE_ENV, CredentialError, TlsFiles, TokenAuth
+from accelplan_server.runtime.security import exempt_prefixes as _exempt_prefixes
+from accelplan_server.runtime.serve import ServerConfig, serve
+from accelplan_server.runtime.workers import serve_workers
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +60,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     )
     if tls is not None:
         tls.credentials()  # fail now, with the flag's name, rather than in every worker
-    from accelplan_server.security import load_token
+    from accelplan_server.runtime.security import load_token
 
     token = load_token(args.token_file)
     auth = None
@@ -87,4 +88,4 @@ def run(args: argparse.Namespace) -> int:
     except (CredentialError, ValueError) as e:
         print(f"accelplan: {e}", file=sys.stderr)
         return 2
-    return serve(config)
+    return serve_workers(config) if config.workers > 1 else serve(config)

@@ -20,8 +20,8 @@ from grpc_reflection.v1alpha import reflection
 
 from accelplan.v1 import planner_service_pb2, planner_service_pb2_grpc
 from accelplan_server.core.catalog import Catalog, load_catalog
-from accelplan_server.security import TlsFiles, TokenAuth
-from accelplan_server.servicer import PlannerServicer
+from accelplan_server.rpc.planner import PlannerServicer
+from accelplan_server.runtime.security import TlsFiles, TokenAuth
 
 log = logging.getLogger("accelplan.server")
 
@@ -86,11 +86,11 @@ def server_options(config: ServerConfig) -> list[tuple[str, Any]]:
 
 def build_interceptors(config: ServerConfig) -> list[grpc.ServerInterceptor[Any, Any]]:
     """The CallGuard for what the config turns on (auth, deadlines, metrics, call logs)."""
-    from accelplan_server.interceptors import CallGuard
+    from accelplan_server.runtime.interceptors import CallGuard
 
     metrics = None
     if config.metrics_port is not None:
-        from accelplan_server.metrics import rpc_metrics
+        from accelplan_server.runtime.metrics import rpc_metrics
 
         metrics = rpc_metrics()
     if config.auth is None and metrics is None and not config.log_calls and not config.guard_deadlines:
@@ -138,7 +138,7 @@ def start(
         raise PortInUse(f"cannot listen on {address}: address in use or not available")
     metrics_port = None
     if config.metrics_port is not None and serve_metrics:
-        from accelplan_server.metrics import start_http_server
+        from accelplan_server.runtime.metrics import start_http_server
 
         try:
             metrics_port = start_http_server(config.host, config.metrics_port)
@@ -185,11 +185,7 @@ def freeze_startup_objects() -> None:
 
 
 def serve(config: ServerConfig) -> int:
-    """Run until SIGTERM or SIGINT, then drain; returns the process exit code."""
-    if config.workers > 1:
-        from accelplan_server.workers import serve_workers
-
-        return serve_workers(config)
+    """Run one process until SIGTERM or SIGINT, then drain; returns the process exit code."""
     try:
         running = start(config)
     except PortInUse as e:

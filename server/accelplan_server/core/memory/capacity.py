@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from accelplan_server.core.architecture import Architecture
-from accelplan_server.core.hardware import Accelerator
-from accelplan_server.core.serving_memory import Capacity, ServingShape, estimate_capacity
-from accelplan_server.core.weights import WeightFormat
+from accelplan_server.core.hardware.accelerators import Accelerator
+from accelplan_server.core.memory.serving import Capacity, ServingShape, estimate_capacity
+from accelplan_server.core.model.architecture import Architecture
+from accelplan_server.core.model.weights import WeightFormat
 
 
 @dataclass(frozen=True)

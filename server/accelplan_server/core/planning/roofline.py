@@ -23,10 +23,10 @@ from itertools import repeat
 from operator import add, mul, truediv
 from typing import NamedTuple
 
-from accelplan_server.core.architecture import Architecture, ParameterCounts
-from accelplan_server.core.devices import Arrangement, DeviceSpecs
-from accelplan_server.core.serving_memory import kv_bytes_per_sequence
-from accelplan_server.core.weights import WeightFormat, bytes_read_per_token
+from accelplan_server.core.hardware.specs import Arrangement, DeviceSpecs
+from accelplan_server.core.memory.serving import kv_bytes_per_sequence
+from accelplan_server.core.model.architecture import Architecture, ParameterCounts
+from accelplan_server.core.model.weights import WeightFormat, bytes_read_per_token
 
 DEFAULT_DECODE_MBU = 0.8
 """Share of peak memory bandwidth sustained while decoding (memory-bandwidth utilisation)."""

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from typing import NamedTuple
 
-from accelplan_server.core.footprint import Footprint
-from accelplan_server.core.hardware import Accelerator, AcceleratorType, Family, Fleet, InterconnectKind
+from accelplan_server.core.hardware.accelerators import Accelerator, AcceleratorType, Family, Fleet, InterconnectKind
 from accelplan_server.core.memo import Memoizing
+from accelplan_server.core.model.footprint import Footprint
 
 TENSOR_PARALLEL_BANDWIDTH_GBPS = 100.0
 """Fast-link bandwidth above which up to MAX_TENSOR_PARALLEL_DEVICES use tensor parallelism."""

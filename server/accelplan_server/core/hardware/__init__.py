@@ -1,0 +1,1 @@
+"""Devices: kinds, families, ranks and precision support; per-device specs; link bandwidth."""

@@ -1,0 +1,1 @@
+"""A model's shape: config.json architectures, parameter counts, weight bytes, the footprint entry point."""

@@ -1,0 +1,1 @@
+"""Placement and speed: sharding, quantization suggestion, the roofline, plan speed."""

@@ -1,0 +1,1 @@
+"""Scheduling: node labels to inventories, ranking nodes by shape, right-sizing a workload."""

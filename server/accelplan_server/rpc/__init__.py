@@ -1,0 +1,1 @@
+"""The gRPC surface: servicers, request conversion, response messages, status mapping, limits, paging."""

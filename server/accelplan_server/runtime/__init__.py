@@ -1,0 +1,1 @@
+"""The serving process: serve, its flags, workers, interceptors, security, metrics."""
