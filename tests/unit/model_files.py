@@ -23,6 +23,10 @@ TINY_LLAMA: dict[str, Any] = {
 }
 
 
+# Rows a multiple of 256 wide, as GGUF's K-quants need (llama.cpp keeps narrower tensors in other types).
+GGUF_LLAMA: dict[str, Any] = dict(TINY_LLAMA, hidden_size=256, intermediate_size=512)
+
+
 def llama_shapes(c: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Tensor names and shapes of a Hugging Face LlamaForCausalLM checkpoint for config c."""
     h, i, v = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
@@ -83,3 +87,64 @@ def write_llama(folder: Path, config: dict[str, Any] = TINY_LLAMA, shards: int =
         index = {"metadata": {"total_size": 0}, "weight_map": weight_map}
         (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     return llama_count(config)
+
+
+def write_gguf(path: Path, qtype_name: str, config: dict[str, Any] = GGUF_LLAMA) -> int:
+    """A llama GGUF with gguf's writer: 2-D weights in qtype (Q8_0 or Q4_K), norms in F32; returns the count."""
+    import gguf
+
+    qtype = gguf.GGMLQuantizationType[qtype_name]
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(config["num_hidden_layers"])
+    w.add_embedding_length(config["hidden_size"])
+    w.add_head_count(config["num_attention_heads"])
+    w.add_head_count_kv(config["num_key_value_heads"])
+    w.add_feed_forward_length(config["intermediate_size"])
+    w.add_context_length(config["max_position_embeddings"])
+    w.add_vocab_size(config["vocab_size"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if qtype_name == "Q8_0" else gguf.LlamaFileType.MOSTLY_Q4_K_M)
+    gg = {"model.embed_tokens.weight": "token_embd.weight", "lm_head.weight": "output.weight"}
+    total = 0
+    for name, shape in llama_shapes(config).items():
+        data = (np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape) % 5) / 5
+        total += data.size
+        out = gg.get(name, name)
+        if len(shape) == 1:
+            w.add_tensor(out, data)
+        elif qtype_name == "Q8_0":
+            w.add_tensor(out, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+        else:  # Q4_K blocks (256 weights in 144 bytes); zero blocks are valid ones
+            raw = np.zeros(gguf.quants.quant_shape_to_byte_shape(shape, qtype), dtype=np.uint8)
+            w.add_tensor(out, raw, raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return total
+
+
+def write_onnx(path: Path) -> int:
+    """A two-layer MLP graph in ONNX with FP16 initializers; returns the parameter count."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    shapes = {"w1": (32, 64), "b1": (64,), "w2": (64, 16), "b2": (16,)}
+    inits = [numpy_helper.from_array(np.ones(s, dtype=np.float16), name=n) for n, s in shapes.items()]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"]),
+        helper.make_node("Add", ["h", "b1"], ["hb"]),
+        helper.make_node("Relu", ["hb"], ["r"]),
+        helper.make_node("MatMul", ["r", "w2"], ["o"]),
+        helper.make_node("Add", ["o", "b2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [1, 16])],
+        inits,
+    )
+    model = helper.make_model(graph)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return sum(int(np.prod(s)) for s in shapes.values())
