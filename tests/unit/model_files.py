@@ -148,3 +148,42 @@ def write_onnx(path: Path) -> int:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return sum(int(np.prod(s)) for s in shapes.values())
+
+
+def hf_config(arch: dict[str, Any]) -> dict[str, Any]:
+    """A config.json for a catalogue architecture (the catalogue keeps config.json's own field names)."""
+    return dict(arch, architectures=["LlamaForCausalLM"], torch_dtype="bfloat16")
+
+
+def write_sparse_checkpoint(folder: Path, config: dict[str, Any]) -> int:
+    """A full-size bf16 safetensors checkpoint whose data are a hole in a sparse file (no disk, no RAM).
+
+    The header is the format's documented layout (8-byte little-endian length, JSON, data); safetensors'
+    own reader must accept it, so the file is as real as a downloaded one except for the zero weights.
+    """
+    import struct
+
+    shapes = llama_shapes(config)
+    if config.get("model_type") == "qwen2" or config.get("attention_bias"):
+        hd = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+        for layer in range(config["num_hidden_layers"]):
+            p = f"model.layers.{layer}.self_attn."
+            shapes |= {
+                p + "q_proj.bias": (config["num_attention_heads"] * hd,),
+                p + "k_proj.bias": (config["num_key_value_heads"] * hd,),
+                p + "v_proj.bias": (config["num_key_value_heads"] * hd,),
+            }
+    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, shape in shapes.items():
+        size = 2 * int(np.prod(shape))
+        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    with (folder / "model.safetensors").open("wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw)
+        f.truncate(8 + len(raw) + offset)
+    return offset // 2
