@@ -302,3 +302,36 @@ def test_this_machine_reports_cpu_and_memory() -> None:
     total = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
     assert cpus and sum(a.memory_bytes for a in cpus) <= total * 1024
     assert sum(a.memory_bytes for a in cpus) >= total * 1024 * 0.9
+
+
+def test_intel_gpu_npu_and_amd_xdna_from_sysfs(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "root"
+    host_tree(root, mem_kib=32 * 1024 * 1024)
+    for card, vendor, drv in (("card0", "0x8086", "xe"), ("card1", "0x10de", "nvidia")):
+        write(root, f"/sys/class/drm/{card}/device/vendor", vendor + "\n")
+        write(root, f"/sys/class/drm/{card}/device/device", "0xe20b\n")
+        os.symlink(f"../../../../bus/pci/drivers/{drv}", root / f"sys/class/drm/{card}/device/driver")
+    write(root, "/sys/class/drm/card0/device/tile0/vram0/size", str(12 * GiB) + "\n")
+    write(root, "/sys/class/drm/card0-DP-1/status", "connected\n")
+    for accel, drv in (("accel0", "intel_vpu"), ("accel1", "amdxdna")):
+        write(root, f"/sys/class/accel/{accel}/device/device", "0x7d1d\n")
+        os.symlink(f"../../../../bus/pci/drivers/{drv}", root / f"sys/class/accel/{accel}/device/driver")
+    (tmp_path / "bin").mkdir()
+    d = run(tmp_path)
+    (gpu,) = of_type(d, hw.ACCELERATOR_TYPE_INTEL_ONEAPI)
+    assert gpu.memory_bytes == 12 * GiB and "xe" in gpu.name
+    (npu,) = of_type(d, hw.ACCELERATOR_TYPE_INTEL_NPU)
+    (xdna,) = of_type(d, hw.ACCELERATOR_TYPE_AMD_XDNA_NPU)
+    assert npu.memory_bytes == xdna.memory_bytes == 32 * GiB  # they share host memory
+    assert any("shares host memory" in n for n in d.notes)
+
+
+def test_amd_smi_when_rocm_smi_is_absent(tmp_path: Path) -> None:
+    host_tree(tmp_path / "root")
+    tool(tmp_path / "bin", "amd-smi", ("static", "mi300x_amd_smi.json"))
+    d = run(tmp_path, backends=["amd"])
+    gpus = d.fleet.accelerators
+    assert len(gpus) == 2 and {g.sku for g in gpus} == {"mi300x"}
+    assert gpus[0].memory_bytes == 196592 * 2**20

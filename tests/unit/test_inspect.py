@@ -32,7 +32,7 @@ def test_sharded_index(tmp_path: Path) -> None:
     assert r.format == "safetensors-sharded" and r.parameter_count == n
     assert inspect_path(tmp_path).parameter_count == n  # the folder finds the index
     (tmp_path / "model-00002-of-00003.safetensors").unlink()
-    with pytest.raises(InspectError, match="shard model-00002-of-00003.safetensors .* is missing"):
+    with pytest.raises(InspectError, match=r"shard model-00002-of-00003\.safetensors .* is missing"):
         inspect_path(tmp_path)
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from accelplan.client import DEFAULT_TARGET, PlannerClient, PlannerError
 from accelplan import local_commands
+from accelplan.client import DEFAULT_TARGET, PlannerClient, PlannerError
 from accelplan.fleetspec import parse_count, parse_size
 from accelplan.sources import resolve_fleet, resolve_model
 from accelplan.v1 import (

@@ -17,7 +17,9 @@ def probe(host: Host) -> Found:
     """AMD GPUs through rocm-smi, falling back to amd-smi."""
     found = Found()
     if host.which("rocm-smi") is not None:
-        devices = parse_rocm_smi(host.run(["rocm-smi", "--showproductname", "--showmeminfo", "vram", "--showbus", "--json"]))
+        devices = parse_rocm_smi(
+            host.run(["rocm-smi", "--showproductname", "--showmeminfo", "vram", "--showbus", "--json"])
+        )
         try:
             links = parse_topotype(host.run(["rocm-smi", "--showtopotype", "--json"]))
         except ProbeError as e:

@@ -8,6 +8,7 @@ tool or file: it says so in ``Found.warnings``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -101,10 +102,8 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except OSError:
         proc.kill()
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):  # a grandchild left its group holding the pipe
         proc.communicate(timeout=1)
-    except subprocess.TimeoutExpired:  # a grandchild left its own group holding the pipe
-        pass
 
 
 def _natural(p: Path) -> tuple[object, ...]:

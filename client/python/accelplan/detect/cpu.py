@@ -29,8 +29,8 @@ def probe(host: Host) -> Found:
     model, sockets, cores, threads = _cpuinfo(host.read("/proc/cpuinfo") or "")
     name = model or "CPU"
     nodes = []
-    for node in host.glob("/sys/devices/system/node/node*"):
-        m = _NODE_MEM.search(host.read(f"/sys/devices/system/node/{node.name}/meminfo") or "")
+    for node_dir in host.glob("/sys/devices/system/node/node*"):
+        m = _NODE_MEM.search(host.read(f"/sys/devices/system/node/{node_dir.name}/meminfo") or "")
         if m and int(m.group(2)) > 0:
             nodes.append((int(m.group(1)), int(m.group(2)) * 1024))
     desc = f"{sockets} socket(s), {cores} core(s), {threads} thread(s)" if threads else "topology unknown"
@@ -46,7 +46,9 @@ def probe(host: Host) -> Found:
             acc.numa_node = nodes[0][0]
         found.accelerators.append(acc)
         found.notes.append(f"{name}: {desc}")
-    found.notes.append("CPU memory bandwidth unknown (DIMM channels are not visible here): the planner's default is used")
+    found.notes.append(
+        "CPU memory bandwidth unknown (DIMM channels are not visible here): the planner's default is used"
+    )
     return found
 
 
@@ -57,7 +59,7 @@ def _cpuinfo(text: str) -> tuple[str, int, int, int]:
     cores: set[tuple[str, str]] = set()
     threads = 0
     physical = core = ""
-    for line in text.splitlines() + [""]:
+    for line in [*text.splitlines(), ""]:
         key, _, value = (p.strip() for p in line.partition(":"))
         if key == "processor":
             threads += 1

@@ -8,6 +8,7 @@ instances and ``nvidia-smi topo -m`` the NVLink matrix.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import re
@@ -119,10 +120,8 @@ def _from_nvml() -> list[Gpu]:
     except Exception as e:
         raise ProbeError(f"NVML query failed ({e})") from None
     finally:
-        try:
+        with contextlib.suppress(Exception):  # shutting down is best effort
             nv.nvmlShutdown()
-        except Exception:  # shutting down is best effort
-            pass
 
 
 def _text(v: object) -> str:
@@ -144,10 +143,8 @@ def _nvml_gpu(nv: Any, i: int) -> Gpu:
         g.compute_capability = f"{major}.{minor}"
     except Exception:  # old drivers
         pass
-    try:
+    with contextlib.suppress(Exception):  # not in every driver; sysfs is asked instead
         g.numa_node = int(nv.nvmlDeviceGetNumaNodeId(h))
-    except Exception:  # not in every driver; sysfs is asked instead
-        pass
     try:
         current, _pending = nv.nvmlDeviceGetMigMode(h)
         g.mig = current == nv.NVML_DEVICE_MIG_ENABLE
@@ -181,10 +178,8 @@ def _nvml_gpu(nv: Any, i: int) -> Gpu:
                 continue
         except Exception:  # older drivers cannot say; the peer's bus id still can
             pass
-        try:
+        with contextlib.suppress(Exception):  # peer unknown
             g.nvlink_peers.add(_text(nv.nvmlDeviceGetNvLinkRemotePciInfo(h, link).busId).lower())
-        except Exception:  # peer unknown
-            pass
     return g
 
 

@@ -53,7 +53,11 @@ def table(d: Detection) -> str:
     if d.fleet.interconnects:
         lines.append("")
         for link in d.fleet.interconnects:
-            bw = f"{link.bandwidth_gigabytes_per_second:g} GB/s" if link.bandwidth_gigabytes_per_second else "GB/s unknown"
+            bw = (
+                f"{link.bandwidth_gigabytes_per_second:g} GB/s"
+                if link.bandwidth_gigabytes_per_second
+                else "GB/s unknown"
+            )
             lines.append(f"link: {LINK_NAMES.get(link.kind, '?')} {bw} ({link.name})")
     if d.notes:
         lines.append("")
@@ -95,8 +99,11 @@ def labels(d: Detection) -> dict[str, str]:
     out[PREFIX + "accelerator.sku"] = _value(first.sku or KIND_NAMES.get(first.type, _type(first).lower()))
     out[PREFIX + "accelerator.count"] = str(len(devices))
     if mib:
-        out[PREFIX + "accelerator.memory-mib"] = str(mib if first.type != hw.ACCELERATOR_TYPE_CPU else sum(
-            a.memory_bytes for a in devices) // 2**20 // len(devices))
+        out[PREFIX + "accelerator.memory-mib"] = str(
+            mib
+            if first.type != hw.ACCELERATOR_TYPE_CPU
+            else sum(a.memory_bytes for a in devices) // 2**20 // len(devices)
+        )
     kinds = [LINK_NAMES.get(link.kind, "") for link in d.fleet.interconnects]
     out[PREFIX + "accelerator.interconnect"] = next((k for k in kinds if k), "none")
     return out

@@ -23,21 +23,21 @@ _VERSION = {"v4": hw.TPU_VERSION_V4, "v5e": hw.TPU_VERSION_V5E, "v5p": hw.TPU_VE
 def probe(host: Host) -> Found:
     """TPU chips on this host."""
     found = Found()
-    chips = []  # (generation from PCI id or "", numa node)
+    chips: list[tuple[str, int | None]] = []  # (generation from the PCI id or "", NUMA node)
     for dev in host.glob("/sys/class/accel/accel*"):
         vendor = (host.read(f"/sys/class/accel/{dev.name}/device/vendor") or "").strip().lower()
         if vendor != GOOGLE_PCI_VENDOR:
             continue
         device = (host.read(f"/sys/class/accel/{dev.name}/device/device") or "").strip().lower()
-        numa = (host.read(f"/sys/class/accel/{dev.name}/device/numa_node") or "").strip()
-        chips.append((PCI_DEVICES.get(device, ""), int(numa) if numa.lstrip("-").isdigit() and int(numa) >= 0 else None))
+        node = (host.read(f"/sys/class/accel/{dev.name}/device/numa_node") or "").strip()
+        chips.append((PCI_DEVICES.get(device, ""), int(node) if node.isdigit() else None))
     dev_nodes = host.glob("/dev/accel*")
     accel_type = host.env.get("TPU_ACCELERATOR_TYPE", "").strip().lower()
     if not chips and not dev_nodes and not accel_type:
         raise ProbeError("no TPU: no Google device under /sys/class/accel, no /dev/accel*, no TPU_ACCELERATOR_TYPE")
     generation = ""
-    if m := _TYPE.match(accel_type):
-        generation = "v5e" if m.group(1) == "v5litepod" else m.group(1)
+    if t := _TYPE.match(accel_type):
+        generation = "v5e" if t.group(1) == "v5litepod" else t.group(1)
     elif accel_type:
         found.warnings.append(f"TPU_ACCELERATOR_TYPE={accel_type!r} not understood")
     if not generation and chips and chips[0][0]:
@@ -49,20 +49,20 @@ def probe(host: Host) -> Found:
             return found
         found.notes.append(f"{len(chips)} /dev/accel* nodes without sysfs details: each taken as one TPU chip")
     name = f"tpu-{generation}" if generation else "tpu"
-    m = skus.match(name)
+    sku = skus.match(name)
     for _, numa in chips:
         acc = hw.Accelerator(type=hw.ACCELERATOR_TYPE_TPU, tpu_chip_count=1, name=f"Google Cloud TPU {generation}")
-        acc.memory_bytes = m.memory_bytes if m is not None and m.memory_bytes else 0
+        acc.memory_bytes = sku.memory_bytes if sku is not None else 0
         acc.tpu_version = _VERSION.get(generation, hw.TPU_VERSION_UNSPECIFIED)
-        if m is not None:
-            acc.sku = m.sku
+        if sku is not None:
+            acc.sku = sku.sku
         if numa is not None:
             acc.numa_node = numa
         found.accelerators.append(acc)
-    if m is None:
+    if sku is None:
         found.warnings.append(f"TPU generation {generation or 'unknown'}: no catalogue sku; memory unknown")
     if len(chips) > 1:
-        gbps = m.link_gbps if m is not None else None
+        gbps = sku.link_gbps if sku is not None else None
         found.interconnects.append(
             hw.Interconnect(kind=hw.INTERCONNECT_KIND_ICI, bandwidth_gigabytes_per_second=gbps or 0.0, name="TPU ICI")
         )

@@ -35,7 +35,9 @@ def _safe_open() -> object:
     try:
         from safetensors import safe_open
     except ImportError:
-        raise InspectError("safetensors", "the safetensors package is missing: pip install 'accelplan[inspect]'") from None
+        raise InspectError(
+            "safetensors", "the safetensors package is missing: pip install 'accelplan[inspect]'"
+        ) from None
     return safe_open
 
 
@@ -48,12 +50,14 @@ def read_shapes(path: Path, only: set[str] | None = None) -> dict[str, tuple[str
         raise InspectError(path, f"truncated header: the file has {size} bytes, fewer than the 8-byte header length")
     (n,) = struct.unpack("<Q", head)
     if n > size - 8:
-        raise InspectError(path, f"header length {n:,} is larger than the file ({size:,} bytes): truncated or not safetensors")
+        raise InspectError(
+            path, f"header length {n:,} is larger than the file ({size:,} bytes): truncated or not safetensors"
+        )
     safe_open = _safe_open()
     try:
         with safe_open(str(path), framework="numpy") as st:  # type: ignore[operator]
             out = {}
-            for name in st.keys():
+            for name in st.keys():  # noqa: SIM118  (safe_open is not a dict)
                 if only is not None and name not in only:
                     continue
                 sl = st.get_slice(name)
@@ -65,9 +69,7 @@ def read_shapes(path: Path, only: set[str] | None = None) -> dict[str, tuple[str
         raise InspectError(path, f"not a valid safetensors file: {e}") from None
 
 
-def inspect_files(
-    files: dict[Path, set[str] | None], label: str, fmt: str, config_dir: Path | None
-) -> Inspection:
+def inspect_files(files: dict[Path, set[str] | None], label: str, fmt: str, config_dir: Path | None) -> Inspection:
     """Count parameters over one or more safetensors files."""
     tensors: dict[str, tuple[str, list[int]]] = {}
     for path, only in files.items():
@@ -101,7 +103,11 @@ def inspect_files(
     group = 0
     if quant is not None and main.startswith("INT"):
         group = quant.group_size
-        precision = f"{main} ({quant.method.upper() or 'quantized'}, group {group})" if group else f"{main} ({quant.method.upper()})"
+        precision = (
+            f"{main} ({quant.method.upper() or 'quantized'}, group {group})"
+            if group
+            else f"{main} ({quant.method.upper()})"
+        )
     elif quant is not None:
         notes.append(f"config.json quantization_config: {quant.method or 'unnamed'} ({quant.bits or '?'} bits)")
     arch = hfconfig.architecture(config[1]) if config else None
