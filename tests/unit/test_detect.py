@@ -120,7 +120,8 @@ def test_mig_partitioned_a100(tmp_path: Path) -> None:
     lab = render.labels(d)
     assert lab["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-40GB-MIG-3g.20gb"
     assert lab["nvidia.com/gpu.count"] == "2"
-    assert lab["accelplan.dev/accelerator.sku"] == "cuda"
+    assert "accelplan.dev/accelerator.sku" not in lab  # only catalogue skus are published
+    assert lab["accelplan.dev/accelerator.memory-mib"] == str(20 * 1024)
 
 
 def test_nvml_is_preferred_when_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,7 +184,10 @@ def test_mi300x_with_xgmi(tmp_path: Path) -> None:
     (link,) = d.fleet.interconnects
     assert link.kind == hw.INTERCONNECT_KIND_XGMI_INFINITY_FABRIC and link.bandwidth_gigabytes_per_second == 896
     lab = render.labels(d)
-    assert lab["accelplan.dev/accelerator.sku"] == "mi300x" and lab["accelplan.dev/accelerator.interconnect"] == "xgmi"
+    assert (
+        lab["accelplan.dev/accelerator.sku"] == "mi300x"
+        and lab["accelplan.dev/accelerator.interconnect"] == "xgmi_infinity_fabric"
+    )
     assert "nvidia.com/gpu.product" not in lab
 
 
@@ -195,6 +199,7 @@ def test_gaudi2(tmp_path: Path) -> None:
     assert len(g) == 8 and {a.sku for a in g} == {"gaudi2"}
     assert g[0].gaudi_generation == hw.GAUDI_GENERATION_GAUDI2 and g[0].memory_bytes == 96 * GiB
     assert d.fleet.interconnects[0].kind == hw.INTERCONNECT_KIND_ROCE_V2
+    assert render.labels(d)["accelplan.dev/accelerator.interconnect"] == "roce_v2"
     assert render.labels(d)["accelplan.dev/accelerator.memory-mib"] == "98304"
 
 
@@ -254,7 +259,8 @@ def test_two_socket_cpu_only_host(tmp_path: Path) -> None:
     assert [a.memory_bytes for a in cpus] == [528_000_000 * 1024] * 2
     assert any("2 socket(s)" in n for n in d.notes)
     lab = render.labels(d)
-    assert lab["accelplan.dev/accelerator.sku"] == "cpu" and lab["accelplan.dev/accelerator.count"] == "2"
+    assert "accelplan.dev/accelerator.sku" not in lab and lab["accelplan.dev/accelerator.count"] == "2"
+    assert lab["accelplan.dev/accelerator.memory-mib"] == str(528_000_000 // 1024)
     assert len(d.warnings) == 8  # every accelerator backend says what it did not find
 
 

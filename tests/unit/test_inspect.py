@@ -163,3 +163,23 @@ def test_headers_only_on_a_large_sparse_file(tmp_path: Path) -> None:
     t0 = time.monotonic()
     assert inspect_path(p).parameter_count == n
     assert time.monotonic() - t0 < 1.0
+
+
+def test_missing_extra_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.gguf"
+    write_gguf(path, "Q8_0")
+    monkeypatch.setitem(__import__("sys").modules, "gguf", None)  # as if `accelplan[inspect]` were not installed
+    with pytest.raises(InspectError, match=r"m\.gguf: the gguf package is missing: pip install 'accelplan\[inspect\]'"):
+        inspect_path(path)
+
+
+def test_no_server_code_depends_on_detect_or_inspect() -> None:
+    server = Path(__file__).parents[2] / "server"
+    users = [
+        p
+        for p in server.rglob("*.py")
+        if "accelplan.detect" in p.read_text()
+        or "accelplan.inspect" in p.read_text()
+        or "accelplan import" in p.read_text()
+    ]
+    assert users == []

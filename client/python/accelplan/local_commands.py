@@ -24,7 +24,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=5.0,
         help="seconds each backend may take (default %(default)s)",
     )
-    d.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON: name, labels, fleet")
+    d.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print proto3 JSON: {name, labels, fleet}"
+    )
     d.set_defaults(local=run_detect)
 
     i = sub.add_parser("inspect", help="a model file's parameters, precision and shape from its headers")
@@ -45,13 +47,11 @@ def run_detect(args: argparse.Namespace) -> int:
         Path(args.nfd_features).write_text(render.nfd_features(d))
         print(f"wrote {len(render.labels(d))} labels to {args.nfd_features}", file=sys.stderr)
     if args.json:
-        doc = {
-            "name": d.hostname,
-            "labels": render.labels(d),
-            "fleet": json_format.MessageToDict(d.fleet),
-            "notes": d.notes,
-            "warnings": d.warnings,
-        }
+        # The proto3 JSON of a node as accelplan.v1.NodeInventory has it (name, labels, fleet): the SchedulerService
+        # takes it as is. Notes go to stderr beside the warnings, so stdout stays that one document.
+        for n in d.notes:
+            print(f"note: {n}", file=sys.stderr)
+        doc = {"name": d.hostname, "labels": render.labels(d), "fleet": json_format.MessageToDict(d.fleet)}
         print(json.dumps(doc, indent=2))
     elif args.labels:
         print(render.labels_text(d))

@@ -9,27 +9,11 @@ from accelplan.detect.runner import Detection
 from accelplan.v1 import hardware_pb2 as hw
 
 PREFIX = "accelplan.dev/"
-# Fleet-notation kind names (accelplan.fleetspec.KINDS) per type: the sku label's value when no sku is known.
-KIND_NAMES = {
-    hw.ACCELERATOR_TYPE_CPU: "cpu",
-    hw.ACCELERATOR_TYPE_CUDA_GPU: "cuda",
-    hw.ACCELERATOR_TYPE_ROCM_GPU: "rocm",
-    hw.ACCELERATOR_TYPE_METAL_GPU: "metal",
-    hw.ACCELERATOR_TYPE_INTEL_NPU: "intel-npu",
-    hw.ACCELERATOR_TYPE_AMD_XDNA_NPU: "amd-xdna",
-    hw.ACCELERATOR_TYPE_TPU: "tpu",
-    hw.ACCELERATOR_TYPE_GAUDI: "gaudi",
-    hw.ACCELERATOR_TYPE_AWS_NEURON: "trainium",
-    hw.ACCELERATOR_TYPE_INTEL_ONEAPI: "oneapi",
-}
+# The interconnect label's values: accelplan.v1.InterconnectKind names, lower case, without the prefix.
 LINK_NAMES = {
-    hw.INTERCONNECT_KIND_NVLINK: "nvlink",
-    hw.INTERCONNECT_KIND_NVSWITCH: "nvswitch",
-    hw.INTERCONNECT_KIND_XGMI_INFINITY_FABRIC: "xgmi",
-    hw.INTERCONNECT_KIND_INFINIBAND: "infiniband",
-    hw.INTERCONNECT_KIND_ROCE: "roce",
-    hw.INTERCONNECT_KIND_ROCE_V2: "roce-v2",
-    hw.INTERCONNECT_KIND_ICI: "ici",
+    k: str(hw.InterconnectKind.Name(k)).removeprefix("INTERCONNECT_KIND_").lower()
+    for k in hw.InterconnectKind.values()
+    if k != hw.INTERCONNECT_KIND_UNSPECIFIED
 }
 
 
@@ -85,7 +69,11 @@ def primary(d: Detection) -> list[hw.Accelerator]:
 
 
 def labels(d: Detection) -> dict[str, str]:
-    """Node labels: GFD's nvidia.com/gpu.* for NVIDIA, and accelplan.dev/accelerator.* for every vendor."""
+    """Node labels: GFD's nvidia.com/gpu.* for NVIDIA, accelplan.dev/accelerator.* for every vendor.
+
+    accelerator.sku is set only for a catalogue sku (the SchedulerService looks it up); count,
+    memory-mib (per device) and interconnect are always set.
+    """
     devices = primary(d)
     if not devices:
         return {}
@@ -96,14 +84,11 @@ def labels(d: Detection) -> dict[str, str]:
         out["nvidia.com/gpu.product"] = _value(first.name)
         out["nvidia.com/gpu.count"] = str(len(devices))
         out["nvidia.com/gpu.memory"] = str(mib)
-    out[PREFIX + "accelerator.sku"] = _value(first.sku or KIND_NAMES.get(first.type, _type(first).lower()))
+    if first.sku:
+        out[PREFIX + "accelerator.sku"] = _value(first.sku)
     out[PREFIX + "accelerator.count"] = str(len(devices))
     if mib:
-        out[PREFIX + "accelerator.memory-mib"] = str(
-            mib
-            if first.type != hw.ACCELERATOR_TYPE_CPU
-            else sum(a.memory_bytes for a in devices) // 2**20 // len(devices)
-        )
+        out[PREFIX + "accelerator.memory-mib"] = str(mib)
     kinds = [LINK_NAMES.get(link.kind, "") for link in d.fleet.interconnects]
     out[PREFIX + "accelerator.interconnect"] = next((k for k in kinds if k), "none")
     return out

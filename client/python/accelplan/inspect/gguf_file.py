@@ -15,11 +15,16 @@ from accelplan.inspect.result import InspectError, Inspection
 from accelplan.v1 import models_pb2
 
 
-def _reader(path: Path) -> Any:
+def _gguf(path: Path) -> Any:
     try:
         import gguf
     except ImportError:
         raise InspectError(path, "the gguf package is missing: pip install 'accelplan[inspect]'") from None
+    return gguf
+
+
+def _reader(path: Path) -> Any:
+    gguf = _gguf(path)
     with path.open("rb") as f:
         magic = f.read(4)
     if magic != b"GGUF":
@@ -42,8 +47,7 @@ def _field(reader: Any, key: str) -> Any:
 
 def inspect_file(path: Path) -> Inspection:
     """Parameters, quantization and architecture from a GGUF file's header."""
-    import gguf
-
+    gguf = _gguf(path)
     reader = _reader(path)
     by_type: Counter[str] = Counter()
     bits = 0.0
