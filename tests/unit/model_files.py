@@ -150,6 +150,41 @@ def write_onnx(path: Path) -> int:
     return sum(int(np.prod(s)) for s in shapes.values())
 
 
+def hf_shapes(c: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of a Hugging Face checkpoint of model_type llama, mistral, qwen2, mixtral,
+    gemma2 or phi3 (the layouts of transformers' modeling files)."""
+    t = c.get("model_type")
+    h, i, n = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    hd = c.get("head_dim") or h // c["num_attention_heads"]
+    q, kv = c["num_attention_heads"] * hd, (c.get("num_key_value_heads") or c["num_attention_heads"]) * hd
+    shapes = llama_shapes(dict(c, head_dim=hd, num_key_value_heads=kv // hd))
+    for layer in range(n):
+        p = f"model.layers.{layer}."
+        if t == "qwen2" or c.get("attention_bias"):
+            shapes |= {
+                p + "self_attn.q_proj.bias": (q,),
+                p + "self_attn.k_proj.bias": (kv,),
+                p + "self_attn.v_proj.bias": (kv,),
+            }
+        if t == "mixtral":  # the dense MLP becomes a router and num_local_experts experts
+            for k in ("gate_proj", "up_proj", "down_proj"):
+                del shapes[p + f"mlp.{k}.weight"]
+            shapes[p + "block_sparse_moe.gate.weight"] = (c["num_local_experts"], h)
+            for e in range(c["num_local_experts"]):
+                x = p + f"block_sparse_moe.experts.{e}."
+                shapes |= {x + "w1.weight": (i, h), x + "w2.weight": (h, i), x + "w3.weight": (i, h)}
+        if t == "gemma2":  # norms around the MLP too
+            shapes |= {p + "pre_feedforward_layernorm.weight": (h,), p + "post_feedforward_layernorm.weight": (h,)}
+        if t == "phi3":  # fused projections
+            for k in ("q_proj", "k_proj", "v_proj"):
+                del shapes[p + f"self_attn.{k}.weight"]
+            del shapes[p + "mlp.gate_proj.weight"], shapes[p + "mlp.up_proj.weight"]
+            shapes |= {p + "self_attn.qkv_proj.weight": (q + 2 * kv, h), p + "mlp.gate_up_proj.weight": (2 * i, h)}
+    if t == "gemma2" and c.get("tie_word_embeddings", True):
+        shapes.pop("lm_head.weight", None)
+    return shapes
+
+
 def hf_config(arch: dict[str, Any]) -> dict[str, Any]:
     """A config.json for a catalogue architecture (the catalogue keeps config.json's own field names)."""
     return dict(arch, architectures=["LlamaForCausalLM"], torch_dtype="bfloat16")
@@ -163,16 +198,7 @@ def write_sparse_checkpoint(folder: Path, config: dict[str, Any]) -> int:
     """
     import struct
 
-    shapes = llama_shapes(config)
-    if config.get("model_type") == "qwen2" or config.get("attention_bias"):
-        hd = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
-        for layer in range(config["num_hidden_layers"]):
-            p = f"model.layers.{layer}.self_attn."
-            shapes |= {
-                p + "q_proj.bias": (config["num_attention_heads"] * hd,),
-                p + "k_proj.bias": (config["num_key_value_heads"] * hd,),
-                p + "v_proj.bias": (config["num_key_value_heads"] * hd,),
-            }
+    shapes = hf_shapes(config)
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for name, shape in shapes.items():
