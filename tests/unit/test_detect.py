@@ -88,6 +88,10 @@ def test_h100_sxm_with_nvswitch(tmp_path: Path) -> None:
     assert link.kind == hw.INTERCONNECT_KIND_NVSWITCH
     assert link.bandwidth_gigabytes_per_second == 900
     assert len(of_type(d, hw.ACCELERATOR_TYPE_CPU)) == 2  # two NUMA nodes
+    assert (
+        "nvidia: GPU 0 GPU-00000000-1111-2222-3333-444455556666, PCI 00000000:18:00.0, "
+        "compute capability 9.0, 18 NVLink links" in d.notes
+    )
     lab = render.labels(d)
     assert lab["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
     assert lab["nvidia.com/gpu.count"] == "8"
@@ -166,6 +170,7 @@ def test_nvml_is_preferred_when_installed(tmp_path: Path, monkeypatch: pytest.Mo
     assert link.kind == hw.INTERCONNECT_KIND_NVLINK  # two GPUs bridged, no switch
     assert link.bandwidth_gigabytes_per_second == 600
     assert any("NVML" in n for n in d.notes)
+    assert "nvidia: GPU 1 GPU-1, PCI 00000000:0f:00.0, compute capability 8.0, 12 NVLink links" in d.notes
 
 
 def test_mi300x_with_xgmi(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ def probe(host: Host) -> Found:
 def _emit(gpus: list[Gpu], found: Found) -> None:
     whole = [g for g in gpus if not g.mig]
     for g in gpus:
+        found.notes.append(_details(g))
         devices = g.mig_instances if g.mig and g.mig_instances else [g]
         if g.mig and not g.mig_instances:
             found.warnings.append(f"GPU {g.index} ({g.name}) has MIG enabled but no MIG instance: it offers nothing")
@@ -99,6 +100,18 @@ def _emit(gpus: list[Gpu], found: Found) -> None:
     found.interconnects.append(hw.Interconnect(kind=kind, bandwidth_gigabytes_per_second=gbps or 0.0, name=name))
     if gbps is None:
         found.notes.append(f"{name}: per-GPU link bandwidth unknown for {whole[0].name}")
+
+
+def _details(g: Gpu) -> str:
+    """What the Fleet has no field for: UUID, PCI bus, compute capability, NVLink, MIG."""
+    parts = [f"GPU {g.index} {g.uuid or '(no UUID)'}", f"PCI {g.bus_id or '?'}"]
+    if g.compute_capability:
+        parts.append(f"compute capability {g.compute_capability}")
+    if g.nvlink_count or g.nvswitch:
+        parts.append(f"{g.nvlink_count} NVLink links{' to NVSwitch' if g.nvswitch else ''}")
+    if g.mig:
+        parts.append(f"MIG on, {len(g.mig_instances)} instance(s)")
+    return ", ".join(parts)
 
 
 # ---- NVML ----------------------------------------------------------------------------------
