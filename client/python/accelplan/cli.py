@@ -15,8 +15,10 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from accelplan import local_commands
 from accelplan.client import DEFAULT_TARGET, PlannerClient, PlannerError
-from accelplan.fleetspec import parse_count, parse_fleet, parse_size
+from accelplan.fleetspec import parse_count, parse_size
+from accelplan.sources import resolve_fleet, resolve_model
 from accelplan.v1 import (
     cost_pb2,
     hardware_pb2,
@@ -56,6 +58,8 @@ def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
 def _model(args: argparse.Namespace) -> models_pb2.ModelSpec:
     if args.model_id:
         return models_pb2.ModelSpec(model_id=args.model_id)
+    if getattr(args, "model", None):
+        return resolve_model(args.model)
     return models_pb2.ModelSpec(parameter_count=parse_count(args.params))
 
 
@@ -119,7 +123,7 @@ def cmd_estimate(client: PlannerClient, args: argparse.Namespace) -> tuple[Messa
 
 
 def _fleet(args: argparse.Namespace) -> hardware_pb2.Fleet:
-    return parse_fleet(args.fleet or "", args.link)
+    return resolve_fleet(args.fleet or "", args.link)
 
 
 def cmd_suggest(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
@@ -354,10 +358,16 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--model-id", help="catalogue model id, e.g. llama-3.1-70b (see `accelplan models`)")
     g.add_argument("--params", help="raw parameter count, e.g. 70B or 7000M")
+    g.add_argument("--model", metavar="@PATH", help="a model file or folder, inspected (see `accelplan inspect`)")
 
 
 def _add_fleet(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--fleet", required=required, help="devices, e.g. '8xcuda:80GiB' or 'tpu-v5p:4chips,cpu:512GiB'")
+    p.add_argument(
+        "--fleet",
+        required=required,
+        help="devices, e.g. '8xcuda:80GiB' or 'tpu-v5p:4chips,cpu:512GiB'; 'detect' for this machine; "
+        "@FILE for `accelplan detect --json` output",
+    )
     p.add_argument("--link", action="append", default=[], help="interconnect KIND:GBPS, e.g. nvswitch:900 (repeatable)")
 
 
@@ -376,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the gRPC server")
     _serve_arguments(s)
+    local_commands.add_parsers(sub)
 
     q = sub.add_parser("quant", help="list quantization levels, or resolve one by name or bits")
     q.add_argument("level", nargs="?", help="a name (bf16, int4, QUANTIZATION_LEVEL_NONE) or bit width (8)")
@@ -489,6 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if getattr(args, "local", None) is not None:  # detect, inspect: no server
+        code: int = args.local(args)
+        return code
     run: Callable[[PlannerClient, argparse.Namespace], tuple[Message, str]] = args.run
     try:
         with PlannerClient(args.server, timeout=args.timeout, token=args.token) as client:
