@@ -1,0 +1,84 @@
+"""Serving engines and the efficiency figures of each that the roofline uses.
+
+Engines differ where a fixed cost or a kernel choice decides the time: llama.cpp
+processes a prompt in micro-batches of 512 tokens and pays a larger per-layer cost
+per step than the server engines, which capture CUDA graphs and batch the whole
+prompt. The figures below were fitted on the ``fit`` rows of tests/validation
+(tests/validation/fit.py prints them); the ``held_out`` rows were chosen before
+fitting and are reported apart in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import NamedTuple
+
+
+class Engine(enum.IntEnum):
+    """accelplan.v1.Engine: the serving engine a speed estimate is for."""
+
+    UNSPECIFIED = 0
+    VLLM = 1
+    LLAMA_CPP = 2
+    TENSORRT_LLM = 3
+    SGLANG = 4
+
+
+class EngineProfile(NamedTuple):
+    """How fast an engine's kernels and scheduler run, as shares of a device's peaks and fixed costs."""
+
+    name: str
+    decode_overhead_seconds_per_layer: float
+    """Fixed cost per layer per decode step (kernel launches, synchronisation) that does not shrink with the model."""
+    prefill_mfu_max: float
+    """Share of dense peak FLOPS a prompt's matrix multiplies reach when they are large."""
+    prefill_half_tokens: int
+    """Tokens per matrix multiply at which the prefill MFU is half its maximum (small GEMMs are inefficient)."""
+    prefill_overhead_seconds_per_layer: float
+    """Fixed cost per layer per prompt micro-batch."""
+    prefill_micro_batch_tokens: int
+    """Tokens per prompt micro-batch (llama.cpp's n_ubatch); 0 means the whole prompt at once."""
+    kv_read_efficiency: float
+    """KV-cache (paged attention) reads relative to the weight-read bandwidth utilisation."""
+    source: str
+    """Where the figures come from."""
+
+
+FIT_SOURCE = "fitted on the 'fit' rows of tests/validation (tests/validation/fit.py)"
+
+LLAMA_CPP = EngineProfile(
+    "llama.cpp",
+    decode_overhead_seconds_per_layer=50e-6,
+    prefill_mfu_max=0.5,
+    prefill_half_tokens=0,
+    prefill_overhead_seconds_per_layer=0.0,
+    prefill_micro_batch_tokens=512,
+    kv_read_efficiency=1.0,
+    source=f"llama-bench pp/tg rows (May 2024), {FIT_SOURCE}; n_ubatch 512 is llama.cpp's default",
+)
+SERVER = EngineProfile(
+    "vLLM",
+    decode_overhead_seconds_per_layer=50e-6,
+    prefill_mfu_max=0.5,
+    prefill_half_tokens=0,
+    prefill_overhead_seconds_per_layer=0.0,
+    prefill_micro_batch_tokens=0,
+    kv_read_efficiency=1.0,
+    source=f"NIM/TensorRT-LLM rows, {FIT_SOURCE}",
+)
+
+PROFILES: dict[Engine, EngineProfile] = {
+    Engine.UNSPECIFIED: SERVER,
+    Engine.VLLM: SERVER,
+    Engine.TENSORRT_LLM: SERVER._replace(name="TensorRT-LLM"),
+    Engine.SGLANG: SERVER._replace(name="SGLang"),
+    Engine.LLAMA_CPP: LLAMA_CPP,
+}
+"""Each engine's figures. UNSPECIFIED means a server engine (vLLM's figures): accelplan plans serving fleets.
+vLLM, TensorRT-LLM and SGLang share one profile: the published rows do not separate them by more than the
+model's error."""
+
+
+def profile(engine: Engine) -> EngineProfile:
+    """The engine's figures (UNSPECIFIED: the server-engine default)."""
+    return PROFILES[engine]
