@@ -54,6 +54,9 @@ class AcceleratorModel:
     """Measured share of peak bandwidth that decode weight reads sustain (0: not measured)."""
     decode_mbu_source: str = ""
     """Where decode_mbu comes from."""
+    fp16_accumulate_tflops: float = 0.0
+    """Dense FP16 tensor rate with FP16 accumulation where it differs from the FP32-accumulate peak_tflops
+    (GeForce cards run it at twice the rate); 0 when the same or unknown."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,7 @@ def _accelerator(row: dict[str, Any]) -> AcceleratorModel:
         retrieved=row.get("retrieved") or "",
         decode_mbu=float((row.get("decode_mbu") or {}).get("value") or 0.0),
         decode_mbu_source=(row.get("decode_mbu") or {}).get("source") or "",
+        fp16_accumulate_tflops=float(row.get("fp16_accumulate_dense_tflops") or 0.0),
     )
 
 

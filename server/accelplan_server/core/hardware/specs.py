@@ -42,6 +42,14 @@ class DeviceSpecs:
     notes: tuple[str, ...] = ()
     decode_mbu: float = 0.0
     """Measured share of bandwidth sustained by decode weight reads (catalogue); 0 means unknown (the default)."""
+    fp16_accumulate_tflops: float = 0.0
+    """Dense FP16 rate with FP16 accumulation where it differs from the FP32-accumulate peak; 0: the same."""
+
+    def fp16_accumulate_peak_for(self, quantization: Quantization) -> float:
+        """The dense peak for an engine that accumulates 16-bit matrix multiplies in FP16."""
+        if COMPUTE_DTYPE[quantization] == "fp16" and self.fp16_accumulate_tflops > 0:
+            return self.fp16_accumulate_tflops
+        return self.peak_for(quantization)
 
     @property
     def effective_mbu(self) -> float:
@@ -84,6 +92,8 @@ class Arrangement(Memoizing):
     """The decode MBU of the device that sets the slowest stage's pace."""
     mbu_note: str = ""
     """How each device's decode MBU was chosen, for the assumption lines."""
+    total_fp16_accumulate_tflops: float = 0.0
+    """Every device's dense peak for FP16-accumulating engines (DeviceSpecs.fp16_accumulate_peak_for), summed."""
 
     @staticmethod
     def of(
@@ -120,6 +130,7 @@ class Arrangement(Memoizing):
             tuple(effective),
             mbus[min(range(len(effective)), key=effective.__getitem__)] if effective else DEFAULT_DECODE_MBU,
             _mbu_note(distinct.values()),
+            sum(d.fp16_accumulate_peak_for(quantization) * counts[key] for key, d in distinct.items()),
         )
 
 
@@ -156,7 +167,8 @@ def resolve(device: Accelerator, catalog: Catalog, bandwidths: BandwidthTable) -
         notes.append(f"{device.type.name} peak FLOPS unknown; assumed {stand_in.name}'s dense peaks.")
     label = sku_model.name if sku_model else device.type.name
     mbu = sku_model.decode_mbu if sku_model is not None and device.memory_bandwidth_gbps <= 0 else 0.0
-    return DeviceSpecs(device.memory_bytes, bandwidth, peaks, label, tuple(notes), mbu)
+    fp16_acc = sku_model.fp16_accumulate_tflops * chips if sku_model and device.peak_dense_tflops_16bit <= 0 else 0.0
+    return DeviceSpecs(device.memory_bytes, bandwidth, peaks, label, tuple(notes), mbu, fp16_acc)
 
 
 class SpecResolver:

@@ -40,6 +40,12 @@ class EngineProfile(NamedTuple):
     """Tokens per prompt micro-batch (llama.cpp's n_ubatch); 0 means the whole prompt at once."""
     kv_read_efficiency: float
     """KV-cache (paged attention) reads relative to the weight-read bandwidth utilisation."""
+    prefill_attention_efficiency: float
+    """Prompt attention (score and value) FLOPs run at this share of the matrix-multiply MFU (without flash
+    attention they are slower)."""
+    fp16_accumulate: bool
+    """16-bit matrix multiplies accumulate in FP16 (llama.cpp's cuBLAS path), which GeForce cards run at twice
+    the FP32-accumulate peak the catalogue lists."""
     source: str
     """Where the figures come from."""
 
@@ -48,22 +54,26 @@ FIT_SOURCE = "fitted on the 'fit' rows of tests/validation (tests/validation/fit
 
 LLAMA_CPP = EngineProfile(
     "llama.cpp",
-    decode_overhead_seconds_per_layer=50e-6,
-    prefill_mfu_max=0.5,
-    prefill_half_tokens=0,
-    prefill_overhead_seconds_per_layer=0.0,
+    decode_overhead_seconds_per_layer=89e-6,
+    prefill_mfu_max=0.703,
+    prefill_half_tokens=0,  # llama-bench rows all run 512-token micro-batches: no prompt-length curve to fit
+    prefill_overhead_seconds_per_layer=1.27e-3,
     prefill_micro_batch_tokens=512,
-    kv_read_efficiency=1.0,
+    kv_read_efficiency=0.139,  # attention without flash attention (llama-bench's default) reads the KV slowly
+    prefill_attention_efficiency=0.8,
+    fp16_accumulate=True,
     source=f"llama-bench pp/tg rows (May 2024), {FIT_SOURCE}; n_ubatch 512 is llama.cpp's default",
 )
 SERVER = EngineProfile(
     "vLLM",
-    decode_overhead_seconds_per_layer=50e-6,
+    decode_overhead_seconds_per_layer=77e-6,
     prefill_mfu_max=0.5,
-    prefill_half_tokens=0,
-    prefill_overhead_seconds_per_layer=0.0,
+    prefill_half_tokens=80,
+    prefill_overhead_seconds_per_layer=39e-6,
     prefill_micro_batch_tokens=0,
     kv_read_efficiency=1.0,
+    prefill_attention_efficiency=0.541,
+    fp16_accumulate=False,
     source=f"NIM/TensorRT-LLM rows, {FIT_SOURCE}",
 )
 

@@ -306,14 +306,13 @@ def _prefill_seconds(
     tokens = work.prompt_tokens * work.batch_size
     prompt_flops = 2.0 * work.counts.active * tokens
     if arch is not None:
-        prompt_flops += (
-            2.0 * arch.num_hidden_layers * arch.num_attention_heads * arch.head_dim * (work.prompt_tokens**2)
-        ) * work.batch_size
+        attention = 2.0 * arch.num_hidden_layers * arch.num_attention_heads * arch.head_dim * work.prompt_tokens**2
+        prompt_flops += attention * work.batch_size / engine.prefill_attention_efficiency
     micro = engine.prefill_micro_batch_tokens
     rows = min(tokens, micro) if micro > 0 else tokens
     micro_batches = max(1, math.ceil(tokens / micro)) if micro > 0 else 1
     mfu = efficiency.prefill_mfu if efficiency.prefill_mfu is not None else prefill_mfu(engine, rows)
-    peak_total = devices.total_peak_tflops / p
+    peak_total = (devices.total_fp16_accumulate_tflops if engine.fp16_accumulate else devices.total_peak_tflops) / p
     compute = prompt_flops / (peak_total * 1e12 * mfu) if peak_total > 0 and tokens else 0.0
     reads = micro_batches * weights_s if tokens else 0.0
     fixed = micro_batches * layer_count * engine.prefill_overhead_seconds_per_layer if tokens else 0.0
