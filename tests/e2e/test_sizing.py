@@ -106,7 +106,9 @@ def test_performance(client: PlannerClient) -> None:
     req.decode_mbu = 0.4
     slow = client.call("EstimatePerformance", req)
     assert slow.decode_mbu == 0.4  # type: ignore[attr-defined]
-    assert slow.memory_seconds_per_token == pytest.approx(2 * r.memory_seconds_per_token)  # type: ignore[attr-defined]
+    assert slow.memory_seconds_per_token == pytest.approx(  # type: ignore[attr-defined]
+        r.decode_mbu / 0.4 * r.memory_seconds_per_token  # type: ignore[attr-defined]
+    )
 
 
 def test_performance_errors(stub: object) -> None:
@@ -170,3 +172,28 @@ def test_bad_architectures(stub: object, spec: models_pb2.ModelSpec, field: str)
         )
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in violations(e.value)
+
+
+def test_performance_engine_selector(client: PlannerClient, stub: object) -> None:
+    """Issue 11: the request names the engine; llama.cpp prefills in 512-token micro-batches and decodes slower."""
+    req = planning_pb2.EstimatePerformanceRequest(
+        model=models_pb2.ModelSpec(model_id="llama-3.1-8b"),
+        quantization=Q.QUANTIZATION_LEVEL_BFLOAT16,
+        fleet=h100s(1),
+        prompt_tokens=4096,
+        output_tokens=2048,
+    )
+    default = client.call("EstimatePerformance", req)
+    assert default.engine == planning_pb2.ENGINE_VLLM  # type: ignore[attr-defined]
+    assert any("UNSPECIFIED" in a for a in default.assumptions)  # type: ignore[attr-defined]
+    req.engine = planning_pb2.ENGINE_LLAMA_CPP
+    cpp = client.call("EstimatePerformance", req)
+    assert cpp.engine == planning_pb2.ENGINE_LLAMA_CPP  # type: ignore[attr-defined]
+    assert cpp.prefill_seconds > default.prefill_seconds  # type: ignore[attr-defined]
+    assert cpp.decode_seconds_per_token > default.decode_seconds_per_token  # type: ignore[attr-defined]
+    assert default.decode_mbu == pytest.approx(0.95)  # type: ignore[attr-defined]  # the H100 SXM's measured figure
+    req.engine = 99  # type: ignore[assignment]
+    with pytest.raises(grpc.RpcError) as e:
+        stub.EstimatePerformance(req, timeout=10)  # type: ignore[attr-defined]
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(e.value) == {"engine"}

@@ -7,6 +7,7 @@ figure taken from a stand-in is named in the assumptions.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -166,8 +167,13 @@ def resolve(device: Accelerator, catalog: Catalog, bandwidths: BandwidthTable) -
     elif sku_model is None and stand_in is not None and peaks:
         notes.append(f"{device.type.name} peak FLOPS unknown; assumed {stand_in.name}'s dense peaks.")
     label = sku_model.name if sku_model else device.type.name
-    mbu = sku_model.decode_mbu if sku_model is not None and device.memory_bandwidth_gbps <= 0 else 0.0
-    fp16_acc = sku_model.fp16_accumulate_tflops * chips if sku_model and device.peak_dense_tflops_16bit <= 0 else 0.0
+    # A measured utilisation belongs to the device model, whatever bandwidth figure the caller gave.
+    mbu = sku_model.decode_mbu if sku_model is not None else 0.0
+    fp16_acc = 0.0
+    if sku_model is not None and sku_model.fp16_accumulate_tflops > 0:
+        sku_peak = sku_model.peak_tflops.get("fp16") or sku_model.peak_tflops.get("bf16") or 0.0
+        if device.peak_dense_tflops_16bit <= 0 or math.isclose(device.peak_dense_tflops_16bit, sku_peak * chips):
+            fp16_acc = sku_model.fp16_accumulate_tflops * chips
     return DeviceSpecs(device.memory_bytes, bandwidth, peaks, label, tuple(notes), mbu, fp16_acc)
 
 
