@@ -512,8 +512,9 @@ def render(cases: list[Case], peer: LlmAnalysisPeer | None) -> str:
     groups = {
         "memory (weights, KV GiB, KV tokens)": lambda c: phase(c) == "memory",
         "batch-1 decode tokens/s": lambda c: c.scenario["metric"] == "decode_tokens_per_second",
-        "other speed (ITL, batched throughput, prefill)": lambda c: phase(c) != "memory"
-        and c.scenario["metric"] != "decode_tokens_per_second",
+        "other speed (ITL, batched throughput, prefill)": lambda c: (
+            phase(c) != "memory" and c.scenario["metric"] != "decode_tokens_per_second"
+        ),
     }
     for name in PREDICTORS:
         answered = [c for c in cases if c.answers[name].value is not None]
@@ -547,7 +548,11 @@ def render(cases: list[Case], peer: LlmAnalysisPeer | None) -> str:
         which = ", ".join(str(c.number) for c in swapped)
         w(
             f"- {name} with case(s) {which} swapped: {mape(alt_cases, name):.1f}% over its {len(alt_cases)} "
-            + (f"cases; {mape(alt_common, name):.1f}% over the {len(alt_common)} common cases" if alt_common else "cases")
+            + (
+                f"cases; {mape(alt_common, name):.1f}% over the {len(alt_common)} common cases"
+                if alt_common
+                else "cases"
+            )
         )
     w("")
     w("## How each peer was mapped")

@@ -113,22 +113,28 @@ def test_llama_cpp_prefills_in_micro_batches_and_reads_the_weights_each_time(cat
     a = llama8b(catalog)
     slow = DeviceSpecs(80 * 2**30, 100.0, {"bf16": 989.0, "fp16": 989.0}, "slow memory")
     one = estimate_performance(
-        work(a, prompt=512)._replace(engine=engines.Engine.LLAMA_CPP), [slow], tensor_parallel=1, pipeline_parallel=1,
+        work(a, prompt=512)._replace(engine=engines.Engine.LLAMA_CPP),
+        [slow],
+        tensor_parallel=1,
+        pipeline_parallel=1,
         link_gbps=0,
     )
     eight = estimate_performance(
-        work(a, prompt=4096)._replace(engine=engines.Engine.LLAMA_CPP), [slow], tensor_parallel=1,
-        pipeline_parallel=1, link_gbps=0,
+        work(a, prompt=4096)._replace(engine=engines.Engine.LLAMA_CPP),
+        [slow],
+        tensor_parallel=1,
+        pipeline_parallel=1,
+        link_gbps=0,
     )
     assert eight.prefill_seconds == pytest.approx(8 * one.prefill_seconds, rel=0.01)  # memory-bound: 8 weight reads
 
 
 def test_engines_differ(catalog: Catalog) -> None:
     a = llama8b(catalog)
-    kwargs = {"tensor_parallel": 1, "pipeline_parallel": 1, "link_gbps": 0}
-    vllm = estimate_performance(work(a, prompt=2048, output=4096), [H100], **kwargs)  # type: ignore[arg-type]
+    w = work(a, prompt=2048, output=4096)
+    vllm = estimate_performance(w, [H100], tensor_parallel=1, pipeline_parallel=1, link_gbps=0)
     cpp = estimate_performance(
-        work(a, prompt=2048, output=4096)._replace(engine=engines.Engine.LLAMA_CPP), [H100], **kwargs  # type: ignore[arg-type]
+        w._replace(engine=engines.Engine.LLAMA_CPP), [H100], tensor_parallel=1, pipeline_parallel=1, link_gbps=0
     )
     assert cpp.prefill_seconds > 1.2 * vllm.prefill_seconds
     assert cpp.decode_seconds_per_token > 1.1 * vllm.decode_seconds_per_token  # slower KV reads at long context

@@ -240,6 +240,7 @@ if __name__ == "__main__":
     for r in evaluate():
         flag = "ok " if abs(r.error) <= r.bound else "OUT"
         print(
-            f"{flag} {r.phase[:3]} {r.split[:4]:4} {r.measurement:58} {r.metric:26} measured {r.measured:10.2f} predicted {r.predicted:10.2f}"
+            f"{flag} {r.phase[:3]} {r.split[:4]:4} {r.measurement:58} {r.metric:26} "
+            f"measured {r.measured:10.2f} predicted {r.predicted:10.2f}"
             f" {r.error:+7.1%} (bound {r.bound:.0%})"
         )

@@ -138,7 +138,9 @@ class Arrangement(Memoizing):
 def _mbu_note(devices: Iterable[DeviceSpecs]) -> str:
     """'X% of peak memory bandwidth (...)' for each distinct device's decode MBU."""
     parts = dict.fromkeys(
-        f"{d.label}'s measured {d.decode_mbu:.0%}" if d.decode_mbu else f"{DEFAULT_DECODE_MBU:.0%} for {d.label} (no measured figure)"
+        f"{d.label}'s measured {d.decode_mbu:.0%}"
+        if d.decode_mbu
+        else f"{DEFAULT_DECODE_MBU:.0%} for {d.label} (no measured figure)"
         for d in devices
     )
     return "a per-device share of peak memory bandwidth (MBU): " + ", ".join(parts)

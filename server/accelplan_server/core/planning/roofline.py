@@ -126,9 +126,7 @@ def _efficiency_note(efficiency: Efficiency, engine: Engine, mbu_note: str) -> s
     overhead = e.decode_overhead_seconds_per_layer if overhead is None else overhead
     if efficiency.prefill_mfu is None:
         half = f", half of that at {e.prefill_half_tokens} tokens per matrix multiply" if e.prefill_half_tokens else ""
-        batches = (
-            f" in micro-batches of {e.prefill_micro_batch_tokens} tokens" if e.prefill_micro_batch_tokens else ""
-        )
+        batches = f" in micro-batches of {e.prefill_micro_batch_tokens} tokens" if e.prefill_micro_batch_tokens else ""
         prefill = (
             f"prefill{batches} at up to {e.prefill_mfu_max:.0%} MFU{half}, plus "
             f"{e.prefill_overhead_seconds_per_layer * 1e6:g} us per layer per micro-batch"
