@@ -67,3 +67,28 @@ def test_issue_accuracy_targets_on_held_out_rows() -> None:
     prefill = [r for r in SPEED if r.phase == "prefill" and r.split == "held_out"]
     assert mape(decode_1) <= 0.15, f"batch-1 decode held-out MAPE {mape(decode_1):.1%}"
     assert mape(prefill) <= 0.25, f"prefill held-out MAPE {mape(prefill):.1%}"
+
+
+def test_the_fit_reproduces_the_committed_constants() -> None:
+    """engines.py and the catalogue's decode_mbu hold what tests/validation/fit.py prints (3 significant digits).
+
+    Takes a few seconds: the fit reruns its coordinate descent over the fit rows.
+    """
+    from accelplan_server.core.catalog import load_catalog
+    from accelplan_server.core.planning import engines
+    from tests.validation import fit
+
+    saved = dict(engines.PROFILES)
+    try:
+        model, _ = fit.fit()
+    finally:
+        engines.PROFILES.clear()
+        engines.PROFILES.update(saved)
+    catalog = load_catalog()
+    for sku, mbu in model.mbu.items():
+        a = catalog.accelerator(sku)
+        assert a is not None and a.decode_mbu == pytest.approx(mbu, rel=5e-3), sku
+    for group, members in fit.ENGINE_GROUPS.items():
+        committed = engines.PROFILES[members[0]]
+        for name in fit.FIELDS:
+            assert getattr(committed, name) == pytest.approx(getattr(model.profiles[group], name), rel=5e-3), name

@@ -54,22 +54,22 @@ FIT_SOURCE = "fitted on the 'fit' rows of tests/validation (tests/validation/fit
 
 LLAMA_CPP = EngineProfile(
     "llama.cpp",
-    decode_overhead_seconds_per_layer=89e-6,
+    decode_overhead_seconds_per_layer=94.5e-6,
     prefill_mfu_max=0.703,
     prefill_half_tokens=0,  # llama-bench rows all run 512-token micro-batches: no prompt-length curve to fit
     prefill_overhead_seconds_per_layer=1.27e-3,
     prefill_micro_batch_tokens=512,
-    kv_read_efficiency=0.139,  # attention without flash attention (llama-bench's default) reads the KV slowly
+    kv_read_efficiency=0.150,  # attention without flash attention (llama-bench's default) reads the KV slowly
     prefill_attention_efficiency=0.8,
     fp16_accumulate=True,
     source=f"llama-bench pp/tg rows (May 2024), {FIT_SOURCE}; n_ubatch 512 is llama.cpp's default",
 )
 SERVER = EngineProfile(
     "vLLM",
-    decode_overhead_seconds_per_layer=77e-6,
+    decode_overhead_seconds_per_layer=77.3e-6,
     prefill_mfu_max=0.5,
     prefill_half_tokens=80,
-    prefill_overhead_seconds_per_layer=39e-6,
+    prefill_overhead_seconds_per_layer=37.6e-6,
     prefill_micro_batch_tokens=0,
     kv_read_efficiency=1.0,
     prefill_attention_efficiency=0.541,
