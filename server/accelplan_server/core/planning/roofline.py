@@ -8,9 +8,9 @@ FLOPs; the step takes the longer of the two::
     t_compute = 2 * active_params * batch / (peak_flops * MFU)     (+ attention FLOPs)
 
 Tensor-parallel devices work at the same time and add two all-reduces per
-layer; pipeline stages run one after another for a sequence. Prefill is
-compute-bound: the prompt's FLOPs at the prefill MFU, or the weight read if
-that is longer.
+layer; pipeline stages run one after another for a sequence. Prefill is the
+prompt's FLOPs at the prefill MFU, or the weight reads (one per micro-batch) if
+longer, plus a fixed cost per layer per micro-batch (engines.py).
 
 Calibration (tests/validation, fit rows only): the weight-read utilisation is a
 per-sku catalogue figure (DeviceSpecs.decode_mbu), falling back to
@@ -30,15 +30,12 @@ from itertools import repeat
 from operator import add, mul, truediv
 from typing import NamedTuple
 
-from accelplan_server.core.hardware.specs import Arrangement, DeviceSpecs
+from accelplan_server.core.hardware.specs import DEFAULT_DECODE_MBU, Arrangement, DeviceSpecs
 from accelplan_server.core.memory.serving import kv_bytes_per_sequence
 from accelplan_server.core.model.architecture import Architecture, ParameterCounts
 from accelplan_server.core.model.weights import WeightFormat, bytes_read_per_token
 from accelplan_server.core.planning.engines import Engine, EngineProfile, profile
 
-DEFAULT_DECODE_MBU = 0.8
-"""Share of peak memory bandwidth sustained while decoding, for a device whose catalogue row has no
-measured figure (memory-bandwidth utilisation)."""
 DEFAULT_DECODE_MFU = 0.5
 """Share of dense peak FLOPS sustained by decode-step matrix multiplies."""
 ALLREDUCE_LATENCY_SECONDS = 10e-6
