@@ -136,7 +136,7 @@ def test_engines_differ(catalog: Catalog) -> None:
     cpp = estimate_performance(
         w._replace(engine=engines.Engine.LLAMA_CPP), [H100], tensor_parallel=1, pipeline_parallel=1, link_gbps=0
     )
-    assert cpp.prefill_seconds > 1.2 * vllm.prefill_seconds
+    assert cpp.prefill_seconds > 1.05 * vllm.prefill_seconds  # slower attention, 512-token micro-batches
     assert cpp.decode_seconds_per_token > 1.1 * vllm.decode_seconds_per_token  # slower KV reads at long context
     assert any("llama.cpp" in n for n in cpp.assumptions) and any("UNSPECIFIED" in n for n in vllm.assumptions)
 
@@ -155,19 +155,25 @@ def test_kv_reads_have_their_own_efficiency(catalog: Catalog) -> None:
 
 
 def test_decode_mbu_is_per_device_from_the_catalogue(catalog: Catalog) -> None:
-    """Issue 11: one 0.8 for every device made Apple Ultra chips decode too fast."""
+    """Issue 11: one 0.8 for every device (and one per-layer cost) made Apple Ultra chips decode too fast."""
     from accelplan_server.core.hardware.accelerators import Accelerator
     from accelplan_server.core.hardware.bandwidth import BandwidthTable
     from accelplan_server.core.hardware.specs import resolve
 
     table = BandwidthTable.from_catalog(catalog)
     sku = catalog.accelerator("apple-m2-ultra")
-    assert sku is not None and 0 < sku.decode_mbu < 0.8 and "fit.py" in sku.decode_mbu_source
+    assert sku is not None and 0 < sku.decode_mbu <= 0.95 and "fit.py" in sku.decode_mbu_source
     spec = resolve(Accelerator(sku.type, sku.memory_bytes, sku=sku.sku), catalog, table)
     a = llama8b(catalog)
     perf = estimate_performance(work(a), [spec], tensor_parallel=1, pipeline_parallel=1, link_gbps=0)
     assert perf.decode_mbu == pytest.approx(sku.decode_mbu)
     assert any("measured" in n and "M2 Ultra" in n for n in perf.assumptions)
+    cpp = estimate_performance(
+        work(a)._replace(engine=engines.Engine.LLAMA_CPP), [spec], tensor_parallel=1, pipeline_parallel=1, link_gbps=0
+    )
+    assert any("Metal" in n for n in cpp.assumptions)  # llama.cpp's Metal figures on an Apple GPU
+    metal, cuda = engines.LLAMA_CPP_METAL, engines.LLAMA_CPP
+    assert metal.decode_overhead_seconds_per_layer > cuda.decode_overhead_seconds_per_layer
     unmeasured = DeviceSpecs(80 * 2**30, 3350.0, {"bf16": 989.0}, "no figure")
     other = estimate_performance(work(a), [unmeasured], tensor_parallel=1, pipeline_parallel=1, link_gbps=0)
     assert other.decode_mbu == 0.8 and any("no measured figure" in n for n in other.assumptions)

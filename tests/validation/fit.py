@@ -29,7 +29,12 @@ from accelplan_server.core.planning import engines
 from accelplan_server.core.planning.engines import Engine, EngineProfile
 from tests.validation import evaluate as ev
 
-ENGINE_GROUPS = {"llama_cpp": (Engine.LLAMA_CPP,), "server": (Engine.VLLM, Engine.TENSORRT_LLM, Engine.SGLANG)}
+ENGINE_GROUPS = {
+    "llama_cpp": (Engine.LLAMA_CPP,),
+    "llama_cpp_metal": (Engine.LLAMA_CPP,),
+    "server": (Engine.VLLM, Engine.TENSORRT_LLM, Engine.SGLANG),
+}
+"""Fitted groups; llama_cpp_metal is llama.cpp on Apple GPUs (engines.METAL_PROFILES)."""
 FIELDS = (
     "decode_overhead_seconds_per_layer",
     "kv_read_efficiency",
@@ -65,6 +70,14 @@ def fit_rows() -> tuple[list[tuple[dict[str, Any], float]], dict[str, Any], Cata
 
 
 START = {
+    "llama_cpp_metal": engines.LLAMA_CPP_METAL._replace(
+        decode_overhead_seconds_per_layer=50e-6,
+        prefill_mfu_max=0.5,
+        prefill_half_tokens=0,
+        prefill_overhead_seconds_per_layer=0.0,
+        kv_read_efficiency=1.0,
+        prefill_attention_efficiency=1.0,
+    ),
     "llama_cpp": engines.LLAMA_CPP._replace(
         decode_overhead_seconds_per_layer=50e-6,
         prefill_mfu_max=0.5,
@@ -96,8 +109,9 @@ class Model:
 
     def apply(self) -> None:
         for group, members in ENGINE_GROUPS.items():
+            table = engines.METAL_PROFILES if group == "llama_cpp_metal" else engines.PROFILES
             for e in members:
-                engines.PROFILES[e] = self.profiles[group]._replace(name=engines.PROFILES[e].name)
+                table[e] = self.profiles[group]._replace(name=table[e].name)
 
 
 def predictor(doc: dict[str, Any], catalog: Catalog, table: BandwidthTable, model: Model) -> Callable[..., float]:
@@ -184,6 +198,7 @@ def main() -> None:
     import sys
 
     saved: dict[Engine, EngineProfile] = dict(engines.PROFILES)
+    saved_metal = dict(engines.METAL_PROFILES)
     try:
         model, best = fit()
         print(report(model, best))
@@ -195,6 +210,8 @@ def main() -> None:
     finally:
         engines.PROFILES.clear()
         engines.PROFILES.update(saved)
+        engines.METAL_PROFILES.clear()
+        engines.METAL_PROFILES.update(saved_metal)
 
 
 if __name__ == "__main__":

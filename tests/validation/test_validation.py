@@ -78,17 +78,19 @@ def test_the_fit_reproduces_the_committed_constants() -> None:
     from accelplan_server.core.planning import engines
     from tests.validation import fit
 
-    saved = dict(engines.PROFILES)
+    saved, saved_metal = dict(engines.PROFILES), dict(engines.METAL_PROFILES)
     try:
         model, _ = fit.fit()
     finally:
         engines.PROFILES.clear()
         engines.PROFILES.update(saved)
+        engines.METAL_PROFILES.clear()
+        engines.METAL_PROFILES.update(saved_metal)
     catalog = load_catalog()
     for sku, mbu in model.mbu.items():
         a = catalog.accelerator(sku)
         assert a is not None and a.decode_mbu == pytest.approx(mbu, rel=5e-3), sku
     for group, members in fit.ENGINE_GROUPS.items():
-        committed = engines.PROFILES[members[0]]
+        committed = (engines.METAL_PROFILES if group == "llama_cpp_metal" else engines.PROFILES)[members[0]]
         for name in fit.FIELDS:
             assert getattr(committed, name) == pytest.approx(getattr(model.profiles[group], name), rel=5e-3), name

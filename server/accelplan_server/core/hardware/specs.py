@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from accelplan_server.core.catalog import AcceleratorModel, Catalog
-from accelplan_server.core.hardware.accelerators import Accelerator
+from accelplan_server.core.hardware.accelerators import Accelerator, AcceleratorType
 from accelplan_server.core.hardware.bandwidth import BandwidthTable
 from accelplan_server.core.memo import Memoizing
 from accelplan_server.core.quantization import Quantization
@@ -45,6 +45,8 @@ class DeviceSpecs:
     """Measured share of bandwidth sustained by decode weight reads (catalogue); 0 means unknown (the default)."""
     fp16_accumulate_tflops: float = 0.0
     """Dense FP16 rate with FP16 accumulation where it differs from the FP32-accumulate peak; 0: the same."""
+    metal: bool = False
+    """An Apple GPU: engines run their Metal kernels, which have their own figures."""
 
     def fp16_accumulate_peak_for(self, quantization: Quantization) -> float:
         """The dense peak for an engine that accumulates 16-bit matrix multiplies in FP16."""
@@ -95,6 +97,8 @@ class Arrangement(Memoizing):
     """How each device's decode MBU was chosen, for the assumption lines."""
     total_fp16_accumulate_tflops: float = 0.0
     """Every device's dense peak for FP16-accumulating engines (DeviceSpecs.fp16_accumulate_peak_for), summed."""
+    all_metal: bool = False
+    """Every device is an Apple GPU (the engine's Metal figures apply)."""
 
     @staticmethod
     def of(
@@ -132,6 +136,7 @@ class Arrangement(Memoizing):
             mbus[min(range(len(effective)), key=effective.__getitem__)] if effective else DEFAULT_DECODE_MBU,
             _mbu_note(distinct.values()),
             sum(d.fp16_accumulate_peak_for(quantization) * counts[key] for key, d in distinct.items()),
+            all(d.metal for d in distinct.values()),
         )
 
 
@@ -176,7 +181,8 @@ def resolve(device: Accelerator, catalog: Catalog, bandwidths: BandwidthTable) -
         sku_peak = sku_model.peak_tflops.get("fp16") or sku_model.peak_tflops.get("bf16") or 0.0
         if device.peak_dense_tflops_16bit <= 0 or math.isclose(device.peak_dense_tflops_16bit, sku_peak * chips):
             fp16_acc = sku_model.fp16_accumulate_tflops * chips
-    return DeviceSpecs(device.memory_bytes, bandwidth, peaks, label, tuple(notes), mbu, fp16_acc)
+    metal = device.type is AcceleratorType.METAL_GPU
+    return DeviceSpecs(device.memory_bytes, bandwidth, peaks, label, tuple(notes), mbu, fp16_acc, metal)
 
 
 class SpecResolver:

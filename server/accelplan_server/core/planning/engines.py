@@ -54,13 +54,13 @@ FIT_SOURCE = "fitted on the 'fit' rows of tests/validation (tests/validation/fit
 
 LLAMA_CPP = EngineProfile(
     "llama.cpp",
-    decode_overhead_seconds_per_layer=94.5e-6,
-    prefill_mfu_max=0.703,
-    prefill_half_tokens=0,  # llama-bench rows all run 512-token micro-batches: no prompt-length curve to fit
-    prefill_overhead_seconds_per_layer=1.27e-3,
+    decode_overhead_seconds_per_layer=100e-6,
+    prefill_mfu_max=0.5,
+    prefill_half_tokens=26,  # weakly determined: the llama-bench rows all run 512-token micro-batches
+    prefill_overhead_seconds_per_layer=9.33e-6,
     prefill_micro_batch_tokens=512,
-    kv_read_efficiency=0.150,  # attention without flash attention (llama-bench's default) reads the KV slowly
-    prefill_attention_efficiency=0.8,
+    kv_read_efficiency=0.437,  # attention without flash attention (llama-bench's default) reads the KV slowly
+    prefill_attention_efficiency=0.202,
     fp16_accumulate=True,
     source=f"llama-bench pp/tg rows (May 2024), {FIT_SOURCE}; n_ubatch 512 is llama.cpp's default",
 )
@@ -77,6 +77,19 @@ SERVER = EngineProfile(
     source=f"NIM/TensorRT-LLM rows, {FIT_SOURCE}",
 )
 
+LLAMA_CPP_METAL = LLAMA_CPP._replace(
+    name="llama.cpp (Metal)",
+    decode_overhead_seconds_per_layer=201e-6,
+    prefill_mfu_max=0.8,
+    prefill_half_tokens=61,
+    prefill_overhead_seconds_per_layer=0.349e-6,
+    kv_read_efficiency=0.155,
+    prefill_attention_efficiency=0.559,
+    fp16_accumulate=False,
+    source=f"llama-bench pp/tg rows on M2 Ultra and M3 Max (May 2024), {FIT_SOURCE}",
+)
+"""llama.cpp's Metal backend (Apple GPUs): its own kernels, fitted on the Apple rows."""
+
 PROFILES: dict[Engine, EngineProfile] = {
     Engine.UNSPECIFIED: SERVER,
     Engine.VLLM: SERVER,
@@ -89,6 +102,10 @@ vLLM, TensorRT-LLM and SGLang share one profile: the published rows do not separ
 model's error."""
 
 
-def profile(engine: Engine) -> EngineProfile:
-    """The engine's figures (UNSPECIFIED: the server-engine default)."""
-    return PROFILES[engine]
+METAL_PROFILES: dict[Engine, EngineProfile] = {Engine.LLAMA_CPP: LLAMA_CPP_METAL}
+"""Engines whose Apple-GPU (Metal) kernels have figures of their own."""
+
+
+def profile(engine: Engine, metal: bool = False) -> EngineProfile:
+    """The engine's figures (UNSPECIFIED: the server-engine default), on Apple GPUs its Metal figures."""
+    return (METAL_PROFILES.get(engine) if metal else None) or PROFILES[engine]

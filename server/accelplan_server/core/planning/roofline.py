@@ -117,8 +117,8 @@ def _expert_fraction_touched(arch: Architecture | None, batch: int) -> float:
 
 
 @functools.lru_cache(maxsize=64)
-def _efficiency_note(efficiency: Efficiency, engine: Engine, mbu_note: str) -> str:
-    e = profile(engine)
+def _efficiency_note(efficiency: Efficiency, engine: Engine, mbu_note: str, metal: bool) -> str:
+    e = profile(engine, metal)
     overhead = efficiency.decode_overhead_seconds_per_layer
     overhead = e.decode_overhead_seconds_per_layer if overhead is None else overhead
     if efficiency.prefill_mfu is None:
@@ -196,7 +196,7 @@ def roofline(
     t, p = devices.tensor_parallel, devices.pipeline_parallel
     fractions = stage_fractions or [1.0 / p] * p
     counts, fmt, arch = work.counts, work.weight_format, work.architecture
-    engine = profile(work.engine)
+    engine = profile(work.engine, devices.all_metal)
     # The assumptions that depend only on the devices and settings are worked out once per arrangement.
     key = (efficiency, link_gbps, arch is not None, work.engine)
     head, tail = devices.memo(key, lambda: _fixed_notes(devices, efficiency, link_gbps, arch is not None, work.engine))
@@ -323,7 +323,7 @@ def _fixed_notes(
         mbu_note = f"{efficiency.decode_mbu:.0%} of peak memory bandwidth (MBU, caller's figure)"
     else:
         mbu_note = devices.mbu_note
-    head = (_efficiency_note(efficiency, engine, mbu_note),)
+    head = (_efficiency_note(efficiency, engine, mbu_note, devices.all_metal),)
     tail: list[str] = []
     if not architecture_known:
         tail.append("Architecture unknown: KV-cache reads, attention FLOPs and per-layer overhead are not modelled.")
