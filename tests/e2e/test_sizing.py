@@ -25,7 +25,7 @@ def test_list_accelerator_models(client: PlannerClient) -> None:
     assert {"tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e"} <= skus
     everything = client.call("ListAcceleratorModels", H.ListAcceleratorModelsRequest(page_size=1000))
     h100 = next(m for m in everything.accelerator_models if m.sku == "h100-sxm")  # type: ignore[attr-defined]
-    assert h100.memory_bytes == 80 * GIB and h100.memory_bandwidth_gigabytes_per_second == 3350
+    assert h100.memory_bytes == 85_045_477_376 and h100.memory_bandwidth_gigabytes_per_second == 3350  # as CUDA reports
     assert Q.QUANTIZATION_LEVEL_FP8 in h100.supported_quantizations and h100.source_url
     a100 = next(m for m in everything.accelerator_models if m.sku == "a100-80gb-sxm")  # type: ignore[attr-defined]
     assert Q.QUANTIZATION_LEVEL_FP8 not in a100.supported_quantizations
@@ -38,7 +38,7 @@ def test_sku_fills_device_and_fp8_support(client: PlannerClient) -> None:
         )
     )
     h100, a100 = r.matches
-    assert h100.capabilities.memory_bytes == 80 * GIB
+    assert h100.capabilities.memory_bytes == 85_045_477_376  # the catalogue's figure as CUDA reports it
     assert h100.capabilities.memory_bandwidth_gigabytes_per_second == 3350
     assert Q.QUANTIZATION_LEVEL_FP8 in h100.capabilities.supported_quantizations
     assert Q.QUANTIZATION_LEVEL_FP8 not in a100.capabilities.supported_quantizations
@@ -67,7 +67,7 @@ def test_capacity(client: PlannerClient) -> None:
     assert r.kv_cache_tokens == r.kv_cache_budget_bytes // per_token  # type: ignore[attr-defined]
     assert r.max_concurrent_sequences == r.kv_cache_budget_bytes // (8192 * per_token)  # type: ignore[attr-defined]
     assert r.max_context_length == 131072  # type: ignore[attr-defined]
-    assert r.usable_memory_bytes == int(80 * GIB * 0.9)  # type: ignore[attr-defined]
+    assert r.usable_memory_bytes == int(85_045_477_376 * 0.9)  # type: ignore[attr-defined]
 
 
 def test_capacity_needs_an_architecture(client: PlannerClient) -> None:
@@ -106,7 +106,9 @@ def test_performance(client: PlannerClient) -> None:
     req.decode_mbu = 0.4
     slow = client.call("EstimatePerformance", req)
     assert slow.decode_mbu == 0.4  # type: ignore[attr-defined]
-    assert slow.memory_seconds_per_token == pytest.approx(2 * r.memory_seconds_per_token)  # type: ignore[attr-defined]
+    assert slow.memory_seconds_per_token == pytest.approx(  # type: ignore[attr-defined]
+        r.decode_mbu / 0.4 * r.memory_seconds_per_token  # type: ignore[attr-defined]
+    )
 
 
 def test_performance_errors(stub: object) -> None:
@@ -170,3 +172,28 @@ def test_bad_architectures(stub: object, spec: models_pb2.ModelSpec, field: str)
         )
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in violations(e.value)
+
+
+def test_performance_engine_selector(client: PlannerClient, stub: object) -> None:
+    """Issue 11: the request names the engine; llama.cpp prefills in 512-token micro-batches and decodes slower."""
+    req = planning_pb2.EstimatePerformanceRequest(
+        model=models_pb2.ModelSpec(model_id="llama-3.1-8b"),
+        quantization=Q.QUANTIZATION_LEVEL_BFLOAT16,
+        fleet=h100s(1),
+        prompt_tokens=4096,
+        output_tokens=2048,
+    )
+    default = client.call("EstimatePerformance", req)
+    assert default.engine == planning_pb2.ENGINE_VLLM  # type: ignore[attr-defined]
+    assert any("UNSPECIFIED" in a for a in default.assumptions)  # type: ignore[attr-defined]
+    req.engine = planning_pb2.ENGINE_LLAMA_CPP
+    cpp = client.call("EstimatePerformance", req)
+    assert cpp.engine == planning_pb2.ENGINE_LLAMA_CPP  # type: ignore[attr-defined]
+    assert cpp.prefill_seconds > default.prefill_seconds  # type: ignore[attr-defined]
+    assert cpp.decode_seconds_per_token > default.decode_seconds_per_token  # type: ignore[attr-defined]
+    assert default.decode_mbu == pytest.approx(0.95)  # type: ignore[attr-defined]  # the H100 SXM's measured figure
+    req.engine = 99  # type: ignore[assignment]
+    with pytest.raises(grpc.RpcError) as e:
+        stub.EstimatePerformance(req, timeout=10)  # type: ignore[attr-defined]
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(e.value) == {"engine"}

@@ -127,3 +127,28 @@ def test_compatible_models_largest_first(catalog: Catalog) -> None:
     assert all(f.required_memory_bytes + f.headroom_bytes == budget for f in fits)
     outside = {m.id for m in catalog.models} - {f.model.id for f in fits}
     assert all(estimate_memory(catalog.model(i).parameter_count, Q.INT4).total_bytes > budget for i in outside)
+
+
+def test_catalogue_memory_is_what_the_runtime_reports_where_sourced(catalog: Catalog) -> None:
+    """Issue 11: an L40S exposes about 44.5 GiB to CUDA (ECC on), not 48 GiB."""
+    l40s = catalog.accelerator("l40s")
+    assert l40s is not None and l40s.memory_bytes == 47_803_596_800
+
+
+def test_peak_flops_follow_one_convention(catalog: Catalog) -> None:
+    """Dense FP16/BF16 with FP32 accumulate: the RTX 4090 and 5090 rows agree; Apple GPUs have sourced peaks."""
+    for sku in ("rtx-3090", "rtx-4090", "rtx-5090"):
+        a = catalog.accelerator(sku)
+        assert a is not None
+        assert a.fp16_accumulate_tflops == pytest.approx(2 * a.peak_tflops["fp16"], rel=0.01), sku
+    r5090 = catalog.accelerator("rtx-5090")
+    assert r5090 is not None and r5090.peak_tflops["bf16"] == pytest.approx(209.5)
+    for sku in ("apple-m2-max", "apple-m2-ultra", "apple-m3-max", "apple-m3-ultra"):
+        a = catalog.accelerator(sku)
+        assert a is not None and a.peak_tflops.get("fp16", 0) > 10, sku
+
+
+def test_measured_decode_mbu_rows_name_their_source(catalog: Catalog) -> None:
+    measured = [a for a in catalog.accelerators if a.decode_mbu]
+    assert len(measured) >= 4
+    assert all(0 < a.decode_mbu <= 0.95 and a.decode_mbu_source for a in measured)

@@ -17,7 +17,8 @@ from accelplan_server.core.hardware.specs import DeviceSpecs, resolve
 from accelplan_server.core.memory.serving import ServingShape, estimate_capacity, estimate_serving_memory
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.weights import WeightFormat
-from accelplan_server.core.planning.roofline import Workload, estimate_performance
+from accelplan_server.core.planning.engines import Engine
+from accelplan_server.core.planning.roofline import Performance, Workload, estimate_performance
 from accelplan_server.core.quantization import from_name
 
 HERE = Path(__file__).parent
@@ -36,6 +37,12 @@ class Result:
     why: str
     bound_reason: str
     source: str
+    phase: str = "memory"
+    """memory, decode or prefill."""
+    split: str = ""
+    """fit or held_out (speed rows; chosen before fitting, see scenarios.json _split)."""
+    batch_size: int = 1
+    """Sequences decoded together."""
 
     @property
     def error(self) -> float:
@@ -46,7 +53,7 @@ class Result:
 def load() -> tuple[dict[str, Any], dict[str, Any]]:
     """(measurements by id, scenarios document)."""
     raw = json.loads((HERE / "measurements.json").read_text())
-    rows = {r["id"]: r for kind in ("memory", "decode", "throughput") for r in raw[kind]}
+    rows = {r["id"]: r for kind in ("memory", "decode", "prefill", "throughput") for r in raw.get(kind, [])}
     return rows, json.loads((HERE / "scenarios.json").read_text())
 
 
@@ -110,6 +117,70 @@ def measured_value(s: dict[str, Any], row: dict[str, Any]) -> float:
         return float(rep["kv_cache_tokens"])
     if metric == "decode_tokens_per_second":
         return float(row["tokens_per_second"])
+    if metric == "prefill_tokens_per_second":
+        return float(row["prompt_tokens_per_second"])
+    if metric == "time_to_first_token_ms":
+        return float(row["ttft_ms"])
+    if metric == "inter_token_latency_ms":
+        return float(row["itl_ms"])
+    if metric == "output_tokens_per_second":
+        return float(row["value"])
+    raise ValueError(metric)
+
+
+SPEED_METRICS = {
+    "decode_tokens_per_second": "decode",
+    "inter_token_latency_ms": "decode",
+    "output_tokens_per_second": "decode",
+    "prefill_tokens_per_second": "prefill",
+    "time_to_first_token_ms": "prefill",
+}
+"""Speed metrics and the phase each measures."""
+
+ENGINES = {
+    "llama_cpp": Engine.LLAMA_CPP,
+    "vllm": Engine.VLLM,
+    "tensorrt_llm": Engine.TENSORRT_LLM,
+    "sglang": Engine.SGLANG,
+}
+
+
+def performance(
+    s: dict[str, Any], doc: dict[str, Any], catalog: Catalog, table: BandwidthTable, arch: Architecture
+) -> Performance:
+    """accelplan's roofline for a speed scenario."""
+    tp = s.get("tensor_parallel_size", 1)
+    pp = s.get("pipeline_parallel_size", 1)
+    spec = device_specs(s, doc, catalog, table)
+    sku = catalog.accelerator(s["device"])
+    link = sku.interconnect_gbps if sku is not None and tp > 1 else 0.0
+    work = Workload(
+        arch.parameters,
+        weight_format(s),
+        arch,
+        16,
+        s.get("batch_size", 1),
+        s.get("prompt_tokens", 0),
+        s.get("output_tokens", 128),
+        engine=ENGINES[s.get("engine", "llama_cpp")],
+    )
+    return estimate_performance(work, [spec] * (tp * pp), tensor_parallel=tp, pipeline_parallel=pp, link_gbps=link)
+
+
+def predict_speed(perf: Performance, s: dict[str, Any]) -> float:
+    """accelplan's value for a speed metric."""
+    metric = s["metric"]
+    if metric == "decode_tokens_per_second":
+        return perf.decode_tokens_per_second_per_sequence
+    if metric == "inter_token_latency_ms":
+        return perf.decode_seconds_per_token * 1e3
+    if metric == "prefill_tokens_per_second":
+        return s["prompt_tokens"] * s.get("batch_size", 1) / perf.prefill_seconds
+    if metric == "time_to_first_token_ms":
+        return perf.prefill_seconds * 1e3
+    if metric == "output_tokens_per_second":
+        out = s["output_tokens"]
+        return s["batch_size"] * out / (perf.prefill_seconds + out * perf.decode_seconds_per_token)
     raise ValueError(metric)
 
 
@@ -134,12 +205,8 @@ def predict(
         ) * GIB
         per_token = arch.num_hidden_layers * arch.kv_elements_per_token_per_layer_sharded(tp) * 2
         return kv_bytes / per_token
-    if metric == "decode_tokens_per_second":
-        pp = s.get("pipeline_parallel_size", 1)
-        spec = device_specs(s, doc, catalog, table)
-        work = Workload(arch.parameters, fmt, arch, 16, 1, s.get("prompt_tokens", 0), s.get("output_tokens", 128))
-        perf = estimate_performance(work, [spec] * (tp * pp), tensor_parallel=tp, pipeline_parallel=pp, link_gbps=0.0)
-        return perf.decode_tokens_per_second_per_sequence
+    if metric in SPEED_METRICS:
+        return predict_speed(performance(s, doc, catalog, table, arch), s)
     raise ValueError(metric)
 
 
@@ -161,6 +228,9 @@ def evaluate() -> list[Result]:
                 s.get("why", ""),
                 s.get("bound_reason", ""),
                 row["source"],
+                SPEED_METRICS.get(s["metric"], "memory"),
+                s.get("split", ""),
+                s.get("batch_size", 1),
             )
         )
     return results
@@ -170,6 +240,7 @@ if __name__ == "__main__":
     for r in evaluate():
         flag = "ok " if abs(r.error) <= r.bound else "OUT"
         print(
-            f"{flag} {r.measurement:50} {r.metric:28} measured {r.measured:10.2f} predicted {r.predicted:10.2f}"
+            f"{flag} {r.phase[:3]} {r.split[:4]:4} {r.measurement:58} {r.metric:26} "
+            f"measured {r.measured:10.2f} predicted {r.predicted:10.2f}"
             f" {r.error:+7.1%} (bound {r.bound:.0%})"
         )

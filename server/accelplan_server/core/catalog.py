@@ -50,6 +50,13 @@ class AcceleratorModel:
     interconnect: str = ""
     interconnect_gbps: float = 0.0
     retrieved: str = ""
+    decode_mbu: float = 0.0
+    """Measured share of peak bandwidth that decode weight reads sustain (0: not measured)."""
+    decode_mbu_source: str = ""
+    """Where decode_mbu comes from."""
+    fp16_accumulate_tflops: float = 0.0
+    """Dense FP16 tensor rate with FP16 accumulation where it differs from the FP32-accumulate peak_tflops
+    (GeForce cards run it at twice the rate); 0 when the same or unknown."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,9 @@ def _accelerator(row: dict[str, Any]) -> AcceleratorModel:
         interconnect=(row.get("interconnect") or {}).get("kind") or "",
         interconnect_gbps=float((row.get("interconnect") or {}).get("bandwidth_gigabytes_per_second") or 0.0),
         retrieved=row.get("retrieved") or "",
+        decode_mbu=float((row.get("decode_mbu") or {}).get("value") or 0.0),
+        decode_mbu_source=(row.get("decode_mbu") or {}).get("source") or "",
+        fp16_accumulate_tflops=float(row.get("fp16_accumulate_dense_tflops") or 0.0),
     )
 
 

@@ -19,6 +19,7 @@ from accelplan_server.core.errors import FieldViolation, InvalidArgument, NotFou
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.footprint import ModelProfile
+from accelplan_server.core.planning.engines import Engine
 from accelplan_server.core.quantization import Quantization
 from accelplan_server.rpc import limits
 
@@ -61,6 +62,12 @@ def quantization(value: int, field: str, bad: Violations) -> Quantization | None
     """A required quantization level."""
     v = enum_value(Quantization, value, field, bad, required=True)
     return None if v is None else Quantization(v)
+
+
+def engine(value: int, field: str, bad: Violations) -> Engine:
+    """An optional serving engine (UNSPECIFIED: the server-engine default)."""
+    v = enum_value(Engine, value, field, bad, required=False)
+    return Engine(v or 0)
 
 
 def string(value: str, field: str, bad: Violations) -> str:

@@ -43,6 +43,7 @@ from accelplan_server.core.memory.serving import DEFAULT_CONTEXT_LENGTH, DEFAULT
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.footprint import Footprint, ModelProfile, footprint
 from accelplan_server.core.model.weights import DEFAULT_GROUP_SIZE, WeightFormat
+from accelplan_server.core.planning.engines import Engine
 from accelplan_server.core.planning.plan_speed import roofline_speed
 from accelplan_server.core.planning.roofline import Efficiency, Workload, estimate_performance
 from accelplan_server.core.planning.sharding import SpeedModel, device_link_bandwidth_gbps, plan_sharding
@@ -314,6 +315,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         kv_bits = _kv_bits(request.kv_cache_quantization, "kv_cache_quantization", bad)
         group = _group_size(request.quantization_group_size, bad)
         efficiency = _efficiency(request, bad)
+        engine = convert.engine(request.engine, "engine", bad)
         bad.raise_if_any()
         assert level is not None
         available = fleet.available()
@@ -333,7 +335,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             )
         profile = self._profile(ref)
         fmt = WeightFormat(level, group, request.quantization_symmetric)
-        work = Workload(profile.counts, fmt, profile.architecture, kv_bits, batch, prompt, output)
+        work = Workload(profile.counts, fmt, profile.architecture, kv_bits, batch, prompt, output, engine=engine)
         perf = estimate_performance(
             work,
             specs,
@@ -353,10 +355,11 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             communication_seconds_per_token=perf.communication_seconds,
             end_to_end_seconds=perf.prefill_seconds + output * perf.decode_seconds_per_token,
             bytes_read_per_step=int(perf.bytes_read_per_step),
-            decode_mbu=efficiency.decode_mbu,
+            decode_mbu=perf.decode_mbu,
             decode_mfu=efficiency.decode_mfu,
-            prefill_mfu=efficiency.prefill_mfu,
+            prefill_mfu=perf.prefill_mfu,
             assumptions=perf.assumptions,
+            engine=planning_pb2.Engine.ValueType(int(engine or Engine.VLLM)),
         )
 
     # ----- training -----

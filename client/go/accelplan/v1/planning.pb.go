@@ -21,6 +21,68 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Engine is the serving software whose kernels and scheduler a speed estimate assumes. Engines differ
+// in fixed per-layer costs, prompt micro-batching and attention kernels.
+type Engine int32
+
+const (
+	// Not set: a server engine with vLLM's figures (the common case for a serving fleet).
+	Engine_ENGINE_UNSPECIFIED Engine = 0
+	// vLLM: whole-prompt prefill, CUDA graphs, paged attention.
+	Engine_ENGINE_VLLM Engine = 1
+	// llama.cpp: 512-token prompt micro-batches, FP16-accumulating matrix multiplies, no flash attention by default.
+	Engine_ENGINE_LLAMA_CPP Engine = 2
+	// TensorRT-LLM: the server-engine figures (the published rows do not separate it from vLLM).
+	Engine_ENGINE_TENSORRT_LLM Engine = 3
+	// SGLang: the server-engine figures (the published rows do not separate it from vLLM).
+	Engine_ENGINE_SGLANG Engine = 4
+)
+
+// Enum value maps for Engine.
+var (
+	Engine_name = map[int32]string{
+		0: "ENGINE_UNSPECIFIED",
+		1: "ENGINE_VLLM",
+		2: "ENGINE_LLAMA_CPP",
+		3: "ENGINE_TENSORRT_LLM",
+		4: "ENGINE_SGLANG",
+	}
+	Engine_value = map[string]int32{
+		"ENGINE_UNSPECIFIED":  0,
+		"ENGINE_VLLM":         1,
+		"ENGINE_LLAMA_CPP":    2,
+		"ENGINE_TENSORRT_LLM": 3,
+		"ENGINE_SGLANG":       4,
+	}
+)
+
+func (x Engine) Enum() *Engine {
+	p := new(Engine)
+	*p = x
+	return p
+}
+
+func (x Engine) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Engine) Descriptor() protoreflect.EnumDescriptor {
+	return file_accelplan_v1_planning_proto_enumTypes[0].Descriptor()
+}
+
+func (Engine) Type() protoreflect.EnumType {
+	return &file_accelplan_v1_planning_proto_enumTypes[0]
+}
+
+func (x Engine) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Engine.Descriptor instead.
+func (Engine) EnumDescriptor() ([]byte, []int) {
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{0}
+}
+
 // PerformanceBound is what limits a decode step.
 type PerformanceBound int32
 
@@ -58,11 +120,11 @@ func (x PerformanceBound) String() string {
 }
 
 func (PerformanceBound) Descriptor() protoreflect.EnumDescriptor {
-	return file_accelplan_v1_planning_proto_enumTypes[0].Descriptor()
+	return file_accelplan_v1_planning_proto_enumTypes[1].Descriptor()
 }
 
 func (PerformanceBound) Type() protoreflect.EnumType {
-	return &file_accelplan_v1_planning_proto_enumTypes[0]
+	return &file_accelplan_v1_planning_proto_enumTypes[1]
 }
 
 func (x PerformanceBound) Number() protoreflect.EnumNumber {
@@ -71,7 +133,7 @@ func (x PerformanceBound) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PerformanceBound.Descriptor instead.
 func (PerformanceBound) EnumDescriptor() ([]byte, []int) {
-	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{0}
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{1}
 }
 
 // ShardingStrategy is how a model is split across devices.
@@ -119,11 +181,11 @@ func (x ShardingStrategy) String() string {
 }
 
 func (ShardingStrategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_accelplan_v1_planning_proto_enumTypes[1].Descriptor()
+	return file_accelplan_v1_planning_proto_enumTypes[2].Descriptor()
 }
 
 func (ShardingStrategy) Type() protoreflect.EnumType {
-	return &file_accelplan_v1_planning_proto_enumTypes[1]
+	return &file_accelplan_v1_planning_proto_enumTypes[2]
 }
 
 func (x ShardingStrategy) Number() protoreflect.EnumNumber {
@@ -132,7 +194,7 @@ func (x ShardingStrategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ShardingStrategy.Descriptor instead.
 func (ShardingStrategy) EnumDescriptor() ([]byte, []int) {
-	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{1}
+	return file_accelplan_v1_planning_proto_rawDescGZIP(), []int{2}
 }
 
 // EstimateMemoryRequest asks how much memory a model needs for inference.
@@ -766,18 +828,22 @@ type EstimatePerformanceRequest struct {
 	OutputTokens uint32 `protobuf:"varint,8,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
 	// KV-cache precision; UNSPECIFIED means 16-bit.
 	KvCacheQuantization QuantizationLevel `protobuf:"varint,9,opt,name=kv_cache_quantization,json=kvCacheQuantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"kv_cache_quantization,omitempty"`
-	// Override of the decode memory-bandwidth utilisation (default 0.75), in (0, 1].
+	// Override of the decode memory-bandwidth utilisation (default: each device's measured figure from the
+	// catalogue, else 0.8), in (0, 1].
 	DecodeMbu *float64 `protobuf:"fixed64,10,opt,name=decode_mbu,json=decodeMbu,proto3,oneof" json:"decode_mbu,omitempty"`
 	// Override of the decode FLOPS utilisation (default 0.5), in (0, 1].
 	DecodeMfu *float64 `protobuf:"fixed64,11,opt,name=decode_mfu,json=decodeMfu,proto3,oneof" json:"decode_mfu,omitempty"`
-	// Override of the prefill FLOPS utilisation (default 0.5), in (0, 1].
+	// Override of the prefill FLOPS utilisation (default: the engine's, growing with tokens per matrix
+	// multiply), in (0, 1].
 	PrefillMfu *float64 `protobuf:"fixed64,12,opt,name=prefill_mfu,json=prefillMfu,proto3,oneof" json:"prefill_mfu,omitempty"`
 	// INT4/INT8 weights per quantization group; 0 means 128.
 	QuantizationGroupSize uint32 `protobuf:"varint,13,opt,name=quantization_group_size,json=quantizationGroupSize,proto3" json:"quantization_group_size,omitempty"`
 	// Symmetric INT4/INT8 quantization (no zero points).
 	QuantizationSymmetric bool `protobuf:"varint,14,opt,name=quantization_symmetric,json=quantizationSymmetric,proto3" json:"quantization_symmetric,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// The serving engine the estimate is for; UNSPECIFIED means a server engine (vLLM's figures).
+	Engine        Engine `protobuf:"varint,15,opt,name=engine,proto3,enum=accelplan.v1.Engine" json:"engine,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EstimatePerformanceRequest) Reset() {
@@ -908,6 +974,13 @@ func (x *EstimatePerformanceRequest) GetQuantizationSymmetric() bool {
 	return false
 }
 
+func (x *EstimatePerformanceRequest) GetEngine() Engine {
+	if x != nil {
+		return x.Engine
+	}
+	return Engine_ENGINE_UNSPECIFIED
+}
+
 // EstimatePerformanceResponse is the predicted latency and throughput.
 type EstimatePerformanceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -931,14 +1004,16 @@ type EstimatePerformanceResponse struct {
 	EndToEndSeconds float64 `protobuf:"fixed64,9,opt,name=end_to_end_seconds,json=endToEndSeconds,proto3" json:"end_to_end_seconds,omitempty"`
 	// Bytes read from memory by one decode step, all devices together.
 	BytesReadPerStep uint64 `protobuf:"varint,10,opt,name=bytes_read_per_step,json=bytesReadPerStep,proto3" json:"bytes_read_per_step,omitempty"`
-	// Decode memory-bandwidth utilisation used.
+	// Decode memory-bandwidth utilisation used for weight reads (the slowest stage's device).
 	DecodeMbu float64 `protobuf:"fixed64,11,opt,name=decode_mbu,json=decodeMbu,proto3" json:"decode_mbu,omitempty"`
 	// Decode FLOPS utilisation used.
 	DecodeMfu float64 `protobuf:"fixed64,12,opt,name=decode_mfu,json=decodeMfu,proto3" json:"decode_mfu,omitempty"`
-	// Prefill FLOPS utilisation used.
+	// Prefill FLOPS utilisation used (after the prompt-length curve).
 	PrefillMfu float64 `protobuf:"fixed64,13,opt,name=prefill_mfu,json=prefillMfu,proto3" json:"prefill_mfu,omitempty"`
 	// The assumptions behind the numbers, one sentence each.
-	Assumptions   []string `protobuf:"bytes,14,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
+	Assumptions []string `protobuf:"bytes,14,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
+	// The engine whose figures were used (ENGINE_UNSPECIFIED in the request answers ENGINE_VLLM).
+	Engine        Engine `protobuf:"varint,20,opt,name=engine,proto3,enum=accelplan.v1.Engine" json:"engine,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1069,6 +1144,13 @@ func (x *EstimatePerformanceResponse) GetAssumptions() []string {
 		return x.Assumptions
 	}
 	return nil
+}
+
+func (x *EstimatePerformanceResponse) GetEngine() Engine {
+	if x != nil {
+		return x.Engine
+	}
+	return Engine_ENGINE_UNSPECIFIED
 }
 
 // SuggestQuantizationRequest asks which precision suits a model on a fleet.
@@ -1564,7 +1646,7 @@ const file_accelplan_v1_planning_proto_rawDesc = "" +
 	"\x13usable_memory_bytes\x18\x05 \x01(\x04R\x11usableMemoryBytes\x124\n" +
 	"\x06memory\x18\x06 \x01(\v2\x1c.accelplan.v1.MemoryEstimateR\x06memory\x120\n" +
 	"\x14tensor_parallel_size\x18\a \x01(\rR\x12tensorParallelSize\x12 \n" +
-	"\vassumptions\x18\b \x03(\tR\vassumptions\"\xec\x05\n" +
+	"\vassumptions\x18\b \x03(\tR\vassumptions\"\x9a\x06\n" +
 	"\x1aEstimatePerformanceRequest\x12-\n" +
 	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelSpecR\x05model\x12C\n" +
 	"\fquantization\x18\x02 \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\fquantization\x12)\n" +
@@ -1584,10 +1666,11 @@ const file_accelplan_v1_planning_proto_rawDesc = "" +
 	"\vprefill_mfu\x18\f \x01(\x01H\x02R\n" +
 	"prefillMfu\x88\x01\x01\x126\n" +
 	"\x17quantization_group_size\x18\r \x01(\rR\x15quantizationGroupSize\x125\n" +
-	"\x16quantization_symmetric\x18\x0e \x01(\bR\x15quantizationSymmetricB\r\n" +
+	"\x16quantization_symmetric\x18\x0e \x01(\bR\x15quantizationSymmetric\x12,\n" +
+	"\x06engine\x18\x0f \x01(\x0e2\x14.accelplan.v1.EngineR\x06engineB\r\n" +
 	"\v_decode_mbuB\r\n" +
 	"\v_decode_mfuB\x0e\n" +
-	"\f_prefill_mfu\"\xe2\x05\n" +
+	"\f_prefill_mfu\"\x90\x06\n" +
 	"\x1bEstimatePerformanceResponse\x12'\n" +
 	"\x0fprefill_seconds\x18\x01 \x01(\x01R\x0eprefillSeconds\x127\n" +
 	"\x18decode_seconds_per_token\x18\x02 \x01(\x01R\x15decodeSecondsPerToken\x12O\n" +
@@ -1606,7 +1689,8 @@ const file_accelplan_v1_planning_proto_rawDesc = "" +
 	"decode_mfu\x18\f \x01(\x01R\tdecodeMfu\x12\x1f\n" +
 	"\vprefill_mfu\x18\r \x01(\x01R\n" +
 	"prefillMfu\x12 \n" +
-	"\vassumptions\x18\x0e \x03(\tR\vassumptions\"\xa3\x01\n" +
+	"\vassumptions\x18\x0e \x03(\tR\vassumptions\x12,\n" +
+	"\x06engine\x18\x14 \x01(\x0e2\x14.accelplan.v1.EngineR\x06engine\"\xa3\x01\n" +
 	"\x1aSuggestQuantizationRequest\x12-\n" +
 	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelSpecR\x05model\x12)\n" +
 	"\x05fleet\x18\x02 \x01(\v2\x13.accelplan.v1.FleetR\x05fleet\x12+\n" +
@@ -1644,7 +1728,13 @@ const file_accelplan_v1_planning_proto_rawDesc = "" +
 	"\vlayer_count\x18\a \x01(\rR\n" +
 	"layerCount\x12 \n" +
 	"\vassumptions\x18\b \x03(\tR\vassumptionsB\x1e\n" +
-	"\x1c_estimated_tokens_per_second*|\n" +
+	"\x1c_estimated_tokens_per_second*s\n" +
+	"\x06Engine\x12\x16\n" +
+	"\x12ENGINE_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vENGINE_VLLM\x10\x01\x12\x14\n" +
+	"\x10ENGINE_LLAMA_CPP\x10\x02\x12\x17\n" +
+	"\x13ENGINE_TENSORRT_LLM\x10\x03\x12\x11\n" +
+	"\rENGINE_SGLANG\x10\x04*|\n" +
 	"\x10PerformanceBound\x12!\n" +
 	"\x1dPERFORMANCE_BOUND_UNSPECIFIED\x10\x00\x12&\n" +
 	"\"PERFORMANCE_BOUND_MEMORY_BANDWIDTH\x10\x01\x12\x1d\n" +
@@ -1669,61 +1759,64 @@ func file_accelplan_v1_planning_proto_rawDescGZIP() []byte {
 	return file_accelplan_v1_planning_proto_rawDescData
 }
 
-var file_accelplan_v1_planning_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_accelplan_v1_planning_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_accelplan_v1_planning_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_accelplan_v1_planning_proto_goTypes = []any{
-	(PerformanceBound)(0),               // 0: accelplan.v1.PerformanceBound
-	(ShardingStrategy)(0),               // 1: accelplan.v1.ShardingStrategy
-	(*EstimateMemoryRequest)(nil),       // 2: accelplan.v1.EstimateMemoryRequest
-	(*MemoryAssumptions)(nil),           // 3: accelplan.v1.MemoryAssumptions
-	(*MemoryEstimate)(nil),              // 4: accelplan.v1.MemoryEstimate
-	(*EstimateCapacityRequest)(nil),     // 5: accelplan.v1.EstimateCapacityRequest
-	(*EstimateCapacityResponse)(nil),    // 6: accelplan.v1.EstimateCapacityResponse
-	(*EstimatePerformanceRequest)(nil),  // 7: accelplan.v1.EstimatePerformanceRequest
-	(*EstimatePerformanceResponse)(nil), // 8: accelplan.v1.EstimatePerformanceResponse
-	(*SuggestQuantizationRequest)(nil),  // 9: accelplan.v1.SuggestQuantizationRequest
-	(*SuggestQuantizationResponse)(nil), // 10: accelplan.v1.SuggestQuantizationResponse
-	(*PlanShardingRequest)(nil),         // 11: accelplan.v1.PlanShardingRequest
-	(*ModelShard)(nil),                  // 12: accelplan.v1.ModelShard
-	(*ShardingPlan)(nil),                // 13: accelplan.v1.ShardingPlan
-	(*ModelSpec)(nil),                   // 14: accelplan.v1.ModelSpec
-	(QuantizationLevel)(0),              // 15: accelplan.v1.QuantizationLevel
-	(*Fleet)(nil),                       // 16: accelplan.v1.Fleet
-	(AcceleratorFamily)(0),              // 17: accelplan.v1.AcceleratorFamily
-	(*Accelerator)(nil),                 // 18: accelplan.v1.Accelerator
+	(Engine)(0),                         // 0: accelplan.v1.Engine
+	(PerformanceBound)(0),               // 1: accelplan.v1.PerformanceBound
+	(ShardingStrategy)(0),               // 2: accelplan.v1.ShardingStrategy
+	(*EstimateMemoryRequest)(nil),       // 3: accelplan.v1.EstimateMemoryRequest
+	(*MemoryAssumptions)(nil),           // 4: accelplan.v1.MemoryAssumptions
+	(*MemoryEstimate)(nil),              // 5: accelplan.v1.MemoryEstimate
+	(*EstimateCapacityRequest)(nil),     // 6: accelplan.v1.EstimateCapacityRequest
+	(*EstimateCapacityResponse)(nil),    // 7: accelplan.v1.EstimateCapacityResponse
+	(*EstimatePerformanceRequest)(nil),  // 8: accelplan.v1.EstimatePerformanceRequest
+	(*EstimatePerformanceResponse)(nil), // 9: accelplan.v1.EstimatePerformanceResponse
+	(*SuggestQuantizationRequest)(nil),  // 10: accelplan.v1.SuggestQuantizationRequest
+	(*SuggestQuantizationResponse)(nil), // 11: accelplan.v1.SuggestQuantizationResponse
+	(*PlanShardingRequest)(nil),         // 12: accelplan.v1.PlanShardingRequest
+	(*ModelShard)(nil),                  // 13: accelplan.v1.ModelShard
+	(*ShardingPlan)(nil),                // 14: accelplan.v1.ShardingPlan
+	(*ModelSpec)(nil),                   // 15: accelplan.v1.ModelSpec
+	(QuantizationLevel)(0),              // 16: accelplan.v1.QuantizationLevel
+	(*Fleet)(nil),                       // 17: accelplan.v1.Fleet
+	(AcceleratorFamily)(0),              // 18: accelplan.v1.AcceleratorFamily
+	(*Accelerator)(nil),                 // 19: accelplan.v1.Accelerator
 }
 var file_accelplan_v1_planning_proto_depIdxs = []int32{
-	14, // 0: accelplan.v1.EstimateMemoryRequest.model:type_name -> accelplan.v1.ModelSpec
-	15, // 1: accelplan.v1.EstimateMemoryRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
-	15, // 2: accelplan.v1.EstimateMemoryRequest.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
-	15, // 3: accelplan.v1.MemoryEstimate.quantization:type_name -> accelplan.v1.QuantizationLevel
-	3,  // 4: accelplan.v1.MemoryEstimate.assumed:type_name -> accelplan.v1.MemoryAssumptions
-	14, // 5: accelplan.v1.EstimateCapacityRequest.model:type_name -> accelplan.v1.ModelSpec
-	15, // 6: accelplan.v1.EstimateCapacityRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
-	16, // 7: accelplan.v1.EstimateCapacityRequest.fleet:type_name -> accelplan.v1.Fleet
-	15, // 8: accelplan.v1.EstimateCapacityRequest.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
-	4,  // 9: accelplan.v1.EstimateCapacityResponse.memory:type_name -> accelplan.v1.MemoryEstimate
-	14, // 10: accelplan.v1.EstimatePerformanceRequest.model:type_name -> accelplan.v1.ModelSpec
-	15, // 11: accelplan.v1.EstimatePerformanceRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
-	16, // 12: accelplan.v1.EstimatePerformanceRequest.fleet:type_name -> accelplan.v1.Fleet
-	15, // 13: accelplan.v1.EstimatePerformanceRequest.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
-	0,  // 14: accelplan.v1.EstimatePerformanceResponse.bound:type_name -> accelplan.v1.PerformanceBound
-	14, // 15: accelplan.v1.SuggestQuantizationRequest.model:type_name -> accelplan.v1.ModelSpec
-	16, // 16: accelplan.v1.SuggestQuantizationRequest.fleet:type_name -> accelplan.v1.Fleet
-	15, // 17: accelplan.v1.SuggestQuantizationResponse.quantization:type_name -> accelplan.v1.QuantizationLevel
-	17, // 18: accelplan.v1.SuggestQuantizationResponse.family:type_name -> accelplan.v1.AcceleratorFamily
-	13, // 19: accelplan.v1.SuggestQuantizationResponse.assumed_plan:type_name -> accelplan.v1.ShardingPlan
-	14, // 20: accelplan.v1.PlanShardingRequest.model:type_name -> accelplan.v1.ModelSpec
-	15, // 21: accelplan.v1.PlanShardingRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
-	16, // 22: accelplan.v1.PlanShardingRequest.fleet:type_name -> accelplan.v1.Fleet
-	18, // 23: accelplan.v1.ModelShard.accelerator:type_name -> accelplan.v1.Accelerator
-	1,  // 24: accelplan.v1.ShardingPlan.strategy:type_name -> accelplan.v1.ShardingStrategy
-	12, // 25: accelplan.v1.ShardingPlan.shards:type_name -> accelplan.v1.ModelShard
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	15, // 0: accelplan.v1.EstimateMemoryRequest.model:type_name -> accelplan.v1.ModelSpec
+	16, // 1: accelplan.v1.EstimateMemoryRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
+	16, // 2: accelplan.v1.EstimateMemoryRequest.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
+	16, // 3: accelplan.v1.MemoryEstimate.quantization:type_name -> accelplan.v1.QuantizationLevel
+	4,  // 4: accelplan.v1.MemoryEstimate.assumed:type_name -> accelplan.v1.MemoryAssumptions
+	15, // 5: accelplan.v1.EstimateCapacityRequest.model:type_name -> accelplan.v1.ModelSpec
+	16, // 6: accelplan.v1.EstimateCapacityRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
+	17, // 7: accelplan.v1.EstimateCapacityRequest.fleet:type_name -> accelplan.v1.Fleet
+	16, // 8: accelplan.v1.EstimateCapacityRequest.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
+	5,  // 9: accelplan.v1.EstimateCapacityResponse.memory:type_name -> accelplan.v1.MemoryEstimate
+	15, // 10: accelplan.v1.EstimatePerformanceRequest.model:type_name -> accelplan.v1.ModelSpec
+	16, // 11: accelplan.v1.EstimatePerformanceRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
+	17, // 12: accelplan.v1.EstimatePerformanceRequest.fleet:type_name -> accelplan.v1.Fleet
+	16, // 13: accelplan.v1.EstimatePerformanceRequest.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
+	0,  // 14: accelplan.v1.EstimatePerformanceRequest.engine:type_name -> accelplan.v1.Engine
+	1,  // 15: accelplan.v1.EstimatePerformanceResponse.bound:type_name -> accelplan.v1.PerformanceBound
+	0,  // 16: accelplan.v1.EstimatePerformanceResponse.engine:type_name -> accelplan.v1.Engine
+	15, // 17: accelplan.v1.SuggestQuantizationRequest.model:type_name -> accelplan.v1.ModelSpec
+	17, // 18: accelplan.v1.SuggestQuantizationRequest.fleet:type_name -> accelplan.v1.Fleet
+	16, // 19: accelplan.v1.SuggestQuantizationResponse.quantization:type_name -> accelplan.v1.QuantizationLevel
+	18, // 20: accelplan.v1.SuggestQuantizationResponse.family:type_name -> accelplan.v1.AcceleratorFamily
+	14, // 21: accelplan.v1.SuggestQuantizationResponse.assumed_plan:type_name -> accelplan.v1.ShardingPlan
+	15, // 22: accelplan.v1.PlanShardingRequest.model:type_name -> accelplan.v1.ModelSpec
+	16, // 23: accelplan.v1.PlanShardingRequest.quantization:type_name -> accelplan.v1.QuantizationLevel
+	17, // 24: accelplan.v1.PlanShardingRequest.fleet:type_name -> accelplan.v1.Fleet
+	19, // 25: accelplan.v1.ModelShard.accelerator:type_name -> accelplan.v1.Accelerator
+	2,  // 26: accelplan.v1.ShardingPlan.strategy:type_name -> accelplan.v1.ShardingStrategy
+	13, // 27: accelplan.v1.ShardingPlan.shards:type_name -> accelplan.v1.ModelShard
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_accelplan_v1_planning_proto_init() }
@@ -1742,7 +1835,7 @@ func file_accelplan_v1_planning_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_accelplan_v1_planning_proto_rawDesc), len(file_accelplan_v1_planning_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,

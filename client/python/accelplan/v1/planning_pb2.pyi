@@ -22,6 +22,40 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _Engine:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EngineEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Engine.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENGINE_UNSPECIFIED: _Engine.ValueType  # 0
+    """Not set: a server engine with vLLM's figures (the common case for a serving fleet)."""
+    ENGINE_VLLM: _Engine.ValueType  # 1
+    """vLLM: whole-prompt prefill, CUDA graphs, paged attention."""
+    ENGINE_LLAMA_CPP: _Engine.ValueType  # 2
+    """llama.cpp: 512-token prompt micro-batches, FP16-accumulating matrix multiplies, no flash attention by default."""
+    ENGINE_TENSORRT_LLM: _Engine.ValueType  # 3
+    """TensorRT-LLM: the server-engine figures (the published rows do not separate it from vLLM)."""
+    ENGINE_SGLANG: _Engine.ValueType  # 4
+    """SGLang: the server-engine figures (the published rows do not separate it from vLLM)."""
+
+class Engine(_Engine, metaclass=_EngineEnumTypeWrapper):
+    """Engine is the serving software whose kernels and scheduler a speed estimate assumes. Engines differ
+    in fixed per-layer costs, prompt micro-batching and attention kernels.
+    """
+
+ENGINE_UNSPECIFIED: Engine.ValueType  # 0
+"""Not set: a server engine with vLLM's figures (the common case for a serving fleet)."""
+ENGINE_VLLM: Engine.ValueType  # 1
+"""vLLM: whole-prompt prefill, CUDA graphs, paged attention."""
+ENGINE_LLAMA_CPP: Engine.ValueType  # 2
+"""llama.cpp: 512-token prompt micro-batches, FP16-accumulating matrix multiplies, no flash attention by default."""
+ENGINE_TENSORRT_LLM: Engine.ValueType  # 3
+"""TensorRT-LLM: the server-engine figures (the published rows do not separate it from vLLM)."""
+ENGINE_SGLANG: Engine.ValueType  # 4
+"""SGLang: the server-engine figures (the published rows do not separate it from vLLM)."""
+Global___Engine: _TypeAlias = Engine  # noqa: Y015
+
 class _PerformanceBound:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -402,6 +436,7 @@ class EstimatePerformanceRequest(_message.Message):
     PREFILL_MFU_FIELD_NUMBER: _builtins.int
     QUANTIZATION_GROUP_SIZE_FIELD_NUMBER: _builtins.int
     QUANTIZATION_SYMMETRIC_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
     quantization: _quantization_pb2.QuantizationLevel.ValueType
     """Weight precision. Required."""
     tensor_parallel_size: _builtins.int
@@ -417,15 +452,21 @@ class EstimatePerformanceRequest(_message.Message):
     kv_cache_quantization: _quantization_pb2.QuantizationLevel.ValueType
     """KV-cache precision; UNSPECIFIED means 16-bit."""
     decode_mbu: _builtins.float
-    """Override of the decode memory-bandwidth utilisation (default 0.75), in (0, 1]."""
+    """Override of the decode memory-bandwidth utilisation (default: each device's measured figure from the
+    catalogue, else 0.8), in (0, 1].
+    """
     decode_mfu: _builtins.float
     """Override of the decode FLOPS utilisation (default 0.5), in (0, 1]."""
     prefill_mfu: _builtins.float
-    """Override of the prefill FLOPS utilisation (default 0.5), in (0, 1]."""
+    """Override of the prefill FLOPS utilisation (default: the engine's, growing with tokens per matrix
+    multiply), in (0, 1].
+    """
     quantization_group_size: _builtins.int
     """INT4/INT8 weights per quantization group; 0 means 128."""
     quantization_symmetric: _builtins.bool
     """Symmetric INT4/INT8 quantization (no zero points)."""
+    engine: Global___Engine.ValueType
+    """The serving engine the estimate is for; UNSPECIFIED means a server engine (vLLM's figures)."""
     @_builtins.property
     def model(self) -> _models_pb2.ModelSpec:
         """The model. Required; an architecture adds KV-cache reads, attention FLOPs and communication."""
@@ -453,10 +494,11 @@ class EstimatePerformanceRequest(_message.Message):
         prefill_mfu: _builtins.float | None = ...,
         quantization_group_size: _builtins.int = ...,
         quantization_symmetric: _builtins.bool = ...,
+        engine: Global___Engine.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_decode_mbu", b"_decode_mbu", "_decode_mfu", b"_decode_mfu", "_prefill_mfu", b"_prefill_mfu", "decode_mbu", b"decode_mbu", "decode_mfu", b"decode_mfu", "fleet", b"fleet", "model", b"model", "prefill_mfu", b"prefill_mfu"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decode_mbu", b"_decode_mbu", "_decode_mfu", b"_decode_mfu", "_prefill_mfu", b"_prefill_mfu", "batch_size", b"batch_size", "decode_mbu", b"decode_mbu", "decode_mfu", b"decode_mfu", "fleet", b"fleet", "kv_cache_quantization", b"kv_cache_quantization", "model", b"model", "output_tokens", b"output_tokens", "pipeline_parallel_size", b"pipeline_parallel_size", "prefill_mfu", b"prefill_mfu", "prompt_tokens", b"prompt_tokens", "quantization", b"quantization", "quantization_group_size", b"quantization_group_size", "quantization_symmetric", b"quantization_symmetric", "tensor_parallel_size", b"tensor_parallel_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decode_mbu", b"_decode_mbu", "_decode_mfu", b"_decode_mfu", "_prefill_mfu", b"_prefill_mfu", "batch_size", b"batch_size", "decode_mbu", b"decode_mbu", "decode_mfu", b"decode_mfu", "engine", b"engine", "fleet", b"fleet", "kv_cache_quantization", b"kv_cache_quantization", "model", b"model", "output_tokens", b"output_tokens", "pipeline_parallel_size", b"pipeline_parallel_size", "prefill_mfu", b"prefill_mfu", "prompt_tokens", b"prompt_tokens", "quantization", b"quantization", "quantization_group_size", b"quantization_group_size", "quantization_symmetric", b"quantization_symmetric", "tensor_parallel_size", b"tensor_parallel_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__decode_mbu: _TypeAlias = _typing.Literal["decode_mbu"]  # noqa: Y015
     _WhichOneofArgType__decode_mbu: _TypeAlias = _typing.Literal["_decode_mbu", b"_decode_mbu"]  # noqa: Y015
@@ -493,6 +535,7 @@ class EstimatePerformanceResponse(_message.Message):
     DECODE_MFU_FIELD_NUMBER: _builtins.int
     PREFILL_MFU_FIELD_NUMBER: _builtins.int
     ASSUMPTIONS_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
     prefill_seconds: _builtins.float
     """Time to first token: processing every prompt of the batch, in seconds."""
     decode_seconds_per_token: _builtins.float
@@ -514,11 +557,13 @@ class EstimatePerformanceResponse(_message.Message):
     bytes_read_per_step: _builtins.int
     """Bytes read from memory by one decode step, all devices together."""
     decode_mbu: _builtins.float
-    """Decode memory-bandwidth utilisation used."""
+    """Decode memory-bandwidth utilisation used for weight reads (the slowest stage's device)."""
     decode_mfu: _builtins.float
     """Decode FLOPS utilisation used."""
     prefill_mfu: _builtins.float
-    """Prefill FLOPS utilisation used."""
+    """Prefill FLOPS utilisation used (after the prompt-length curve)."""
+    engine: Global___Engine.ValueType
+    """The engine whose figures were used (ENGINE_UNSPECIFIED in the request answers ENGINE_VLLM)."""
     @_builtins.property
     def assumptions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The assumptions behind the numbers, one sentence each."""
@@ -540,10 +585,11 @@ class EstimatePerformanceResponse(_message.Message):
         decode_mfu: _builtins.float = ...,
         prefill_mfu: _builtins.float = ...,
         assumptions: _abc.Iterable[_builtins.str] | None = ...,
+        engine: Global___Engine.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assumptions", b"assumptions", "bound", b"bound", "bytes_read_per_step", b"bytes_read_per_step", "communication_seconds_per_token", b"communication_seconds_per_token", "compute_seconds_per_token", b"compute_seconds_per_token", "decode_mbu", b"decode_mbu", "decode_mfu", b"decode_mfu", "decode_seconds_per_token", b"decode_seconds_per_token", "decode_tokens_per_second_per_sequence", b"decode_tokens_per_second_per_sequence", "decode_tokens_per_second_total", b"decode_tokens_per_second_total", "end_to_end_seconds", b"end_to_end_seconds", "memory_seconds_per_token", b"memory_seconds_per_token", "prefill_mfu", b"prefill_mfu", "prefill_seconds", b"prefill_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assumptions", b"assumptions", "bound", b"bound", "bytes_read_per_step", b"bytes_read_per_step", "communication_seconds_per_token", b"communication_seconds_per_token", "compute_seconds_per_token", b"compute_seconds_per_token", "decode_mbu", b"decode_mbu", "decode_mfu", b"decode_mfu", "decode_seconds_per_token", b"decode_seconds_per_token", "decode_tokens_per_second_per_sequence", b"decode_tokens_per_second_per_sequence", "decode_tokens_per_second_total", b"decode_tokens_per_second_total", "end_to_end_seconds", b"end_to_end_seconds", "engine", b"engine", "memory_seconds_per_token", b"memory_seconds_per_token", "prefill_mfu", b"prefill_mfu", "prefill_seconds", b"prefill_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

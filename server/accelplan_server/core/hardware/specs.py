@@ -7,15 +7,19 @@ figure taken from a stand-in is named in the assumptions.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from accelplan_server.core.catalog import AcceleratorModel, Catalog
-from accelplan_server.core.hardware.accelerators import Accelerator
+from accelplan_server.core.hardware.accelerators import Accelerator, AcceleratorType
 from accelplan_server.core.hardware.bandwidth import BandwidthTable
 from accelplan_server.core.memo import Memoizing
 from accelplan_server.core.quantization import Quantization
+
+DEFAULT_DECODE_MBU = 0.8
+"""Decode memory-bandwidth utilisation for a device without a measured figure in the catalogue."""
 
 COMPUTE_DTYPE = {
     Quantization.NONE: "fp32",
@@ -37,6 +41,23 @@ class DeviceSpecs:
     peak_tflops: dict[str, float]
     label: str
     notes: tuple[str, ...] = ()
+    decode_mbu: float = 0.0
+    """Measured share of bandwidth sustained by decode weight reads (catalogue); 0 means unknown (the default)."""
+    fp16_accumulate_tflops: float = 0.0
+    """Dense FP16 rate with FP16 accumulation where it differs from the FP32-accumulate peak; 0: the same."""
+    metal: bool = False
+    """An Apple GPU: engines run their Metal kernels, which have their own figures."""
+
+    def fp16_accumulate_peak_for(self, quantization: Quantization) -> float:
+        """The dense peak for an engine that accumulates 16-bit matrix multiplies in FP16."""
+        if COMPUTE_DTYPE[quantization] == "fp16" and self.fp16_accumulate_tflops > 0:
+            return self.fp16_accumulate_tflops
+        return self.peak_for(quantization)
+
+    @property
+    def effective_mbu(self) -> float:
+        """The measured decode MBU, else the default."""
+        return self.decode_mbu or DEFAULT_DECODE_MBU
 
     def peak_for(self, quantization: Quantization) -> float:
         """Dense peak TFLOPS at the level's compute precision; 0 when unknown."""
@@ -68,6 +89,16 @@ class Arrangement(Memoizing):
     """Every device has a dense peak at the precision."""
     notes: tuple[str, ...]
     """The devices' assumptions, each once."""
+    stage_effective_bandwidths_gbps: tuple[float, ...] = ()
+    """Each stage's slowest bandwidth x decode MBU: the rate its weight reads sustain."""
+    slowest_mbu: float = DEFAULT_DECODE_MBU
+    """The decode MBU of the device that sets the slowest stage's pace."""
+    mbu_note: str = ""
+    """How each device's decode MBU was chosen, for the assumption lines."""
+    total_fp16_accumulate_tflops: float = 0.0
+    """Every device's dense peak for FP16-accumulating engines (DeviceSpecs.fp16_accumulate_peak_for), summed."""
+    all_metal: bool = False
+    """Every device is an Apple GPU (the engine's Metal figures apply)."""
 
     @staticmethod
     def of(
@@ -80,9 +111,14 @@ class Arrangement(Memoizing):
         peak_of = {key: d.peak_for(quantization) for key, d in distinct.items()}
         peaks = list(map(peak_of.__getitem__, map(id, specs)))
         bandwidths = [d.bandwidth_gbps for d in specs]
+        effective = [d.bandwidth_gbps * d.effective_mbu for d in specs]
+        mbus = [d.effective_mbu for d in specs]
         if t > 1:
             stages = range(0, len(specs), t)
             bandwidths = [min(bandwidths[s : s + t]) for s in stages]
+            slowest = [min(range(s, s + t), key=effective.__getitem__) for s in stages]
+            effective = [effective[i] for i in slowest]
+            mbus = [mbus[i] for i in slowest]
             stage_peaks = [min(peaks[s : s + t]) for s in stages]
         else:
             stage_peaks = peaks
@@ -96,7 +132,23 @@ class Arrangement(Memoizing):
             sum(peak_of[key] * counts[key] for key in distinct),
             all(peak_of.values()),
             tuple(notes),
+            tuple(effective),
+            mbus[min(range(len(effective)), key=effective.__getitem__)] if effective else DEFAULT_DECODE_MBU,
+            _mbu_note(distinct.values()),
+            sum(d.fp16_accumulate_peak_for(quantization) * counts[key] for key, d in distinct.items()),
+            all(d.metal for d in distinct.values()),
         )
+
+
+def _mbu_note(devices: Iterable[DeviceSpecs]) -> str:
+    """'X% of peak memory bandwidth (...)' for each distinct device's decode MBU."""
+    parts = dict.fromkeys(
+        f"{d.label}'s measured {d.decode_mbu:.0%}"
+        if d.decode_mbu
+        else f"{DEFAULT_DECODE_MBU:.0%} for {d.label} (no measured figure)"
+        for d in devices
+    )
+    return "a per-device share of peak memory bandwidth (MBU): " + ", ".join(parts)
 
 
 def resolve(device: Accelerator, catalog: Catalog, bandwidths: BandwidthTable) -> DeviceSpecs:
@@ -122,7 +174,15 @@ def resolve(device: Accelerator, catalog: Catalog, bandwidths: BandwidthTable) -
     elif sku_model is None and stand_in is not None and peaks:
         notes.append(f"{device.type.name} peak FLOPS unknown; assumed {stand_in.name}'s dense peaks.")
     label = sku_model.name if sku_model else device.type.name
-    return DeviceSpecs(device.memory_bytes, bandwidth, peaks, label, tuple(notes))
+    # A measured utilisation belongs to the device model, whatever bandwidth figure the caller gave.
+    mbu = sku_model.decode_mbu if sku_model is not None else 0.0
+    fp16_acc = 0.0
+    if sku_model is not None and sku_model.fp16_accumulate_tflops > 0:
+        sku_peak = sku_model.peak_tflops.get("fp16") or sku_model.peak_tflops.get("bf16") or 0.0
+        if device.peak_dense_tflops_16bit <= 0 or math.isclose(device.peak_dense_tflops_16bit, sku_peak * chips):
+            fp16_acc = sku_model.fp16_accumulate_tflops * chips
+    metal = device.type is AcceleratorType.METAL_GPU
+    return DeviceSpecs(device.memory_bytes, bandwidth, peaks, label, tuple(notes), mbu, fp16_acc, metal)
 
 
 class SpecResolver:

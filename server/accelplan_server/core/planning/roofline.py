@@ -8,35 +8,36 @@ FLOPs; the step takes the longer of the two::
     t_compute = 2 * active_params * batch / (peak_flops * MFU)     (+ attention FLOPs)
 
 Tensor-parallel devices work at the same time and add two all-reduces per
-layer; pipeline stages run one after another for a sequence. Prefill is
-compute-bound: the prompt's FLOPs at the prefill MFU, or the weight read if
-that is longer.
+layer; pipeline stages run one after another for a sequence. Prefill is the
+prompt's FLOPs at the prefill MFU, or the weight reads (one per micro-batch) if
+longer, plus a fixed cost per layer per micro-batch (engines.py).
+
+Calibration (tests/validation, fit rows only): the weight-read utilisation is a
+per-sku catalogue figure (DeviceSpecs.decode_mbu), falling back to
+DEFAULT_DECODE_MBU; KV-cache reads run at the engine's kv_read_efficiency times
+that; prefill MFU grows with the tokens per matrix multiply,
+``mfu_max * n / (n + half_tokens)``, plus a fixed cost per layer per micro-batch.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
+import math
 from collections.abc import Sequence
 from functools import reduce
 from itertools import repeat
 from operator import add, mul, truediv
 from typing import NamedTuple
 
-from accelplan_server.core.hardware.specs import Arrangement, DeviceSpecs
+from accelplan_server.core.hardware.specs import DEFAULT_DECODE_MBU, Arrangement, DeviceSpecs
 from accelplan_server.core.memory.serving import kv_bytes_per_sequence
 from accelplan_server.core.model.architecture import Architecture, ParameterCounts
 from accelplan_server.core.model.weights import WeightFormat, bytes_read_per_token
+from accelplan_server.core.planning.engines import Engine, EngineProfile, profile
 
-DEFAULT_DECODE_MBU = 0.8
-"""Share of peak memory bandwidth sustained while decoding (memory-bandwidth utilisation)."""
-DEFAULT_DECODE_OVERHEAD_SECONDS_PER_LAYER = 50e-6
-"""Fixed cost per layer per decode step (kernel launches and synchronisation) that does not
-shrink with the model: why small models reach a lower share of peak bandwidth."""
 DEFAULT_DECODE_MFU = 0.5
 """Share of dense peak FLOPS sustained by decode-step matrix multiplies."""
-DEFAULT_PREFILL_MFU = 0.5
-"""Share of dense peak FLOPS sustained while processing a prompt."""
 ALLREDUCE_LATENCY_SECONDS = 10e-6
 """Fixed cost of one tensor-parallel all-reduce (launch and synchronisation)."""
 
@@ -49,12 +50,12 @@ class Bound(enum.IntEnum):
 
 
 class Efficiency(NamedTuple):
-    """Utilisation factors; callers may override each."""
+    """Utilisation overrides; None means each device's and the engine's own figure."""
 
-    decode_mbu: float = DEFAULT_DECODE_MBU
+    decode_mbu: float | None = None
     decode_mfu: float = DEFAULT_DECODE_MFU
-    prefill_mfu: float = DEFAULT_PREFILL_MFU
-    decode_overhead_seconds_per_layer: float = DEFAULT_DECODE_OVERHEAD_SECONDS_PER_LAYER
+    prefill_mfu: float | None = None
+    decode_overhead_seconds_per_layer: float | None = None
 
 
 DEFAULT_EFFICIENCY = Efficiency()
@@ -73,6 +74,8 @@ class Workload(NamedTuple):
     output_tokens: int
     layer_count: int = 0
     """Layers a token passes through for the per-layer overhead; 0 means the architecture's (none if unknown)."""
+    engine: Engine = Engine.UNSPECIFIED
+    """The serving engine (UNSPECIFIED: a server engine, vLLM's figures)."""
 
 
 class Performance(NamedTuple):
@@ -99,6 +102,10 @@ class Performance(NamedTuple):
 
     batch_size: int = 1
     """Sequences decoded together."""
+    decode_mbu: float = DEFAULT_DECODE_MBU
+    """Weight-read bandwidth utilisation used (the slowest stage's when devices differ)."""
+    prefill_mfu: float = 0.0
+    """Prefill FLOPS utilisation used (after the prompt-length curve)."""
 
 
 def _expert_fraction_touched(arch: Architecture | None, batch: int) -> float:
@@ -110,11 +117,24 @@ def _expert_fraction_touched(arch: Architecture | None, batch: int) -> float:
 
 
 @functools.lru_cache(maxsize=64)
-def _efficiency_note(efficiency: Efficiency) -> str:
+def _efficiency_note(efficiency: Efficiency, engine: Engine, mbu_note: str, metal: bool) -> str:
+    e = profile(engine, metal)
+    overhead = efficiency.decode_overhead_seconds_per_layer
+    overhead = e.decode_overhead_seconds_per_layer if overhead is None else overhead
+    if efficiency.prefill_mfu is None:
+        half = f", half of that at {e.prefill_half_tokens} tokens per matrix multiply" if e.prefill_half_tokens else ""
+        batches = f" in micro-batches of {e.prefill_micro_batch_tokens} tokens" if e.prefill_micro_batch_tokens else ""
+        prefill = (
+            f"prefill{batches} at up to {e.prefill_mfu_max:.0%} MFU{half}, plus "
+            f"{e.prefill_overhead_seconds_per_layer * 1e6:g} us per layer per micro-batch"
+        )
+    else:
+        prefill = f"prefill at {efficiency.prefill_mfu:.0%} MFU (caller's figure)"
+    default = " (UNSPECIFIED: the server-engine default)" if engine is Engine.UNSPECIFIED else ""
     return (
-        f"Decode at {efficiency.decode_mbu:.0%} of peak memory bandwidth (MBU) and {efficiency.decode_mfu:.0%} of "
-        f"dense peak FLOPS (MFU), plus {efficiency.decode_overhead_seconds_per_layer * 1e6:g} us per layer per step "
-        f"of fixed overhead; prefill at {efficiency.prefill_mfu:.0%} MFU."
+        f"Engine {e.name}{default}: decode at {mbu_note} and {efficiency.decode_mfu:.0%} of dense peak FLOPS "
+        f"(MFU), KV-cache reads at {e.kv_read_efficiency:.0%} of that bandwidth utilisation, plus "
+        f"{overhead * 1e6:g} us per layer per step of fixed overhead; {prefill}. Figures: {e.source}."
     )
 
 
@@ -176,9 +196,10 @@ def roofline(
     t, p = devices.tensor_parallel, devices.pipeline_parallel
     fractions = stage_fractions or [1.0 / p] * p
     counts, fmt, arch = work.counts, work.weight_format, work.architecture
+    engine = profile(work.engine, devices.all_metal)
     # The assumptions that depend only on the devices and settings are worked out once per arrangement.
-    key = (efficiency, link_gbps, arch is not None)
-    head, tail = devices.memo(key, lambda: _fixed_notes(devices, efficiency, link_gbps, arch is not None))
+    key = (efficiency, link_gbps, arch is not None, work.engine)
+    head, tail = devices.memo(key, lambda: _fixed_notes(devices, efficiency, link_gbps, arch is not None, work.engine))
     notes = list(head)
     active = counts.active
     tied = arch.tie_word_embeddings if arch else True
@@ -195,7 +216,8 @@ def roofline(
     average_context = work.prompt_tokens + work.output_tokens / 2
     per_sequence = kv_bytes_per_sequence(arch, int(average_context), work.kv_bits, t) if arch else 0
     kv_read = work.batch_size * per_sequence * t
-    step_bytes = dense_read + moe_extra + kv_read
+    weight_read = dense_read + moe_extra
+    step_bytes = weight_read + kv_read
     flops_per_token = 2.0 * active
     if arch is not None:
         attention_context = average_context
@@ -204,7 +226,13 @@ def roofline(
 
     # Each stage goes at its slowest device's pace; a sequence's token passes the stages one after another.
     shares = fractions if t == 1 else [f / t for f in fractions]
-    memory_s = _stage_seconds(step_bytes, shares, devices.stage_bandwidths_gbps, 1e9, efficiency.decode_mbu)
+    if efficiency.decode_mbu is None:
+        rates, scale = devices.stage_effective_bandwidths_gbps, 1.0
+    else:
+        rates, scale = devices.stage_bandwidths_gbps, efficiency.decode_mbu
+    weights_s = _stage_seconds(weight_read, shares, rates, 1e9, scale)
+    kv_s = _stage_seconds(kv_read, shares, rates, 1e9, scale * engine.kv_read_efficiency) if kv_read else 0.0
+    memory_s = weights_s + kv_s
     compute_s = _stage_seconds(step_flops, shares, devices.stage_peaks_tflops, 1e12, efficiency.decode_mfu)
 
     comm_s = 0.0
@@ -217,23 +245,13 @@ def roofline(
         )
         comm_s = 2 * layers * per_reduce
     layer_count = work.layer_count or (arch.num_hidden_layers if arch else 0)
-    overhead_s = layer_count * efficiency.decode_overhead_seconds_per_layer
+    per_layer = efficiency.decode_overhead_seconds_per_layer
+    per_layer = engine.decode_overhead_seconds_per_layer if per_layer is None else per_layer
+    overhead_s = layer_count * per_layer
     step_s = max(memory_s, compute_s) + comm_s + overhead_s
     bound = Bound.MEMORY_BANDWIDTH if memory_s >= compute_s else Bound.COMPUTE
 
-    prompt_flops = 2.0 * active * work.prompt_tokens * work.batch_size
-    if arch is not None:
-        prompt_flops += (
-            2.0
-            * arch.num_hidden_layers
-            * arch.num_attention_heads
-            * arch.head_dim
-            * (work.prompt_tokens**2)
-            * work.batch_size
-        )
-    peak_total = devices.total_peak_tflops / p
-    prefill_compute = prompt_flops / (peak_total * 1e12 * efficiency.prefill_mfu) if peak_total > 0 else 0.0
-    prefill_s = max(prefill_compute, memory_s)
+    prefill_s, prefill_mfu = _prefill_seconds(work, devices, engine, efficiency, weights_s, layer_count)
     if t > 1 and arch is not None:
         message = work.batch_size * work.prompt_tokens * hidden * 2
         prefill_s += (
@@ -242,15 +260,70 @@ def roofline(
             * (ALLREDUCE_LATENCY_SECONDS + (2 * (t - 1) / t * message / (link_gbps * 1e9) if link_gbps > 0 else 0.0))
         )
     notes.extend(tail)
-    return Performance(prefill_s, step_s, bound, memory_s, compute_s, comm_s, step_bytes, tuple(notes), work.batch_size)
+    mbu = efficiency.decode_mbu if efficiency.decode_mbu is not None else devices.slowest_mbu
+    return Performance(
+        prefill_s,
+        step_s,
+        bound,
+        memory_s,
+        compute_s,
+        comm_s,
+        step_bytes,
+        tuple(notes),
+        work.batch_size,
+        mbu,
+        prefill_mfu,
+    )
+
+
+def prefill_mfu(engine: EngineProfile, tokens_per_matmul: int) -> float:
+    """The engine's prefill MFU for matrix multiplies over ``tokens_per_matmul`` rows."""
+    if engine.prefill_half_tokens <= 0:
+        return engine.prefill_mfu_max
+    n = max(1, tokens_per_matmul)
+    return engine.prefill_mfu_max * n / (n + engine.prefill_half_tokens)
+
+
+def _prefill_seconds(
+    work: Workload,
+    devices: Arrangement,
+    engine: EngineProfile,
+    efficiency: Efficiency,
+    weights_s: float,
+    layer_count: int,
+) -> tuple[float, float]:
+    """(seconds to process every prompt of the batch, the MFU used).
+
+    The prompt's FLOPs at the MFU its matrix-multiply size reaches, or the weight reads
+    (once per micro-batch) if longer, plus a fixed cost per layer per micro-batch.
+    """
+    arch, p = work.architecture, devices.pipeline_parallel
+    tokens = work.prompt_tokens * work.batch_size
+    prompt_flops = 2.0 * work.counts.active * tokens
+    if arch is not None:
+        attention = 2.0 * arch.num_hidden_layers * arch.num_attention_heads * arch.head_dim * work.prompt_tokens**2
+        prompt_flops += attention * work.batch_size / engine.prefill_attention_efficiency
+    micro = engine.prefill_micro_batch_tokens
+    rows = min(tokens, micro) if micro > 0 else tokens
+    micro_batches = max(1, math.ceil(tokens / micro)) if micro > 0 else 1
+    mfu = efficiency.prefill_mfu if efficiency.prefill_mfu is not None else prefill_mfu(engine, rows)
+    peak_total = (devices.total_fp16_accumulate_tflops if engine.fp16_accumulate else devices.total_peak_tflops) / p
+    compute = prompt_flops / (peak_total * 1e12 * mfu) if peak_total > 0 and tokens else 0.0
+    reads = micro_batches * weights_s if tokens else 0.0
+    fixed = micro_batches * layer_count * engine.prefill_overhead_seconds_per_layer if tokens else 0.0
+    return max(compute, reads) + fixed, mfu
 
 
 def _fixed_notes(
-    devices: Arrangement, efficiency: Efficiency, link_gbps: float, architecture_known: bool
+    devices: Arrangement, efficiency: Efficiency, link_gbps: float, architecture_known: bool, engine: Engine
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The assumptions before and after the model's own (the MoE note), in the order roofline states them."""
     t, p = devices.tensor_parallel, devices.pipeline_parallel
-    head = (_efficiency_note(efficiency),)
+    if efficiency.decode_mbu is not None:
+        mbu_note = f"{efficiency.decode_mbu:.0%} of peak memory bandwidth (MBU, caller's figure)"
+    else:
+        mbu_note = devices.mbu_note
+    head = (_efficiency_note(efficiency, engine, mbu_note, devices.all_metal),)
     tail: list[str] = []
     if not architecture_known:
         tail.append("Architecture unknown: KV-cache reads, attention FLOPs and per-layer overhead are not modelled.")

@@ -10,6 +10,66 @@ import { Accelerator, AcceleratorFamily, acceleratorFamilyFromJSON, acceleratorF
 import { ModelSpec } from "./models";
 import { QuantizationLevel, quantizationLevelFromJSON, quantizationLevelToJSON } from "./quantization";
 
+/**
+ * Engine is the serving software whose kernels and scheduler a speed estimate assumes. Engines differ
+ * in fixed per-layer costs, prompt micro-batching and attention kernels.
+ */
+export enum Engine {
+  /** ENGINE_UNSPECIFIED - Not set: a server engine with vLLM's figures (the common case for a serving fleet). */
+  ENGINE_UNSPECIFIED = 0,
+  /** ENGINE_VLLM - vLLM: whole-prompt prefill, CUDA graphs, paged attention. */
+  ENGINE_VLLM = 1,
+  /** ENGINE_LLAMA_CPP - llama.cpp: 512-token prompt micro-batches, FP16-accumulating matrix multiplies, no flash attention by default. */
+  ENGINE_LLAMA_CPP = 2,
+  /** ENGINE_TENSORRT_LLM - TensorRT-LLM: the server-engine figures (the published rows do not separate it from vLLM). */
+  ENGINE_TENSORRT_LLM = 3,
+  /** ENGINE_SGLANG - SGLang: the server-engine figures (the published rows do not separate it from vLLM). */
+  ENGINE_SGLANG = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function engineFromJSON(object: any): Engine {
+  switch (object) {
+    case 0:
+    case "ENGINE_UNSPECIFIED":
+      return Engine.ENGINE_UNSPECIFIED;
+    case 1:
+    case "ENGINE_VLLM":
+      return Engine.ENGINE_VLLM;
+    case 2:
+    case "ENGINE_LLAMA_CPP":
+      return Engine.ENGINE_LLAMA_CPP;
+    case 3:
+    case "ENGINE_TENSORRT_LLM":
+      return Engine.ENGINE_TENSORRT_LLM;
+    case 4:
+    case "ENGINE_SGLANG":
+      return Engine.ENGINE_SGLANG;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Engine.UNRECOGNIZED;
+  }
+}
+
+export function engineToJSON(object: Engine): string {
+  switch (object) {
+    case Engine.ENGINE_UNSPECIFIED:
+      return "ENGINE_UNSPECIFIED";
+    case Engine.ENGINE_VLLM:
+      return "ENGINE_VLLM";
+    case Engine.ENGINE_LLAMA_CPP:
+      return "ENGINE_LLAMA_CPP";
+    case Engine.ENGINE_TENSORRT_LLM:
+      return "ENGINE_TENSORRT_LLM";
+    case Engine.ENGINE_SGLANG:
+      return "ENGINE_SGLANG";
+    case Engine.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** PerformanceBound is what limits a decode step. */
 export enum PerformanceBound {
   /** PERFORMANCE_BOUND_UNSPECIFIED - Not set. */
@@ -279,7 +339,10 @@ export interface EstimatePerformanceRequest {
   outputTokens: number;
   /** KV-cache precision; UNSPECIFIED means 16-bit. */
   kvCacheQuantization: QuantizationLevel;
-  /** Override of the decode memory-bandwidth utilisation (default 0.75), in (0, 1]. */
+  /**
+   * Override of the decode memory-bandwidth utilisation (default: each device's measured figure from the
+   * catalogue, else 0.8), in (0, 1].
+   */
   decodeMbu?:
     | number
     | undefined;
@@ -287,7 +350,10 @@ export interface EstimatePerformanceRequest {
   decodeMfu?:
     | number
     | undefined;
-  /** Override of the prefill FLOPS utilisation (default 0.5), in (0, 1]. */
+  /**
+   * Override of the prefill FLOPS utilisation (default: the engine's, growing with tokens per matrix
+   * multiply), in (0, 1].
+   */
   prefillMfu?:
     | number
     | undefined;
@@ -295,6 +361,8 @@ export interface EstimatePerformanceRequest {
   quantizationGroupSize: number;
   /** Symmetric INT4/INT8 quantization (no zero points). */
   quantizationSymmetric: boolean;
+  /** The serving engine the estimate is for; UNSPECIFIED means a server engine (vLLM's figures). */
+  engine: Engine;
 }
 
 /** EstimatePerformanceResponse is the predicted latency and throughput. */
@@ -319,14 +387,16 @@ export interface EstimatePerformanceResponse {
   endToEndSeconds: number;
   /** Bytes read from memory by one decode step, all devices together. */
   bytesReadPerStep: string;
-  /** Decode memory-bandwidth utilisation used. */
+  /** Decode memory-bandwidth utilisation used for weight reads (the slowest stage's device). */
   decodeMbu: number;
   /** Decode FLOPS utilisation used. */
   decodeMfu: number;
-  /** Prefill FLOPS utilisation used. */
+  /** Prefill FLOPS utilisation used (after the prompt-length curve). */
   prefillMfu: number;
   /** The assumptions behind the numbers, one sentence each. */
   assumptions: string[];
+  /** The engine whose figures were used (ENGINE_UNSPECIFIED in the request answers ENGINE_VLLM). */
+  engine: Engine;
 }
 
 /** SuggestQuantizationRequest asks which precision suits a model on a fleet. */
@@ -1649,6 +1719,7 @@ function createBaseEstimatePerformanceRequest(): EstimatePerformanceRequest {
     prefillMfu: undefined,
     quantizationGroupSize: 0,
     quantizationSymmetric: false,
+    engine: 0,
   };
 }
 
@@ -1695,6 +1766,9 @@ export const EstimatePerformanceRequest: MessageFns<EstimatePerformanceRequest> 
     }
     if (message.quantizationSymmetric !== false) {
       writer.uint32(112).bool(message.quantizationSymmetric);
+    }
+    if (message.engine !== 0) {
+      writer.uint32(120).int32(message.engine);
     }
     return writer;
   },
@@ -1824,6 +1898,14 @@ export const EstimatePerformanceRequest: MessageFns<EstimatePerformanceRequest> 
             message.quantizationSymmetric = reader.bool();
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.engine = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1896,6 +1978,7 @@ export const EstimatePerformanceRequest: MessageFns<EstimatePerformanceRequest> 
         : isSet(object.quantization_symmetric)
         ? globalThis.Boolean(object.quantization_symmetric)
         : false,
+      engine: isSet(object.engine) ? engineFromJSON(object.engine) : 0,
     };
   },
 
@@ -1943,6 +2026,9 @@ export const EstimatePerformanceRequest: MessageFns<EstimatePerformanceRequest> 
     if (message.quantizationSymmetric !== false) {
       obj.quantizationSymmetric = message.quantizationSymmetric;
     }
+    if (message.engine !== 0) {
+      obj.engine = engineToJSON(message.engine);
+    }
     return obj;
   },
 
@@ -1967,6 +2053,7 @@ export const EstimatePerformanceRequest: MessageFns<EstimatePerformanceRequest> 
     message.prefillMfu = object.prefillMfu ?? undefined;
     message.quantizationGroupSize = object.quantizationGroupSize ?? 0;
     message.quantizationSymmetric = object.quantizationSymmetric ?? false;
+    message.engine = object.engine ?? 0;
     return message;
   },
 };
@@ -1987,6 +2074,7 @@ function createBaseEstimatePerformanceResponse(): EstimatePerformanceResponse {
     decodeMfu: 0,
     prefillMfu: 0,
     assumptions: [],
+    engine: 0,
   };
 }
 
@@ -2033,6 +2121,9 @@ export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse
     }
     for (const v of message.assumptions) {
       writer.uint32(114).string(v!);
+    }
+    if (message.engine !== 0) {
+      writer.uint32(160).int32(message.engine);
     }
     return writer;
   },
@@ -2162,6 +2253,14 @@ export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse
             message.assumptions.push(reader.string());
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.engine = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2240,6 +2339,7 @@ export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse
       assumptions: globalThis.Array.isArray(object?.assumptions)
         ? object.assumptions.map((e: any) => globalThis.String(e))
         : [],
+      engine: isSet(object.engine) ? engineFromJSON(object.engine) : 0,
     };
   },
 
@@ -2287,6 +2387,9 @@ export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse
     if (message.assumptions?.length) {
       obj.assumptions = message.assumptions;
     }
+    if (message.engine !== 0) {
+      obj.engine = engineToJSON(message.engine);
+    }
     return obj;
   },
 
@@ -2309,6 +2412,7 @@ export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse
     message.decodeMfu = object.decodeMfu ?? 0;
     message.prefillMfu = object.prefillMfu ?? 0;
     message.assumptions = object.assumptions?.map((e) => e) || [];
+    message.engine = object.engine ?? 0;
     return message;
   },
 };
