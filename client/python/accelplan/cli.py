@@ -44,6 +44,15 @@ def gib(n: int) -> str:
     return f"{n / 2**30:,.1f} GiB"
 
 
+UNKNOWN = "-"
+"""How a table shows a figure the catalogue does not know (never 0)."""
+
+
+def known(value: float, show: Callable[[Any], str]) -> str:
+    """``show(value)``, or ``-`` when the value is 0 (proto3's 'not set': unknown)."""
+    return show(value) if value else UNKNOWN
+
+
 def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
     """Left-aligned columns."""
     cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
@@ -244,12 +253,13 @@ def cmd_capacity(client: PlannerClient, args: argparse.Namespace) -> tuple[Messa
 
 def cmd_perf(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
     """Roofline latency and throughput."""
+    fleet = _fleet(args)
     r = client.call(
         "EstimatePerformance",
         planning_pb2.EstimatePerformanceRequest(
             model=_model(args),
             quantization=_quant(args.quant),
-            fleet=_fleet(args),
+            fleet=fleet,
             tensor_parallel_size=args.tp,
             pipeline_parallel_size=args.pp,
             batch_size=args.batch,
@@ -265,6 +275,9 @@ def cmd_perf(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, 
         f"decode per sequence:    {r.decode_tokens_per_second_per_sequence:,.1f} tokens/s",
         f"decode, whole batch:    {r.decode_tokens_per_second_total:,.1f} tokens/s",
         f"end to end:             {r.end_to_end_seconds:,.2f} s",
+        f"fits in memory:         {'yes' if r.fits_in_memory else 'NO'} "
+        f"({gib(r.memory_per_device_bytes)} needed per device of {gib(r.device_memory_bytes)})",
+        f"devices used:           {r.devices_used} of {sum(not a.unavailable for a in fleet.accelerators)}",
     ]
     return r, "\n".join(lines) + "\nassumptions:" + _assumptions(r)
 
@@ -276,17 +289,18 @@ def cmd_hardware(client: PlannerClient, args: argparse.Namespace) -> tuple[Messa
     rows = []
     for m in r.accelerator_models:
         peak = {p.precision: p.dense_teraflops for p in m.peaks}
+        tflops = peak.get("bf16") or peak.get("fp16") or 0.0
         rows.append(
             (
                 m.sku,
                 m.name,
-                gib(m.memory_bytes),
-                f"{m.memory_bandwidth_gigabytes_per_second:,.0f}",
-                f"{peak.get('bf16', peak.get('fp16', 0)):,.0f}",
-                ",".join(_level(q) for q in m.supported_quantizations),
+                known(m.memory_bytes, gib),
+                known(m.memory_bandwidth_gigabytes_per_second, lambda v: f"{v:,.0f}"),
+                known(tflops, lambda v: f"{v:,.0f}"),
+                ",".join(_level(q) for q in m.supported_quantizations) or UNKNOWN,
             )
         )
-    return r, table(rows, ("SKU", "NAME", "MEMORY", "GB/S", "BF16 TFLOPS", "QUANTIZATIONS"))
+    return r, table(rows, ("SKU", "NAME", "MEMORY", "GB/S", "16-BIT-TFLOPS", "QUANTIZATIONS"))
 
 
 def _model_rows(models: Sequence[models_pb2.ModelInfo]) -> list[tuple[object, ...]]:

@@ -56,6 +56,10 @@ class PlannerError(Exception):
                     bad = error_details_pb2.BadRequest()
                     detail.Unpack(bad)
                     violations.extend(FieldViolation(v.field, v.description) for v in bad.field_violations)
+                elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+                    failure = error_details_pb2.PreconditionFailure()
+                    detail.Unpack(failure)
+                    violations.extend(FieldViolation(v.subject, v.description) for v in failure.violations)
         return cls(call.code(), call.details() or "", violations)
 
 

@@ -51,6 +51,23 @@ class AcceleratorModel:
     interconnect_gbps: float = 0.0
     retrieved: str = ""
 
+    @cached_property
+    def levels(self) -> tuple[Quantization, ...]:
+        """supported_quantizations as levels, widest first; names that are no level (tf32, fp4) skipped."""
+        listed = {q for q in map(_dtype, self.supported_quantizations) if q is not None}
+        return tuple(q for q in LEVEL_ORDER if q in listed)
+
+
+LEVEL_ORDER = (
+    Quantization.NONE,
+    Quantization.FLOAT16,
+    Quantization.BFLOAT16,
+    Quantization.INT8,
+    Quantization.INT4,
+    Quantization.FP8,
+)
+"""Levels widest first, FP8 last (as the per-kind tables list them)."""
+
 
 @dataclass(frozen=True)
 class CloudInstance:

@@ -33,3 +33,20 @@ class NotFound(Exception):
 def invalid(field: str, description: str) -> InvalidArgument:
     """An InvalidArgument with a single violation."""
     return InvalidArgument([FieldViolation(field, description)])
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """One unmet condition: its type (``PRECISION``, ``MEMORY``), the subject it is about, and why."""
+
+    type: str
+    subject: str
+    description: str
+
+
+class FailedPrecondition(Exception):
+    """The request is well formed but the hardware cannot do what it asks (a precision it lacks)."""
+
+    def __init__(self, violations: list[Precondition]) -> None:
+        self.violations = violations
+        super().__init__("; ".join(f"{v.subject}: {v.description}" for v in violations))

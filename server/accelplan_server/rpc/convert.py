@@ -235,6 +235,7 @@ def accelerator(
         sku=sku.sku if sku else "",
         peak_dense_tflops_16bit=peak,
         supports_fp8="fp8" in sku.supported_quantizations if sku else False,
+        sku_quantizations=sku.levels if sku else (),
     )
 
 

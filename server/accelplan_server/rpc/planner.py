@@ -18,10 +18,11 @@ from accelplan.v1 import (
 )
 from accelplan_server.core import quantization as quant
 from accelplan_server.core.catalog import Catalog
-from accelplan_server.core.cost import find_compatible_models, recommend_instances
+from accelplan_server.core.cost import find_compatible_models, recommend_instances, skus_lacking
 from accelplan_server.core.errors import invalid
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.hardware.bandwidth import BandwidthTable
+from accelplan_server.core.hardware.precision import check_precision
 from accelplan_server.core.hardware.specs import SpecResolver
 from accelplan_server.core.memory.capacity import capacity_for
 from accelplan_server.core.memory.finetune import (
@@ -33,6 +34,7 @@ from accelplan_server.core.memory.finetune import (
     Recomputation,
     estimate_finetune_memory,
 )
+from accelplan_server.core.memory.fit import context_note, fit_of, no_fit_note
 from accelplan_server.core.memory.hwaccel_training import (
     DEFAULT_QLORA_BITS,
     TrainingMethod,
@@ -187,7 +189,12 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         bad.raise_if_any()
         assert level is not None
         fmt = WeightFormat(level, group, request.quantization_symmetric)
-        return messages.memory_message(footprint(self._profile(ref), fmt, shape))
+        profile = self._profile(ref)
+        need = footprint(profile, fmt, shape)
+        note = context_note(profile.architecture, shape.context_length, "context_length")
+        if note:
+            need = need._replace(assumptions=(*need.assumptions, note))
+        return messages.memory_message(need)
 
     @translate_errors
     @remembered
@@ -223,8 +230,11 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         tp = tp_requested or len(available)
         if not available or tp > len(available):
             raise invalid("tensor_parallel_size", f"needs {tp} available devices; the fleet has {len(available)}")
+        precision_notes = check_precision(fleet.available()[:tp], level)
         shape = ServingShape(context_length, batch, kv_bits, tp, max_tokens)
         result = capacity_for(profile.architecture, WeightFormat(level, group), shape, available[:tp], util)
+        note = context_note(profile.architecture, context_length, "context_length")
+        notes = [*result.assumptions, *precision_notes, *([note] if note else [])]
         return planning_pb2.EstimateCapacityResponse(
             max_context_length=result.capacity.max_context_length,
             max_concurrent_sequences=result.capacity.max_concurrent_sequences,
@@ -245,7 +255,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 )
             ),
             tensor_parallel_size=tp,
-            assumptions=result.assumptions,
+            assumptions=notes,
         )
 
     # ----- planning -----
@@ -294,6 +304,9 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         profile = self._profile(ref)
         fmt = WeightFormat(level)
         plan = plan_sharding(footprint(profile, fmt), fleet, roofline_speed(profile, fmt, fleet, self.specs_of))
+        notes = check_precision(zip(plan.lineup.indices, plan.lineup.devices, strict=True), level)
+        if notes:
+            plan = replace(plan, assumptions=(*plan.assumptions, *notes))
         return messages.plan_message(plan, fleet, request.fleet)
 
     @translate_errors
@@ -331,8 +344,22 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 f"fleet.accelerators[{i}].memory_bandwidth_gigabytes_per_second",
                 f"unknown for {d.type.name} without a sku; set it or sku",
             )
+        precision_notes = check_precision(used, level)
         profile = self._profile(ref)
         fmt = WeightFormat(level, group, request.quantization_symmetric)
+        need = footprint(profile, fmt, ServingShape(prompt + output, batch, kv_bits, tp, DEFAULT_MAX_BATCHED_TOKENS))
+        fit = fit_of(need, pp, [d.memory_bytes for _, d in used])
+        notes = [*precision_notes]
+        if not fit.fits:
+            notes.append(no_fit_note(fit, f"{batch} sequence(s) of {prompt} + {output} tokens"))
+        if len(available) > tp * pp:
+            notes.append(
+                f"Used {tp * pp} of the fleet's {len(available)} available devices (tensor_parallel_size "
+                f"{tp} x pipeline_parallel_size {pp}); set them to use more."
+            )
+        note = context_note(profile.architecture, prompt + output, "prompt_tokens + output_tokens")
+        if note:
+            notes.append(note)
         work = Workload(profile.counts, fmt, profile.architecture, kv_bits, batch, prompt, output)
         perf = estimate_performance(
             work,
@@ -356,7 +383,11 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             decode_mbu=efficiency.decode_mbu,
             decode_mfu=efficiency.decode_mfu,
             prefill_mfu=efficiency.prefill_mfu,
-            assumptions=perf.assumptions,
+            assumptions=[*perf.assumptions, *notes],
+            fits_in_memory=fit.fits,
+            memory_per_device_bytes=fit.memory_per_device_bytes,
+            device_memory_bytes=fit.device_memory_bytes,
+            devices_used=tp * pp,
         )
 
     # ----- training -----
@@ -481,16 +512,21 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         bad.raise_if_any()
         assert level is not None
         need = footprint(self._profile(ref), WeightFormat(level)).total_bytes
-        fits = recommend_instances(self.catalog, need, provider)
+        fits = recommend_instances(self.catalog, need, provider, level)
+        lacking = skus_lacking(self.catalog, level, provider)
         items, token = page(
             fits,
             request.page_size,
             request.page_token,
-            f"{need}|{provider}",
+            f"{need}|{provider}|{int(level)}",
             default_size=limits.DEFAULT_PAGE_SIZE_INSTANCES,
             max_size=limits.MAX_PAGE_SIZE_INSTANCES,
         )
         resp = cost_pb2.RecommendInstancesResponse(next_page_token=token)
+        if lacking:
+            resp.assumptions.append(
+                f"Left out instances whose accelerator cannot run {level.display_name}: {', '.join(lacking)}."
+            )
         for f in items:
             i = f.instance
             resp.recommendations.add(

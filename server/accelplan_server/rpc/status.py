@@ -12,7 +12,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from accelplan_server.core.errors import InvalidArgument, NotFound
+from accelplan_server.core.errors import FailedPrecondition, InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,24 @@ def not_found_status(error: NotFound) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code_pb2.NOT_FOUND, message=str(error), details=[detail]))
 
 
+def failed_precondition_status(error: FailedPrecondition) -> grpc.Status:
+    """FAILED_PRECONDITION carrying a google.rpc.PreconditionFailure with one violation per unmet condition."""
+    detail = any_pb2.Any()
+    detail.Pack(
+        error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type=v.type, subject=v.subject, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+    )
+    return rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message=str(error), details=[detail])
+    )
+
+
 def translate_errors(handler: Handler) -> Handler:
     """Turn core errors into statuses; anything unexpected becomes INTERNAL, never UNKNOWN."""
 
@@ -51,6 +69,8 @@ def translate_errors(handler: Handler) -> Handler:
             context.abort_with_status(invalid_argument_status(e))
         except NotFound as e:
             context.abort_with_status(not_found_status(e))
+        except FailedPrecondition as e:
+            context.abort_with_status(failed_precondition_status(e))
         except Exception:
             if context.code() is not None:  # type: ignore[attr-defined]  # already aborted: abort() raises
                 raise
