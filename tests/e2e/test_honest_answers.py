@@ -1,5 +1,8 @@
 """Issue 11 section 1: no speed or capacity answer hides a model that does not fit or a precision a device lacks."""
 
+import json
+from pathlib import Path
+
 import grpc
 import pytest
 
@@ -169,3 +172,28 @@ def test_cli_perf_prints_the_fit(server: ServerProcess) -> None:
     assert out.returncode == 0, out.stderr
     assert "fits in memory:         NO" in out.stdout
     assert "devices used:           1 of 8" in out.stdout
+
+
+def test_hf_config_json_of_a_multimodal_model_over_the_wire(client: PlannerClient) -> None:
+    data = json.loads((Path(__file__).parents[1] / "unit" / "hf_configs" / "gemma-3-4b-it.json").read_text())
+    e = client.estimate_memory(
+        P.EstimateMemoryRequest(
+            model=models_pb2.ModelSpec(hf_config_json=json.dumps(data["config"])),
+            quantization=Q.QUANTIZATION_LEVEL_BFLOAT16,
+        )
+    )
+    assert e.parameter_count == data["published_total"]
+    assert any("SigLIP vision tower" in a for a in e.assumptions)
+
+
+def test_hf_config_json_of_mamba_is_refused_by_name(client: PlannerClient) -> None:
+    data = json.loads((Path(__file__).parents[1] / "unit" / "hf_configs" / "mamba-130m-hf.json").read_text())
+    with pytest.raises(PlannerError) as e:
+        client.estimate_memory(
+            P.EstimateMemoryRequest(
+                model=models_pb2.ModelSpec(hf_config_json=json.dumps(data["config"])),
+                quantization=Q.QUANTIZATION_LEVEL_BFLOAT16,
+            )
+        )
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "model_type 'mamba' is not supported yet" in e.value.message

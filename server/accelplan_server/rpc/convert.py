@@ -108,10 +108,7 @@ def _parse_config_json(text: str, field: str, bad: Violations) -> dict[str, Any]
     if not isinstance(config, dict):
         bad.add(field, "must be a JSON object")
         return None
-    text_config = config.get("text_config")
-    if "num_hidden_layers" not in config and isinstance(text_config, dict):
-        return text_config  # multimodal configs nest the language model
-    return config
+    return config  # multimodal configs (text_config) are read by Architecture.from_config
 
 
 def model_spec(msg: models_pb2.ModelSpec, field: str, bad: Violations, *, present: bool) -> ModelRef:

@@ -120,6 +120,7 @@ def estimate_serving_memory(arch: Architecture, fmt: WeightFormat, shape: Servin
         + ".",
         _activations_note(shape.max_batched_tokens),
         _OVERHEAD_NOTE,
+        *arch.notes,
     ]
     if arch.sliding_layer_count:
         notes.append(

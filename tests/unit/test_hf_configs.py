@@ -1,0 +1,94 @@
+"""Issue 11 section 3: real config.json files read the way transformers reads them.
+
+Each fixture under hf_configs/ is a model's config.json as published (its URL beside it) with
+the model's published parameter total (safetensors index or model card, cited beside it).
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accelplan_server.core.errors import InvalidArgument
+from accelplan_server.core.memory.serving import ServingShape, estimate_serving_memory
+from accelplan_server.core.model.architecture import Architecture
+from accelplan_server.core.model.weights import WeightFormat
+from accelplan_server.core.quantization import Quantization as Q
+
+FIXTURES = Path(__file__).parent / "hf_configs"
+
+
+def fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    assert data["source"].startswith("https://huggingface.co/") and data["published_total_source"]
+    return data
+
+
+SIZED = [
+    "gemma-3-1b-pt",  # tie_word_embeddings absent: Gemma 3 ties by default; q/k norms; 4 norms per layer
+    "gemma-3-4b-it",  # text_config with Gemma3TextConfig's defaults + SigLIP tower + projector
+    "pythia-160m",  # GPT-NeoX: plain MLP, biases, LayerNorm biases
+    "pythia-1.4b",
+    "gpt2",  # n_layer / n_embd / n_head / n_inner naming, learned positions, tied head
+    "starcoder2-3b",  # use_bias, plain MLP, tied by default
+    "qwen1.5-moe-a2.7b",  # shared expert and its gate
+    "qwen3-8b",  # q/k norms of head_dim
+    "olmo-2-1124-7b",  # q/k norms over the whole projection
+    "llava-1.5-7b-hf",  # sparse Llama text_config + CLIP tower + 2-layer projector
+]
+
+
+@pytest.mark.parametrize("name", SIZED)
+def test_published_total_from_the_real_config(name: str) -> None:
+    data = fixture(name)
+    assert Architecture.from_config(data["config"]).parameters.total == data["published_total"]
+
+
+def test_multimodal_says_what_was_counted() -> None:
+    arch = Architecture.from_config(fixture("gemma-3-4b-it")["config"])
+    assert any("SigLIP vision tower" in n and "416,866,032" in n for n in arch.notes)
+    memory = estimate_serving_memory(arch, WeightFormat(Q.BFLOAT16), ServingShape())
+    assert any("SigLIP vision tower" in n for n in memory.assumptions)
+    # The KV cache is the text model's: 34 layers, 4 KV heads of 256, 5 of every 6 layers sliding (1,024 tokens).
+    assert arch.num_hidden_layers == 34 and arch.num_key_value_heads == 4 and arch.sliding_window == 1024
+    assert arch.sliding_layer_count == 34 - 34 // 6
+
+
+def test_vision_tower_without_a_readable_shape_is_named_not_counted() -> None:
+    config = fixture("llava-1.5-7b-hf")["config"]
+    config = {**config, "vision_config": {"model_type": "pixtral"}}
+    arch = Architecture.from_config(config)
+    assert arch.parameters.other == 0
+    assert any("vision tower (pixtral) is not counted" in n for n in arch.notes)
+
+
+def test_state_space_models_are_refused_by_name() -> None:
+    with pytest.raises(InvalidArgument) as e:
+        Architecture.from_config(fixture("mamba-130m-hf")["config"])
+    assert [v.field for v in e.value.violations] == ["architecture.model_type"]
+    assert "model_type 'mamba' is not supported yet" in str(e.value)
+    assert "required" not in str(e.value)
+
+
+def test_unknown_model_type_is_refused_with_the_supported_list() -> None:
+    with pytest.raises(InvalidArgument) as e:
+        Architecture.from_config({"model_type": "mystery", "hidden_size": 1024, "num_hidden_layers": 4})
+    message = str(e.value)
+    assert "model_type 'mystery' is not supported" in message and "llama" in message and "qwen3" in message
+
+
+def test_unknown_model_type_with_generic_fields_is_sized_with_an_assumption() -> None:
+    config = {
+        "model_type": "mystery",
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "intermediate_size": 14336,
+        "vocab_size": 128256,
+    }
+    arch = Architecture.from_config(config)
+    llama = Architecture.from_config({**config, "model_type": "llama"})
+    assert arch.parameters.total == llama.parameters.total
+    assert any("generic Llama-style decoder" in n for n in arch.notes)
