@@ -7,7 +7,7 @@ import grpc
 import pytest
 
 from accelplan.client import PlannerClient, PlannerError
-from accelplan.v1 import cost_pb2, hardware_pb2, models_pb2, planning_pb2, quantization_pb2
+from accelplan.v1 import cost_pb2, hardware_pb2, models_pb2, planning_pb2, quantization_pb2, training_pb2
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.test_cli import cli
 
@@ -197,3 +197,51 @@ def test_hf_config_json_of_mamba_is_refused_by_name(client: PlannerClient) -> No
         )
     assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "model_type 'mamba' is not supported yet" in e.value.message
+
+
+def test_bare_parameter_count_with_zero_stage_is_refused_not_ignored(client: PlannerClient) -> None:
+    with pytest.raises(PlannerError) as e:
+        client.estimate_training_memory(
+            training_pb2.EstimateTrainingMemoryRequest(
+                model=models_pb2.ModelSpec(parameter_count=8_000_000_000),
+                method=training_pb2.TRAINING_METHOD_FULL_FINE_TUNE,
+                zero_stage=3,
+                data_parallel_size=8,
+            )
+        )
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert {v.field for v in e.value.violations} == {"zero_stage", "data_parallel_size"}
+    plain = client.estimate_training_memory(
+        training_pb2.EstimateTrainingMemoryRequest(
+            model=models_pb2.ModelSpec(parameter_count=8_000_000_000),
+            method=training_pb2.TRAINING_METHOD_FULL_FINE_TUNE,
+        )
+    )
+    assert plain.total_bytes > 0
+
+
+def test_torchtune_recipe_over_the_wire(client: PlannerClient) -> None:
+    r = client.estimate_training_memory(
+        training_pb2.EstimateTrainingMemoryRequest(
+            model=LLAMA_8B,
+            method=training_pb2.TRAINING_METHOD_FULL_FINE_TUNE,
+            micro_batch_size=2,
+            sequence_length=2048,
+            optimizer=training_pb2.OPTIMIZER_PAGED_ADAMW_8BIT,
+            activation_recomputation=training_pb2.ACTIVATION_RECOMPUTATION_FULL,
+            pure_bf16=True,
+            optimizer_in_backward=True,
+        )
+    )
+    assert r.total_bytes == pytest.approx(18.9 * GIB, rel=0.15)  # torchtune README's measured peak
+    assert r.host_memory_bytes > 0
+
+
+def test_offload_parameters_needs_zero3(client: PlannerClient) -> None:
+    with pytest.raises(PlannerError) as e:
+        client.estimate_training_memory(
+            training_pb2.EstimateTrainingMemoryRequest(
+                model=LLAMA_8B, method=training_pb2.TRAINING_METHOD_FULL_FINE_TUNE, offload_parameters=True
+            )
+        )
+    assert [v.field for v in e.value.violations] == ["offload_parameters"]

@@ -90,6 +90,34 @@ def _efficiency(request: planning_pb2.EstimatePerformanceRequest, bad: Violation
     return Efficiency(**values)
 
 
+_ARCHITECTURE_ONLY_TRAINING_FIELDS = (
+    "micro_batch_size",
+    "sequence_length",
+    "optimizer",
+    "zero_stage",
+    "fsdp",
+    "data_parallel_size",
+    "activation_recomputation",
+    "tensor_parallel_size",
+    "sequence_parallel",
+    "lora_rank",
+    "lora_target_modules",
+    "teacher",
+    "pure_bf16",
+    "optimizer_in_backward",
+    "offload_optimizer",
+    "offload_parameters",
+)
+"""EstimateTrainingMemoryRequest fields that ai-hwaccel's parameter-count rule cannot express."""
+
+
+def _is_set(request: training_pb2.EstimateTrainingMemoryRequest, name: str) -> bool:
+    """Whether a proto3 field differs from its default (a message field: whether it is present)."""
+    if name == "teacher":
+        return request.HasField("teacher")
+    return bool(getattr(request, name))
+
+
 class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
     """Implements accelplan.v1.PlannerService over a loaded catalogue."""
 
@@ -415,6 +443,18 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         assert method is not None
         profile = self._profile(ref)
         teacher = self._profile(teacher_ref) if teacher_ref else None
+        if profile.architecture is None:
+            ignored = [name for name in _ARCHITECTURE_ONLY_TRAINING_FIELDS if _is_set(request, name)]
+            if ignored:
+                bad = Violations()
+                for name in ignored:
+                    bad.add(
+                        name,
+                        "needs the model's architecture (model_id of a catalogue transformer, architecture or "
+                        "hf_config_json); a bare parameter_count uses ai-hwaccel's fixed multipliers for one "
+                        "unsharded device, which cannot express it",
+                    )
+                bad.raise_if_any()
         if profile.architecture is not None:
             f = estimate_finetune_memory(
                 profile.architecture,
@@ -433,6 +473,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 gradient_bytes=f.gradient_bytes,
                 frozen_model_bytes=f.frozen_models_bytes,
                 architecture_known=True,
+                host_memory_bytes=f.host_bytes,
             )
         e = estimate_training_memory(
             profile.parameter_count, TrainingMethod(method), TrainingTarget(target or TrainingTarget.GPU), bits
@@ -459,6 +500,13 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             bad.add("zero_stage", "must be 0, 1, 2 or 3")
         if request.fsdp and request.zero_stage not in (0, 3):
             bad.add("fsdp", "FSDP full sharding is ZeRO stage 3; leave zero_stage 0 or set it to 3")
+        if request.offload_parameters and not (request.fsdp or request.zero_stage == 3):
+            bad.add("offload_parameters", "parameters are offloaded by ZeRO-3 / FSDP only; set zero_stage 3 or fsdp")
+        if request.optimizer_in_backward and request.zero_stage in (1, 2):
+            bad.add(
+                "optimizer_in_backward",
+                "ZeRO-1/2 step after the gradients are reduced; use zero_stage 0 or 3 (or fsdp)",
+            )
         targets = tuple(t.strip().lower() for t in request.lora_target_modules)
         if len(targets) > len(ALL_LINEAR) + 1:
             bad.add("lora_target_modules", f"at most {len(ALL_LINEAR)} entries")
@@ -491,6 +539,10 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             lora_rank=_bounded(request.lora_rank, DEFAULT_LORA_RANK, 65536, "lora_rank", bad),
             lora_targets=targets or DEFAULT_LORA_TARGETS,
             qlora_bits=qlora_bits,
+            pure_bf16=request.pure_bf16,
+            optimizer_in_backward=request.optimizer_in_backward,
+            offload_optimizer=request.offload_optimizer,
+            offload_parameters=request.offload_parameters,
         )
 
     # ----- cost and catalogues -----
