@@ -14,6 +14,7 @@ from typing import Any
 
 from accelplan_server.core.errors import InvalidArgument, NotFound
 from accelplan_server.core.hardware.accelerators import AcceleratorType
+from accelplan_server.core.names import closest, did_you_mean
 from accelplan_server.core.quantization import Quantization, from_name
 
 
@@ -125,7 +126,15 @@ class Catalog:
         """The catalogue model with this id or Hugging Face repo id (case-insensitive)."""
         found = self._model_index.get(model_id.strip().lower())
         if found is None:
-            raise NotFound(field_path, f"no catalogue model {model_id!r}; ListModels lists the known ids")
+            suggestions = tuple(closest(model_id, (m.id for m in self.models)))
+            raise NotFound(
+                field_path,
+                f"no catalogue model {model_id!r}{did_you_mean(list(suggestions))} "
+                "(`accelplan models` or ListModels lists every id)",
+                reason="UNKNOWN_MODEL",
+                name=model_id,
+                suggestions=suggestions,
+            )
         return found
 
     def accelerator(self, sku: str) -> AcceleratorModel | None:

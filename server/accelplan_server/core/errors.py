@@ -22,11 +22,17 @@ class InvalidArgument(Exception):
 
 
 class NotFound(Exception):
-    """A named thing (a catalogue model, an accelerator sku) does not exist."""
+    """A named thing (a catalogue model, an accelerator sku) does not exist; ``suggestions`` are the closest names."""
 
-    def __init__(self, field: str, description: str) -> None:
+    def __init__(
+        self, field: str, description: str, *, reason: str = "", name: str = "", suggestions: tuple[str, ...] = ()
+    ) -> None:
         self.field = field
         self.description = description
+        self.reason = reason
+        """UNKNOWN_MODEL or UNKNOWN_SKU (google.rpc.ErrorInfo.reason); empty for other things."""
+        self.name = name
+        self.suggestions = suggestions
         super().__init__(f"{field}: {description}")
 
 

@@ -19,6 +19,7 @@ from accelplan_server.core.errors import FieldViolation, InvalidArgument, NotFou
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.footprint import ModelProfile
+from accelplan_server.core.names import closest, did_you_mean
 from accelplan_server.core.quantization import Quantization
 from accelplan_server.rpc import limits
 
@@ -169,9 +170,15 @@ def accelerator(
         if len(msg.sku) > limits.MAX_STRING_LENGTH:
             bad.add(f"{field}.sku", f"longer than {limits.MAX_STRING_LENGTH} characters")
         else:
+            suggestions = tuple(closest(msg.sku, (skus or {}).keys()))
             bad.missing.append(
                 NotFound(
-                    f"{field}.sku", f"no catalogue accelerator {msg.sku!r}; ListAcceleratorModels lists the known skus"
+                    f"{field}.sku",
+                    f"no accelerator sku {msg.sku!r}{did_you_mean(list(suggestions))} "
+                    "(`accelplan hardware` or ListAcceleratorModels lists every sku)",
+                    reason="UNKNOWN_SKU",
+                    name=msg.sku,
+                    suggestions=suggestions,
                 )
             )
         return None

@@ -33,11 +33,30 @@ def invalid_argument_status(error: InvalidArgument) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(error), details=[detail]))
 
 
+ERROR_DOMAIN = "accelplan.dev"
+"""google.rpc.ErrorInfo.domain of accelplan's errors."""
+
+
 def not_found_status(error: NotFound) -> grpc.Status:
-    """NOT_FOUND carrying a google.rpc.ResourceInfo naming the missing thing."""
-    detail = any_pb2.Any()
-    detail.Pack(error_details_pb2.ResourceInfo(resource_type=error.field, description=error.description))
-    return rpc_status.to_status(status_pb2.Status(code=code_pb2.NOT_FOUND, message=str(error), details=[detail]))
+    """NOT_FOUND with a google.rpc.ResourceInfo and, for unknown names, a google.rpc.ErrorInfo.
+
+    The ErrorInfo's reason is UNKNOWN_MODEL or UNKNOWN_SKU and its metadata holds ``name``, ``field``
+    and ``suggestions`` (the closest known names, comma-separated) so every SDK can show them.
+    """
+    resource = any_pb2.Any()
+    resource.Pack(error_details_pb2.ResourceInfo(resource_type=error.field, description=error.description))
+    details = [resource]
+    if error.reason:
+        info = any_pb2.Any()
+        info.Pack(
+            error_details_pb2.ErrorInfo(
+                reason=error.reason,
+                domain=ERROR_DOMAIN,
+                metadata={"name": error.name, "field": error.field, "suggestions": ",".join(error.suggestions)},
+            )
+        )
+        details.append(info)
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.NOT_FOUND, message=str(error), details=details))
 
 
 def failed_precondition_status(error: FailedPrecondition) -> grpc.Status:
