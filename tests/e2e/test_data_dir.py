@@ -56,7 +56,7 @@ def drop_field(key: str, index: int, field: str) -> Callable[[dict[str, Any]], N
         ("accelerators.json", set_field("accelerators", 0, "memory_bytes", "80GB"), "row 0 (h100-sxm): field 'memory"),
         ("models.json", drop_field("models", 1, "parameter_count"), "row 1 (llama-3.1-70b): field 'parameter_count'"),
         ("cloud_instances.json", set_field("instances", 0, "accelerator_sku", "h100"), "did you mean h100-sxm"),
-        ("models.json", set_field("models", 0, "architecture", {"model_type": "mamba"}), "not supported yet"),
+        ("models.json", set_field("models", 0, "architecture", {"model_type": "jamba"}), "not supported yet"),
     ],
 )
 def test_bad_row_fails_at_start_up(tmp_path: Path, file: str, change: Any, expected: str) -> None:

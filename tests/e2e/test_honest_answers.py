@@ -186,17 +186,25 @@ def test_hf_config_json_of_a_multimodal_model_over_the_wire(client: PlannerClien
     assert any("SigLIP vision tower" in a for a in e.assumptions)
 
 
-def test_hf_config_json_of_mamba_is_refused_by_name(client: PlannerClient) -> None:
+def test_hf_config_json_of_mamba_is_sized_and_jamba_refused_by_name(client: PlannerClient) -> None:
     data = json.loads((Path(__file__).parents[1] / "unit" / "hf_configs" / "mamba-130m-hf.json").read_text())
-    with pytest.raises(PlannerError) as e:
+    e = client.estimate_memory(
+        P.EstimateMemoryRequest(
+            model=models_pb2.ModelSpec(hf_config_json=json.dumps(data["config"])),
+            quantization=Q.QUANTIZATION_LEVEL_BFLOAT16,
+        )
+    )
+    assert e.parameter_count == data["published_total"] and e.kv_cache_bytes_per_token == 0
+    jamba = {"model_type": "jamba", "hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 65536}
+    with pytest.raises(PlannerError) as err:
         client.estimate_memory(
             P.EstimateMemoryRequest(
-                model=models_pb2.ModelSpec(hf_config_json=json.dumps(data["config"])),
+                model=models_pb2.ModelSpec(hf_config_json=json.dumps(jamba)),
                 quantization=Q.QUANTIZATION_LEVEL_BFLOAT16,
             )
         )
-    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert "model_type 'mamba' is not supported yet" in e.value.message
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "model_type 'jamba' is not supported yet" in err.value.message
 
 
 def test_bare_parameter_count_with_zero_stage_is_refused_not_ignored(client: PlannerClient) -> None:
@@ -245,3 +253,19 @@ def test_offload_parameters_needs_zero3(client: PlannerClient) -> None:
             )
         )
     assert [v.field for v in e.value.violations] == ["offload_parameters"]
+
+
+def test_state_space_model_speed_capacity_and_training(client: PlannerClient) -> None:
+    data = json.loads((Path(__file__).parents[1] / "unit" / "hf_configs" / "falcon-mamba-7b.json").read_text())
+    model = models_pb2.ModelSpec(hf_config_json=json.dumps(data["config"]))
+    r = perf(client, model=model, quantization=Q.QUANTIZATION_LEVEL_BFLOAT16, fleet=skus("h100-sxm", 1), batch_size=8)
+    assert r.fits_in_memory and r.decode_tokens_per_second_total > 0
+    cap = client.call(
+        "EstimateCapacity",
+        P.EstimateCapacityRequest(model=model, quantization=Q.QUANTIZATION_LEVEL_BFLOAT16, fleet=skus("h100-sxm", 1)),
+    )
+    assert cap.max_concurrent_sequences > 100  # type: ignore[attr-defined]
+    t = client.estimate_training_memory(
+        training_pb2.EstimateTrainingMemoryRequest(model=model, method=training_pb2.TRAINING_METHOD_FULL_FINE_TUNE)
+    )
+    assert t.total_bytes > 16 * data["published_total"]

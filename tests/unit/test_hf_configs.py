@@ -36,6 +36,9 @@ SIZED = [
     "qwen3-8b",  # q/k norms of head_dim
     "olmo-2-1124-7b",  # q/k norms over the whole projection
     "llava-1.5-7b-hf",  # sparse Llama text_config + CLIP tower + 2-layer projector
+    "mamba-130m-hf",  # Mamba mixers, tied head (MambaConfig's default)
+    "falcon-mamba-7b",  # Mamba mixers, untied head
+    "mamba-codestral-7b-v0.1",  # Mamba-2 mixers (groups, heads, gated norm)
 ]
 
 
@@ -63,11 +66,27 @@ def test_vision_tower_without_a_readable_shape_is_named_not_counted() -> None:
     assert any("vision tower (pixtral) is not counted" in n for n in arch.notes)
 
 
-def test_state_space_models_are_refused_by_name() -> None:
+def test_state_space_models_hold_a_fixed_state_per_sequence_not_a_kv_cache() -> None:
+    arch = Architecture.from_config(fixture("mamba-130m-hf")["config"])
+    # 24 layers x d_inner 1536 x (state 16 + conv window 3) values, 16-bit.
+    state = 24 * 1536 * (16 + 3) * 2
+    short = estimate_serving_memory(arch, WeightFormat(Q.BFLOAT16), ServingShape(context_length=1024, batch_size=4))
+    long = estimate_serving_memory(arch, WeightFormat(Q.BFLOAT16), ServingShape(context_length=65536, batch_size=4))
+    assert short.kv_cache_bytes == long.kv_cache_bytes == 4 * state
+    assert short.kv_cache_bytes_per_token == 0
+    assert any("No KV cache: a recurrent state of" in n for n in short.assumptions)
+    codestral = Architecture.from_config(fixture("mamba-codestral-7b-v0.1")["config"])
+    # 64 layers x (d_inner 8192 x state 128 + (8192 + 2 x 8 x 128) x conv window 3).
+    assert codestral.recurrent_state_elements() == 64 * (8192 * 128 + (8192 + 2 * 8 * 128) * 3)
+
+
+@pytest.mark.parametrize("model_type", ["jamba", "zamba2", "rwkv"])
+def test_hybrid_and_recurrent_models_are_refused_by_name(model_type: str) -> None:
+    config = {"model_type": model_type, "hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 65536}
     with pytest.raises(InvalidArgument) as e:
-        Architecture.from_config(fixture("mamba-130m-hf")["config"])
+        Architecture.from_config(config)
     assert [v.field for v in e.value.violations] == ["architecture.model_type"]
-    assert "model_type 'mamba' is not supported yet" in str(e.value)
+    assert f"model_type {model_type!r} is not supported yet" in str(e.value)
     assert "required" not in str(e.value)
 
 

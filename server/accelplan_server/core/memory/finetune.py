@@ -287,6 +287,8 @@ def estimate_finetune_memory(
     )
     if setup.recomputation is not Recomputation.NONE:
         notes.append("Recomputation holds one layer's full activations at a time during the backward pass.")
+    if arch.is_ssm:
+        notes.append("State-space mixers: activations use the transformer formula above, an approximation.")
     return FinetuneMemory(
         trainable, int(weights), int(frozen_extra), int(grads), int(optimizer), int(act), tuple(notes), int(host)
     )

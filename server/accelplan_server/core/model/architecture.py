@@ -117,10 +117,63 @@ class Architecture:
     """Qwen-MoE: layers kept dense."""
     extra_parameters: int = 0
     """Parameters outside the decoder stack (vision tower, multimodal projector)."""
+    ssm_kind: str = ""
+    """"mamba" (Mamba, Falcon-Mamba) or "mamba2": every layer is a state-space mixer, no attention."""
+    ssm_state_size: int = 0
+    ssm_conv_kernel: int = 0
+    ssm_time_step_rank: int = 0
+    """Mamba: width of the dt projection."""
+    ssm_heads: int = 0
+    """Mamba-2: heads (d_inner / head_dim of the mixer)."""
+    ssm_groups: int = 0
+    """Mamba-2: groups sharing B and C."""
+    ssm_conv_bias: bool = True
+    ssm_proj_bias: bool = False
     notes: tuple[str, ...] = field(default=(), compare=False)
     """What was assumed or counted beyond config.json's decoder fields, one sentence each."""
 
     # ----- derived facts -----
+
+    @property
+    def is_ssm(self) -> bool:
+        """A state-space model: a fixed recurrent state per sequence instead of a KV cache."""
+        return bool(self.ssm_kind)
+
+    def recurrent_state_elements(self, tensor_parallel: int = 1) -> int:
+        """Values of one sequence's recurrent state over every layer, per device (0 for transformers).
+
+        Mamba: d_inner x (state_size + conv_kernel - 1) per layer. Mamba-2: the SSM state
+        d_inner x state_size plus the convolution window over d_inner + 2 x groups x state_size channels.
+        """
+        if not self.ssm_kind:
+            return 0
+        inner = self.intermediate_size
+        window = self.ssm_conv_kernel - 1
+        if self.ssm_kind == "mamba":
+            per_layer = inner * (self.ssm_state_size + window)
+        else:
+            per_layer = inner * self.ssm_state_size + (inner + 2 * self.ssm_groups * self.ssm_state_size) * window
+        return self.num_hidden_layers * -(-per_layer // max(1, tensor_parallel))
+
+    def _ssm_mixer_params(self) -> int:
+        """One Mamba or Mamba-2 mixer (HF MambaMixer / Mamba2Mixer)."""
+        h, inner, n, k = self.hidden_size, self.intermediate_size, self.ssm_state_size, self.ssm_conv_kernel
+        bias = self.ssm_proj_bias
+        if self.ssm_kind == "mamba":
+            r = self.ssm_time_step_rank
+            in_proj = h * 2 * inner + (2 * inner if bias else 0)
+            conv = inner * k + (inner if self.ssm_conv_bias else 0)
+            x_proj = inner * (r + 2 * n)
+            dt_proj = r * inner + inner
+            out_proj = inner * h + (h if bias else 0)
+            return in_proj + conv + x_proj + dt_proj + inner * n + inner + out_proj  # + A_log and D
+        heads, groups = self.ssm_heads, self.ssm_groups
+        conv_channels = inner + 2 * groups * n
+        projection = 2 * inner + 2 * groups * n + heads
+        in_proj = h * projection + (projection if bias else 0)
+        conv = conv_channels * k + (conv_channels if self.ssm_conv_bias else 0)
+        out_proj = inner * h + (h if bias else 0)
+        return in_proj + conv + 3 * heads + inner + out_proj  # dt_bias, A_log, D; the gated RMSNorm
 
     @property
     def is_mla(self) -> bool:
@@ -225,6 +278,18 @@ class Architecture:
         per_expert = self._mlp_params(expert_inner)
         experts = moe_layers * self.num_local_experts * per_expert
         router = moe_layers * (self.num_local_experts * h + (self.num_local_experts if self.router_bias else 0))
+        if self.ssm_kind:
+            return ParameterCounts(
+                embedding=v * h,
+                lm_head=0 if self.tie_word_embeddings else v * h,
+                attention=layers * self._ssm_mixer_params(),
+                mlp_dense=0,
+                experts=0,
+                shared_experts=0,
+                router=0,
+                norms=layers * h + h,
+                active_experts=0,
+            )
         shared = self.n_shared_experts * per_expert
         if self.shared_expert_intermediate_size:
             shared += self._mlp_params(self.shared_expert_intermediate_size) + h  # the expert and its gate
@@ -365,12 +430,66 @@ class _Parser:
             notes.append("Its cross-attention layers are counted as ordinary decoder layers.")
         return replace(arch, extra_parameters=extra, notes=(*arch.notes, *notes))
 
+    def _ssm(self, model_type: str) -> Architecture:
+        """Mamba / Falcon-Mamba (MambaConfig) or Mamba-2 (Mamba2Config), with those classes' defaults."""
+        mamba2 = model_type == "mamba2"
+        layers = self._int("num_hidden_layers", "n_layer", required=True, low=1, high=MAX_LAYERS)
+        hidden = self._int("hidden_size", "d_model", required=True, low=1)
+        vocab = self._int("vocab_size", required=True, low=1)
+        state = self._int("state_size", default=128 if mamba2 else 16, low=1, high=1 << 16)
+        expand = self._int("expand", default=2, low=1, high=64)
+        inner = self._int("intermediate_size", "d_inner", default=expand * hidden, low=1)
+        kernel = self._int("conv_kernel", default=4, low=1, high=1024)
+        heads = groups = rank = 0
+        if mamba2:
+            head_dim = self._int("head_dim", default=64, low=1)
+            heads = self._int("num_heads", default=max(1, inner // head_dim), low=1, high=MAX_HEADS)
+            groups = self._int("n_groups", default=8, low=1, high=MAX_HEADS)
+            if heads * head_dim != inner:
+                self.bad.append(
+                    FieldViolation(self._path("num_heads"), f"num_heads x head_dim must equal d_inner ({inner})")
+                )
+        else:
+            raw_rank = self.c.get("time_step_rank")
+            rank = -(-hidden // 16) if raw_rank in (None, "auto") else self._int("time_step_rank", low=1)
+        if self.bad:
+            raise InvalidArgument(self.bad)
+        kind = "mamba2" if mamba2 else "mamba"
+        return Architecture(
+            num_hidden_layers=layers,
+            hidden_size=hidden,
+            num_attention_heads=1,
+            num_key_value_heads=1,
+            head_dim=0,  # no attention: no KV cache, no attention FLOPs
+            intermediate_size=inner,
+            vocab_size=vocab,
+            tie_word_embeddings=self._bool("tie_word_embeddings", default=not mamba2),
+            model_type=model_type,
+            norms_per_layer=1,
+            max_position_embeddings=0,
+            ssm_kind=kind,
+            ssm_state_size=state,
+            ssm_conv_kernel=kernel,
+            ssm_time_step_rank=rank,
+            ssm_heads=heads,
+            ssm_groups=groups,
+            ssm_conv_bias=self._bool("use_conv_bias", default=True),
+            ssm_proj_bias=self._bool("use_bias", default=False),
+            notes=(
+                f"model_type {model_type!r}: a state-space model ({layers} {kind} mixers); no KV cache, a fixed "
+                f"recurrent state per sequence (SSM state of {state} per channel plus a {kernel}-token "
+                "convolution window) held at the KV-cache precision.",
+            ),
+        )
+
     def parse(self) -> Architecture:
         c = self.c
         model_type = str(c.get("model_type") or "")
         nested = isinstance(c.get("text_config"), dict) and "num_hidden_layers" not in c
         if model_type in families.MULTIMODAL_TYPES or nested:
             return self._multimodal(model_type)
+        if model_type in families.SSM_TYPES:
+            return self._ssm(model_type)
         notes = self._family(model_type)
         if model_type == "dbrx":
             self._flatten_dbrx()

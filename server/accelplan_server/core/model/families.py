@@ -85,12 +85,15 @@ DECODER_TYPES = frozenset(
 MULTIMODAL_TYPES = {"gemma3": "gemma3_text", "llava": "llama", "mllama": "mllama_text_model", "qwen2_vl": "qwen2"}
 """Multimodal wrappers: model_type -> the text model's type when text_config does not name it."""
 
-STATE_SPACE_TYPES = frozenset(
-    {"mamba", "mamba2", "falcon_mamba", "jamba", "zamba", "zamba2", "rwkv", "recurrent_gemma"}
-)
-"""State-space and hybrid families: no KV cache per token, a fixed state per sequence instead."""
+SSM_TYPES = frozenset({"mamba", "falcon_mamba", "mamba2"})
+"""Pure state-space models the parser sizes: no KV cache, a fixed state per sequence."""
 
-SUPPORTED = tuple(sorted(DECODER_TYPES | MULTIMODAL_TYPES.keys()))
+STATE_SPACE_TYPES = frozenset(
+    {"jamba", "zamba", "zamba2", "rwkv", "recurrent_gemma", "bamba", "nemotron_h", "granitemoehybrid", "falcon_h1"}
+)
+"""Hybrid and recurrent families not sized yet (refused by name)."""
+
+SUPPORTED = tuple(sorted(DECODER_TYPES | MULTIMODAL_TYPES.keys() | SSM_TYPES))
 """Every model_type the parser accepts by name."""
 
 GENERIC_FIELDS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
