@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.errors import InvalidArgument
 from accelplan_server.core.memory.serving import ServingShape, estimate_serving_memory
 from accelplan_server.core.model.architecture import Architecture
@@ -111,3 +112,47 @@ def test_unknown_model_type_with_generic_fields_is_sized_with_an_assumption() ->
     llama = Architecture.from_config({**config, "model_type": "llama"})
     assert arch.parameters.total == llama.parameters.total
     assert any("generic Llama-style decoder" in n for n in arch.notes)
+
+
+def test_llama_3_2_vision_sizes_its_text_model_and_says_the_tower_is_not_counted() -> None:
+    # meta-llama/Llama-3.2-11B-Vision config.json, the fields that shape the model.
+    config = {
+        "model_type": "mllama",
+        "text_config": {
+            "model_type": "mllama_text_model",
+            "hidden_size": 4096,
+            "intermediate_size": 14336,
+            "num_attention_heads": 32,
+            "num_hidden_layers": 40,
+            "num_key_value_heads": 8,
+            "vocab_size": 128256,
+            "cross_attention_layers": [3, 8, 13, 18, 23, 28, 33, 38],
+            "max_position_embeddings": 131072,
+            "tie_word_embeddings": False,
+        },
+        "vision_config": {"model_type": "mllama_vision_model", "hidden_size": 1280, "num_hidden_layers": 32},
+    }
+    arch = Architecture.from_config(config)
+    assert arch.num_hidden_layers == 40 and arch.parameters.other == 0
+    assert any("vision tower (mllama_vision_model) is not counted" in n for n in arch.notes)
+    assert any("cross-attention layers are counted as ordinary decoder layers" in n for n in arch.notes)
+
+
+def test_flat_qwen2_vl_config_is_read_as_its_qwen2_text_model(catalog: Catalog) -> None:
+    # Qwen/Qwen2-VL-7B-Instruct config.json keeps the text fields at the top level.
+    config = {
+        "model_type": "qwen2_vl",
+        "hidden_size": 3584,
+        "intermediate_size": 18944,
+        "num_attention_heads": 28,
+        "num_hidden_layers": 28,
+        "num_key_value_heads": 4,
+        "vocab_size": 152064,
+        "max_position_embeddings": 32768,
+        "tie_word_embeddings": False,
+        "vision_config": {"depth": 32, "embed_dim": 1280, "num_heads": 16, "patch_size": 14},
+    }
+    arch = Architecture.from_config(config)
+    qwen2_5_7b = catalog.model("qwen2.5-7b")  # the same text shapes, published total 7,615,616,512
+    assert arch.parameters.total == qwen2_5_7b.parameter_count
+    assert any("vision tower (qwen2_vl's vision_config) is not counted" in n for n in arch.notes)

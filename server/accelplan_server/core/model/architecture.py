@@ -421,9 +421,12 @@ class _Parser:
                 "KV cache, activations and speed are the language model's."
             )
         else:
-            kind = vision.get("model_type") if isinstance(vision, dict) else None
+            if isinstance(vision, dict):
+                kind = str(vision.get("model_type") or f"{model_type or 'this model'}'s vision_config")
+            else:
+                kind = "no vision_config given"
             notes.append(
-                f"The vision tower ({kind or 'not described'}) is not counted: accelplan does not read its shape; "
+                f"The vision tower ({kind}) is not counted: accelplan does not read its shape; "
                 "every figure is the language model's alone."
             )
         if text_type == "mllama_text_model":
