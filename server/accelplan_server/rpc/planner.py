@@ -332,7 +332,11 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         profile = self._profile(ref)
         fmt = WeightFormat(level)
         plan = plan_sharding(footprint(profile, fmt), fleet, roofline_speed(profile, fmt, fleet, self.specs_of))
-        notes = check_precision(zip(plan.lineup.indices, plan.lineup.devices, strict=True), level)
+        lineup = plan.lineup  # kept with the fleet: a 4,096-device fleet is checked once per level
+        notes = lineup.memo(
+            ("precision", level),
+            lambda: check_precision(zip(lineup.indices, lineup.devices, strict=True), level),
+        )
         if notes:
             plan = replace(plan, assumptions=(*plan.assumptions, *notes))
         return messages.plan_message(plan, fleet, request.fleet)

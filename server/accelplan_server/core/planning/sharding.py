@@ -287,7 +287,7 @@ def plan_sharding(need: Footprint, fleet: Fleet, speed: SpeedModel) -> Plan:
         notes.extend(speed_notes)
         if not fits:
             shard = max(lay.memory_bytes for lay in layouts)
-            smallest = min(d.memory_bytes for d in lineup.devices)
+            smallest = lineup.memo("smallest memory", lambda: min(d.memory_bytes for d in lineup.devices))
             notes.append(
                 f"Does not fit: a shard needs {shard / 2**30:.1f} GiB, the smallest device planned on has "
                 f"{smallest / 2**30:.1f} GiB; the speed is what it would be if it fitted (add devices or "
