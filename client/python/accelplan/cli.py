@@ -465,7 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("suggest", help="the precision that fits a fleet")
     _add_model(g)
     _add_fleet(g, required=True)
-    g.add_argument("--shard", action="store_true", help="also consider sharding across a family's devices")
+    g.add_argument(
+        "--shard", action="store_true", help="also consider sharding across a family's devices (default off)"
+    )
     g.set_defaults(run=cmd_suggest)
 
     p = sub.add_parser("plan", help="plan sharding over a fleet")
@@ -513,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list the model catalogue, or show one model")
     m.add_argument("model_id", nargs="?", help="show this model")
-    m.add_argument("--family", help="only this family")
+    m.add_argument("--family", help="only this family (default: all)")
     m.set_defaults(run=cmd_models)
 
     k = sub.add_parser("compatible", help="catalogue models that fit a memory budget, most memory needed first")
