@@ -55,6 +55,11 @@ def drop_field(key: str, index: int, field: str) -> Callable[[dict[str, Any]], N
         ("accelerators.json", set_field("accelerators", 2, "type", "cuda_gpus"), "row 2 (h200-sxm): field 'type'"),
         ("accelerators.json", set_field("accelerators", 0, "memory_bytes", "80GB"), "row 0 (h100-sxm): field 'memory"),
         ("models.json", drop_field("models", 1, "parameter_count"), "row 1 (llama-3.1-70b): field 'parameter_count'"),
+        (
+            "accelerators.json",
+            set_field("accelerators", 1, "supported_quantizations", ["bf16", "fp9"]),
+            "row 1 (h100-pcie): field 'supported_quantizations': unknown precision 'fp9'",
+        ),
         ("cloud_instances.json", set_field("instances", 0, "accelerator_sku", "h100"), "did you mean h100-sxm"),
         ("models.json", set_field("models", 0, "architecture", {"model_type": "jamba"}), "not supported yet"),
     ],

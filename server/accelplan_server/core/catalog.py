@@ -252,6 +252,8 @@ def _model(r: _Row) -> ModelEntry:
 
 _NON_LEVEL_DTYPES = frozenset({"fp4", "mxfp4", "nvfp4", "tf32"})
 """Published precisions that have no QuantizationLevel (default_quantization None)."""
+PRECISION_NAMES = frozenset({"fp32", "tf32", "fp16", "bf16", "fp8", "fp6", "fp4", "mxfp4", "nvfp4", "int8", "int4"})
+"""Names the hardware catalogue may use for a precision (peak_tflops keys, supported_quantizations)."""
 
 
 def _accelerator(r: _Row) -> AcceleratorModel:
@@ -264,6 +266,10 @@ def _accelerator(r: _Row) -> AcceleratorModel:
     levels = r.get("supported_quantizations", [])
     if not isinstance(levels, list) or not all(isinstance(q, str) for q in levels):
         raise r.error("supported_quantizations", "must be a list of precision names")
+    for field_name, names in (("supported_quantizations", levels), ("peak_tflops", list(peaks))):
+        unknown = [q for q in names if q.lower() not in PRECISION_NAMES]
+        if unknown:
+            raise r.error(field_name, f"unknown precision {unknown[0]!r}; one of {', '.join(sorted(PRECISION_NAMES))}")
     return AcceleratorModel(
         sku=r.text("sku"),
         name=r.text("name"),
