@@ -80,3 +80,9 @@ def test_help_lists_fp8_and_defaults() -> None:
         assert "fp8" in out.stdout, command
     train = run("train", "--help").stdout
     assert "(default gpu)" in train and "(default adamw)" in train
+
+
+def test_cost_says_which_skus_were_left_out(server: ServerProcess) -> None:
+    out = cli(server, "cost", "--model-id", "llama-3.1-8b", "--quant", "fp8", "--limit", "3")
+    assert out.returncode == 0, out.stderr
+    assert "Left out instances whose accelerator cannot run FP8" in out.stdout and "a100-80gb-sxm" in out.stdout

@@ -242,12 +242,13 @@ def cmd_cost(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, 
         )
         for x in r.recommendations
     ]
+    notes = "\nassumptions:" + _assumptions(r) if r.assumptions else ""
     if not rows:
-        return r, "no instance in the price list holds this model"
+        return r, "no instance in the price list holds this model" + notes
     need = gib(r.recommendations[0].required_memory_bytes)
     return r, f"model needs {need}\n" + table(
         rows, ("PROVIDER", "INSTANCE", "ACCELERATORS", "MEMORY", "HEADROOM", "PER HOUR")
-    )
+    ) + notes
 
 
 def cmd_capacity(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
