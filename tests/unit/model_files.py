@@ -213,3 +213,17 @@ def write_sparse_checkpoint(folder: Path, config: dict[str, Any]) -> int:
         f.write(struct.pack("<Q", len(raw)) + raw)
         f.truncate(8 + len(raw) + offset)
     return offset // 2
+
+
+def write_samples(folder: Path) -> None:
+    """The README's sample files: ``tiny-q4k.gguf`` and ``llama-3.1-8b-shaped/`` (sparse, its catalogue row's shape)."""
+    catalog = Path(__file__).resolve().parents[2] / "server/accelplan_server/data/models.json"
+    row = next(m for m in json.loads(catalog.read_text())["models"] if m["id"] == "llama-3.1-8b")
+    write_gguf(folder / "tiny-q4k.gguf", "Q4_K")
+    write_sparse_checkpoint(folder / "llama-3.1-8b-shaped", hf_config(row["architecture"]))
+
+
+if __name__ == "__main__":
+    import sys
+
+    write_samples(Path(sys.argv[1] if len(sys.argv) > 1 else "."))

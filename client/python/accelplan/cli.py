@@ -7,7 +7,6 @@ and prints a readable table, or proto3 JSON with ``--json``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,7 +15,15 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from accelplan import local_commands
-from accelplan.client import DEFAULT_TARGET, PlannerClient, PlannerError
+from accelplan.client import PlannerClient, PlannerError
+from accelplan.cliopts import (
+    QUANT_CHOICES,
+    add_global_options,
+    add_global_options_to_subcommands,
+    connect,
+    not_found_text,
+    resolve_links,
+)
 from accelplan.fleetspec import parse_count, parse_size
 from accelplan.sources import resolve_fleet, resolve_model
 from accelplan.v1 import (
@@ -44,6 +51,15 @@ def _level(value: int) -> str:
 def gib(n: int) -> str:
     """Bytes as GiB with one decimal."""
     return f"{n / 2**30:,.1f} GiB"
+
+
+UNKNOWN = "-"
+"""How a table shows a figure the catalogue does not know (never 0)."""
+
+
+def known(value: float, show: Callable[[Any], str]) -> str:
+    """``show(value)``, or ``-`` when the value is 0 (proto3's 'not set': unknown)."""
+    return show(value) if value else UNKNOWN
 
 
 def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
@@ -181,6 +197,24 @@ def cmd_train(client: PlannerClient, args: argparse.Namespace) -> tuple[Message,
         method=training_pb2.TrainingMethod.Value("TRAINING_METHOD_" + args.method.upper().replace("-", "_")),
         target=training_pb2.TrainingTarget.Value("TRAINING_TARGET_" + args.target.upper()),
         qlora_bits=args.qlora_bits,
+        micro_batch_size=args.batch,
+        sequence_length=args.seq_len,
+        optimizer=training_pb2.Optimizer.Value("OPTIMIZER_" + args.optimizer.upper().replace("-", "_"))
+        if args.optimizer
+        else training_pb2.OPTIMIZER_UNSPECIFIED,
+        zero_stage=args.zero,
+        fsdp=args.fsdp,
+        data_parallel_size=args.dp,
+        activation_recomputation=training_pb2.ActivationRecomputation.Value(
+            "ACTIVATION_RECOMPUTATION_" + args.recompute.upper()
+        )
+        if args.recompute
+        else training_pb2.ACTIVATION_RECOMPUTATION_UNSPECIFIED,
+        tensor_parallel_size=args.tp,
+        pure_bf16=args.pure_bf16,
+        optimizer_in_backward=args.optimizer_in_backward,
+        offload_optimizer=args.offload_optimizer,
+        offload_parameters=args.offload_parameters,
     )
     e = client.estimate_training_memory(req)
     rows = [
@@ -189,6 +223,8 @@ def cmd_train(client: PlannerClient, args: argparse.Namespace) -> tuple[Message,
         ("activations", gib(e.activation_bytes)),
         ("total", gib(e.total_bytes)),
     ]
+    if e.host_memory_bytes:
+        rows.append(("host memory (not in total)", gib(e.host_memory_bytes)))
     return e, table(rows, ("PART", "MEMORY")) + "\nassumptions:" + _assumptions(e)
 
 
@@ -210,12 +246,13 @@ def cmd_cost(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, 
         )
         for x in r.recommendations
     ]
+    notes = "\nassumptions:" + _assumptions(r) if r.assumptions else ""
     if not rows:
-        return r, "no instance in the price list holds this model"
+        return r, "no instance in the price list holds this model" + notes
     need = gib(r.recommendations[0].required_memory_bytes)
     return r, f"model needs {need}\n" + table(
         rows, ("PROVIDER", "INSTANCE", "ACCELERATORS", "MEMORY", "HEADROOM", "PER HOUR")
-    )
+    ) + notes
 
 
 def cmd_capacity(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
@@ -248,12 +285,13 @@ def cmd_capacity(client: PlannerClient, args: argparse.Namespace) -> tuple[Messa
 
 def cmd_perf(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
     """Roofline latency and throughput."""
+    fleet = _fleet(args)
     r = client.call(
         "EstimatePerformance",
         planning_pb2.EstimatePerformanceRequest(
             model=_model(args),
             quantization=_quant(args.quant),
-            fleet=_fleet(args),
+            fleet=fleet,
             tensor_parallel_size=args.tp,
             pipeline_parallel_size=args.pp,
             batch_size=args.batch,
@@ -269,6 +307,9 @@ def cmd_perf(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, 
         f"decode per sequence:    {r.decode_tokens_per_second_per_sequence:,.1f} tokens/s",
         f"decode, whole batch:    {r.decode_tokens_per_second_total:,.1f} tokens/s",
         f"end to end:             {r.end_to_end_seconds:,.2f} s",
+        f"fits in memory:         {'yes' if r.fits_in_memory else 'NO'} "
+        f"({gib(r.memory_per_device_bytes)} needed per device of {gib(r.device_memory_bytes)})",
+        f"devices used:           {r.devices_used} of {sum(not a.unavailable for a in fleet.accelerators)}",
     ]
     return r, "\n".join(lines) + "\nassumptions:" + _assumptions(r)
 
@@ -280,17 +321,18 @@ def cmd_hardware(client: PlannerClient, args: argparse.Namespace) -> tuple[Messa
     rows = []
     for m in r.accelerator_models:
         peak = {p.precision: p.dense_teraflops for p in m.peaks}
+        tflops = peak.get("bf16") or peak.get("fp16") or 0.0
         rows.append(
             (
                 m.sku,
                 m.name,
-                gib(m.memory_bytes),
-                f"{m.memory_bandwidth_gigabytes_per_second:,.0f}",
-                f"{peak.get('bf16', peak.get('fp16', 0)):,.0f}",
-                ",".join(_level(q) for q in m.supported_quantizations),
+                known(m.memory_bytes, gib),
+                known(m.memory_bandwidth_gigabytes_per_second, lambda v: f"{v:,.0f}"),
+                known(tflops, lambda v: f"{v:,.0f}"),
+                ",".join(_level(q) for q in m.supported_quantizations) or UNKNOWN,
             )
         )
-    return r, table(rows, ("SKU", "NAME", "MEMORY", "GB/S", "BF16 TFLOPS", "QUANTIZATIONS"))
+    return r, table(rows, ("SKU", "NAME", "MEMORY", "GB/S", "16-BIT-TFLOPS", "QUANTIZATIONS"))
 
 
 def _model_rows(models: Sequence[models_pb2.ModelInfo]) -> list[tuple[object, ...]]:
@@ -325,7 +367,8 @@ def cmd_compatible(client: PlannerClient, args: argparse.Namespace) -> tuple[Mes
             quantization=_quant(args.quant), available_memory_bytes=parse_size(args.memory)
         )
     )
-    rows = [(c.model.id, gib(c.required_memory_bytes), gib(c.headroom_bytes)) for c in r.models]
+    fits = sorted(r.models, key=lambda c: (-c.required_memory_bytes, c.model.id))
+    rows = [(c.model.id, gib(c.required_memory_bytes), gib(c.headroom_bytes)) for c in fits]
     return r, table(rows, ("MODEL", "NEEDS", "HEADROOM")) if rows else "no catalogue model fits"
 
 
@@ -357,7 +400,7 @@ def cmd_filter(client: PlannerClient, args: argparse.Namespace) -> tuple[Message
 def _add_model(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--model-id", help="catalogue model id, e.g. llama-3.1-70b (see `accelplan models`)")
-    g.add_argument("--params", help="raw parameter count, e.g. 70B or 7000M")
+    g.add_argument("--params", help="parameter count with its scale, e.g. 70B or 7000M (a bare 7 is refused)")
     g.add_argument("--model", metavar="@PATH", help="a model file or folder, inspected (see `accelplan inspect`)")
 
 
@@ -365,23 +408,22 @@ def _add_fleet(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument(
         "--fleet",
         required=required,
-        help="devices, e.g. '8xcuda:80GiB' or 'tpu-v5p:4chips,cpu:512GiB'; 'detect' for this machine; "
-        "@FILE for `accelplan detect --json` output",
+        help="devices, e.g. '8xh100-sxm', '8xcuda:80GiB' or 'tpu-v5p:4chips,cpu:512GiB' (memory needs its unit); "
+        "'detect' for this machine; @FILE for `accelplan detect --json` output",
     )
-    p.add_argument("--link", action="append", default=[], help="interconnect KIND:GBPS, e.g. nvswitch:900 (repeatable)")
+    p.add_argument(
+        "--link",
+        action="append",
+        default=[],
+        help="interconnect KIND[:GB/s], e.g. nvswitch:900 or nvlink:900GB/s; a bare KIND takes the catalogue's "
+        "figure for the fleet's sku (repeatable; default: none)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="accelplan", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--server",
-        default=os.environ.get("ACCELPLAN_SERVER", DEFAULT_TARGET),
-        help="server address host:port (default $ACCELPLAN_SERVER or %(default)s)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the response as proto3 JSON")
-    parser.add_argument("--timeout", type=float, default=10.0, help="deadline per call in seconds")
-    parser.add_argument("--token", default=os.environ.get("ACCELPLAN_TOKEN"), help="bearer token ($ACCELPLAN_TOKEN)")
+    add_global_options(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the gRPC server")
@@ -394,27 +436,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("estimate", help="inference memory for a model")
     _add_model(e)
-    e.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8, int4 or fp8")
+    e.add_argument("--quant", required=True, help=f"weight precision: {QUANT_CHOICES}")
     e.add_argument("--context", type=int, default=0, help="tokens per sequence (default 4096)")
     e.add_argument("--batch", type=int, default=0, help="concurrent sequences (default 1)")
-    e.add_argument("--kv-quant", help="KV-cache precision (default 16-bit)")
+    e.add_argument("--kv-quant", help=f"KV-cache precision: {QUANT_CHOICES} (default 16-bit)")
     e.add_argument("--tp", type=int, default=0, help="tensor-parallel degree; figures per device (default 1)")
     e.set_defaults(run=cmd_estimate)
 
     cap = sub.add_parser("capacity", help="longest context and most sequences that fit a fleet")
     _add_model(cap)
-    cap.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8, int4 or fp8")
+    cap.add_argument("--quant", required=True, help=f"weight precision: {QUANT_CHOICES}")
     _add_fleet(cap, required=True)
     cap.add_argument("--tp", type=int, default=0, help="tensor-parallel degree (default: every device)")
-    cap.add_argument("--utilization", type=float, default=0.0, help="share of memory to use (default 0.9)")
-    cap.add_argument("--context", type=int, default=0, help="tokens per sequence for the concurrency answer")
-    cap.add_argument("--batch", type=int, default=0, help="sequences for the context answer")
-    cap.add_argument("--kv-quant", help="KV-cache precision (default 16-bit)")
+    cap.add_argument("--utilization", type=float, default=0.0, help="share of memory to use, (0, 1] (default 0.9)")
+    cap.add_argument(
+        "--context", type=int, default=0, help="tokens per sequence for the concurrency answer (default 4096)"
+    )
+    cap.add_argument("--batch", type=int, default=0, help="sequences for the context answer (default 1)")
+    cap.add_argument("--kv-quant", help=f"KV-cache precision: {QUANT_CHOICES} (default 16-bit)")
     cap.set_defaults(run=cmd_capacity)
 
     pf = sub.add_parser("perf", help="time to first token and decode speed (roofline)")
     _add_model(pf)
-    pf.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8, int4 or fp8")
+    pf.add_argument("--quant", required=True, help=f"weight precision: {QUANT_CHOICES}")
     _add_fleet(pf, required=True)
     pf.add_argument("--tp", type=int, default=0, help="tensor-parallel degree (default 1)")
     pf.add_argument("--pp", type=int, default=0, help="pipeline stages (default 1)")
@@ -428,13 +472,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("suggest", help="the precision that fits a fleet")
     _add_model(g)
-    _add_fleet(g, required=False)
-    g.add_argument("--shard", action="store_true", help="also consider sharding across a family's devices")
+    _add_fleet(g, required=True)
+    g.add_argument(
+        "--shard", action="store_true", help="also consider sharding across a family's devices (default off)"
+    )
     g.set_defaults(run=cmd_suggest)
 
     p = sub.add_parser("plan", help="plan sharding over a fleet")
     _add_model(p)
-    p.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8 or int4")
+    p.add_argument("--quant", required=True, help=f"weight precision: {QUANT_CHOICES}")
     _add_fleet(p, required=True)
     p.set_defaults(run=cmd_plan)
 
@@ -443,25 +489,46 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--method", required=True, choices=["full-fine-tune", "lora", "qlora", "prefix", "dpo", "rlhf", "distillation"]
     )
-    t.add_argument("--target", default="gpu", choices=["gpu", "tpu", "gaudi", "cpu"])
+    t.add_argument("--target", default="gpu", choices=["gpu", "tpu", "gaudi", "cpu"], help="device kind (default gpu)")
     t.add_argument("--qlora-bits", type=int, default=0, help="QLoRA base-weight bits (default 4)")
+    arch_only = t.add_argument_group("with an architecture (--model-id of a transformer; refused with --params)")
+    arch_only.add_argument("--batch", type=int, default=0, help="micro-batch size per device (default 1)")
+    arch_only.add_argument("--seq-len", type=int, default=0, help="tokens per sequence (default 2048)")
+    arch_only.add_argument(
+        "--optimizer",
+        choices=["adamw", "adamw-8bit", "sgd", "paged-adamw-8bit", "paged-adamw"],
+        help="optimizer (default adamw)",
+    )
+    arch_only.add_argument("--zero", type=int, default=0, help="ZeRO stage 0-3 (default 0)")
+    arch_only.add_argument("--fsdp", action="store_true", help="FSDP full sharding, = ZeRO-3 (default off)")
+    arch_only.add_argument("--dp", type=int, default=0, help="data-parallel ranks (default 1)")
+    arch_only.add_argument(
+        "--recompute", choices=["none", "selective", "full"], help="activation recomputation (default none)"
+    )
+    arch_only.add_argument("--tp", type=int, default=0, help="tensor-parallel degree (default 1)")
+    arch_only.add_argument("--pure-bf16", action="store_true", help="BF16 everything, no FP32 master (default off)")
+    arch_only.add_argument(
+        "--optimizer-in-backward", action="store_true", help="step and free each gradient in backward (default off)"
+    )
+    arch_only.add_argument("--offload-optimizer", action="store_true", help="optimizer state in host memory")
+    arch_only.add_argument("--offload-parameters", action="store_true", help="parameters in host memory (ZeRO-3)")
     t.set_defaults(run=cmd_train)
 
     c = sub.add_parser("cost", help="cloud instances that hold a model, cheapest first")
     _add_model(c)
-    c.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8 or int4")
-    c.add_argument("--provider", help="aws, gcp or azure")
-    c.add_argument("--limit", type=int, default=10, help="most instances to show (1-100)")
+    c.add_argument("--quant", required=True, help=f"weight precision: {QUANT_CHOICES}")
+    c.add_argument("--provider", help="aws, gcp or azure (default: all)")
+    c.add_argument("--limit", type=int, default=10, help="most instances to show, 1-100 (default 10)")
     c.set_defaults(run=cmd_cost)
 
     m = sub.add_parser("models", help="list the model catalogue, or show one model")
     m.add_argument("model_id", nargs="?", help="show this model")
-    m.add_argument("--family", help="only this family")
+    m.add_argument("--family", help="only this family (default: all)")
     m.set_defaults(run=cmd_models)
 
-    k = sub.add_parser("compatible", help="catalogue models that fit a memory budget")
-    k.add_argument("--quant", required=True, help="fp32, fp16, bf16, int8 or int4")
-    k.add_argument("--memory", required=True, help="budget, e.g. 80GiB")
+    k = sub.add_parser("compatible", help="catalogue models that fit a memory budget, most memory needed first")
+    k.add_argument("--quant", required=True, help=f"weight precision: {QUANT_CHOICES}")
+    k.add_argument("--memory", required=True, help="budget with its unit, e.g. 80GiB or 24GB")
     k.set_defaults(run=cmd_compatible)
 
     f = sub.add_parser("filter", help="fleet devices meeting a requirement")
@@ -470,9 +537,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--require",
         default="none",
         choices=["none", "gpu", "tpu", "gaudi", "aws-neuron", "gpu-or-tpu", "any-accelerator"],
+        help="what a device must be (default none: every available device)",
     )
-    f.add_argument("--min-chips", type=int, default=0, help="for --require tpu: fewest chips")
+    f.add_argument("--min-chips", type=int, default=0, help="for --require tpu: fewest chips (default 1)")
     f.set_defaults(run=cmd_filter)
+    add_global_options_to_subcommands(sub, skip=("serve", "detect", "inspect"))
     return parser
 
 
@@ -494,6 +563,10 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_cli.run(args)
 
 
+def _note(text: str) -> None:
+    print(f"accelplan: note: {text}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``accelplan`` command."""
     parser = build_parser()
@@ -505,10 +578,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     run: Callable[[PlannerClient, argparse.Namespace], tuple[Message, str]] = args.run
     try:
-        with PlannerClient(args.server, timeout=args.timeout, token=args.token) as client:
+        with connect(args) as client:
+            if getattr(args, "link", None):
+                args.link = resolve_links(client, args.fleet or "", args.link, lambda note: _note(note))
             msg, text = run(client, args)
     except PlannerError as e:
-        print(f"accelplan: {e}", file=sys.stderr)
+        print(f"accelplan: {not_found_text(e) or e}", file=sys.stderr)
         return 1
     except ValueError as e:
         print(f"accelplan: {e}", file=sys.stderr)

@@ -38,10 +38,25 @@ class FieldViolation:
 class PlannerError(Exception):
     """A failed call: the gRPC status code, its message and any field violations."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, violations: Sequence[FieldViolation] = ()) -> None:
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        violations: Sequence[FieldViolation] = (),
+        *,
+        reason: str = "",
+        name: str = "",
+        suggestions: Sequence[str] = (),
+    ) -> None:
         self.code = code
         self.message = message
         self.violations = list(violations)
+        self.reason = reason
+        """google.rpc.ErrorInfo.reason: UNKNOWN_MODEL or UNKNOWN_SKU for a name the catalogue lacks."""
+        self.name = name
+        """The unknown name."""
+        self.suggestions = list(suggestions)
+        """The closest known names."""
         super().__init__(f"{code.name}: {message}")
 
     @classmethod
@@ -49,6 +64,7 @@ class PlannerError(Exception):
         """Decode the status and the grpc-status-details-bin trailer of a failed call."""
         call: Any = error
         violations: list[FieldViolation] = []
+        reason, name, suggestions = "", "", list[str]()
         status = rpc_status.from_call(call)
         if status is not None:
             for detail in status.details:
@@ -56,7 +72,16 @@ class PlannerError(Exception):
                     bad = error_details_pb2.BadRequest()
                     detail.Unpack(bad)
                     violations.extend(FieldViolation(v.field, v.description) for v in bad.field_violations)
-        return cls(call.code(), call.details() or "", violations)
+                elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                    info = error_details_pb2.ErrorInfo()
+                    detail.Unpack(info)
+                    reason, name = info.reason, info.metadata.get("name", "")
+                    suggestions = [x for x in info.metadata.get("suggestions", "").split(",") if x]
+                elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+                    failure = error_details_pb2.PreconditionFailure()
+                    detail.Unpack(failure)
+                    violations.extend(FieldViolation(v.subject, v.description) for v in failure.violations)
+        return cls(call.code(), call.details() or "", violations, reason=reason, name=name, suggestions=suggestions)
 
 
 class _BearerToken(grpc.AuthMetadataPlugin):

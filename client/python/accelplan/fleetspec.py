@@ -8,7 +8,10 @@ A fleet is a comma-separated list of devices, each ``[COUNTx]KIND[:MEMORY][@NUMA
     gaudi3, cpu:512GiB      a Gaudi 3 (memory from the generation) and a CPU
     8xh100-sxm              eight catalogue accelerators by sku (see `accelplan hardware`)
 
-Links are ``KIND:GBPS`` (``nvswitch:900``, ``infiniband:50``).
+Every size needs its unit (``cuda:80`` is refused: 80 what?), and a TPU's
+``:4`` must say ``4chips``. Links are ``KIND[:BANDWIDTH]``: ``nvlink:900``
+(GB/s) or ``nvlink:900GB/s``; a bare ``nvlink`` takes the catalogue's figure
+for the fleet's sku (the CLI looks it up and says so).
 """
 
 from __future__ import annotations
@@ -69,21 +72,53 @@ _DEVICE = re.compile(r"^(?:(\d+)\s*x\s*)?([a-z][a-z0-9.-]*)(?::([^@]+))?(?:@(\d+
 MAX_DEVICES = 4096
 
 
-def parse_size(text: str) -> int:
-    """Bytes from ``80GiB``, ``1.5TB``, ``17179869184``."""
+SIZE_FORMS = "80GiB, 24GB, 1.5TiB or 17179869184B"
+COUNT_FORMS = "7B, 7000M, 7e9 or an exact count such as 8030261248"
+MIN_BARE_COUNT = 10**6
+"""A bare count below this is ambiguous (7 parameters, or 7 billion?) and refused."""
+
+
+def parse_size(text: str, what: str = "size") -> int:
+    """Bytes from ``80GiB``, ``1.5TB`` or ``17179869184B``; a bare number is refused (80 what?)."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    if m and not m.group(2):
+        raise ValueError(f"{what} {text.strip()!r} has no unit: {m.group(1)} what? Say e.g. {SIZE_FORMS}")
     if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"not a size: {text!r} (use e.g. 80GiB, 24GB, 1TiB)")
+        raise ValueError(f"not a {what}: {text!r} (use e.g. {SIZE_FORMS})")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 def parse_count(text: str) -> int:
-    """A count such as ``70e9``, ``70B``, ``7000M`` or ``8030261248``."""
+    """A count such as ``70e9``, ``70B``, ``7000M`` or ``8030261248``; a small bare number is refused."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmbt]?)\s*", text.lower())
     if not m:
-        raise ValueError(f"not a count: {text!r} (use e.g. 70B, 7000M, 8030261248)")
+        raise ValueError(f"not a count: {text!r} (use e.g. {COUNT_FORMS})")
     scale = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}[m.group(2)]
-    return int(float(m.group(1)) * scale) if "." in m.group(1) or "e" in m.group(1) else int(m.group(1)) * scale
+    number = m.group(1)
+    value = int(float(number) * scale) if "." in number or "e" in number else int(number) * scale
+    if not m.group(2) and "e" not in number and 0 < value < MIN_BARE_COUNT:
+        raise ValueError(f"{number} parameters? Say {number}B (billions) or {number}M (millions); forms: {COUNT_FORMS}")
+    return value
+
+
+_BANDWIDTH = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(gb/s|gbps|gb)?\s*$")
+
+
+def parse_link(text: str) -> tuple[hw.InterconnectKind.ValueType, float]:
+    """(interconnect kind, GB/s) from ``nvlink:900``, ``nvlink:900GB/s`` or ``nvlink`` (0: not given)."""
+    kind_name, _, bandwidth = text.strip().lower().partition(":")
+    if kind_name not in LINKS:
+        raise ValueError(
+            f"bad link {text!r}; use KIND[:GB/S] (nvlink:900 or nvlink:900GB/s) with KIND one of {', '.join(LINKS)}"
+        )
+    if not bandwidth:
+        return LINKS[kind_name], 0.0
+    m = _BANDWIDTH.match(bandwidth)
+    if not m:
+        raise ValueError(
+            f"bad link bandwidth {bandwidth!r} in {text!r}; give GB/s: {kind_name}:900 or {kind_name}:900GB/s"
+        )
+    return LINKS[kind_name], float(m.group(1))
 
 
 def parse_fleet(spec: str, links: list[str] | None = None) -> hw.Fleet:
@@ -101,10 +136,16 @@ def parse_fleet(spec: str, links: list[str] | None = None) -> hw.Fleet:
         kind, extra = KINDS.get(m.group(2), (0, {"sku": m.group(2)}))
         memory, chips = 0, 0
         if m.group(3):
-            if m.group(3).endswith("chips"):
-                chips = int(m.group(3)[:-5])
+            amount = m.group(3).strip()
+            if amount.endswith("chips") and amount[:-5].isdigit():
+                chips = int(amount[:-5])
+            elif re.fullmatch(r"[0-9]*\.?[0-9]+", amount):
+                forms = f"{m.group(2)}:{amount}GiB or {m.group(2)}:{amount}GB"
+                if kind == _T.ACCELERATOR_TYPE_TPU:
+                    forms = f"{m.group(2)}:{amount}chips (chips) or {forms} (memory)"
+                raise ValueError(f"{item!r}: {amount} what? Say {forms}")
             else:
-                memory = parse_size(m.group(3))
+                memory = parse_size(amount, "memory")
         if device_id + count > MAX_DEVICES:
             raise ValueError(f"at most {MAX_DEVICES} devices")
         for _ in range(count):
@@ -115,8 +156,6 @@ def parse_fleet(spec: str, links: list[str] | None = None) -> hw.Fleet:
                 acc.numa_node = int(m.group(4))
             device_id += 1
     for link in links or []:
-        kind_name, _, bw = link.lower().partition(":")
-        if kind_name not in LINKS:
-            raise ValueError(f"bad link {link!r}; use KIND:GBPS with KIND one of {', '.join(LINKS)}")
-        fleet.interconnects.add(kind=LINKS[kind_name], bandwidth_gigabytes_per_second=float(bw or 0))
+        kind, bandwidth = parse_link(link)
+        fleet.interconnects.add(kind=kind, bandwidth_gigabytes_per_second=bandwidth)
     return fleet

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from accelplan_server.core.catalog import Catalog, CloudInstance, ModelEntry
+from accelplan_server.core.quantization import Quantization
 
 
 @dataclass(frozen=True)
@@ -21,11 +22,34 @@ class InstanceFit:
         return self.instance.total_accelerator_memory_bytes - self.required_memory_bytes
 
 
-def recommend_instances(catalog: Catalog, required_memory_bytes: int, provider: str = "") -> list[InstanceFit]:
+def runs(catalog: Catalog, instance: CloudInstance, quantization: Quantization | None) -> bool:
+    """Whether the instance's accelerator sku lists the level (None: no precision asked)."""
+    if quantization is None:
+        return True
+    sku = catalog.accelerator(instance.accelerator_sku)
+    return sku is not None and quantization in sku.levels
+
+
+def skus_lacking(catalog: Catalog, quantization: Quantization, provider: str = "") -> list[str]:
+    """Accelerator skus of the price list (for ``provider``) that cannot run the level, sorted."""
+    wanted = provider.lower()
+    return sorted(
+        {
+            i.accelerator_sku
+            for i in catalog.instances
+            if (not wanted or i.provider == wanted) and not runs(catalog, i, quantization)
+        }
+    )
+
+
+def recommend_instances(
+    catalog: Catalog, required_memory_bytes: int, provider: str = "", quantization: Quantization | None = None
+) -> list[InstanceFit]:
     """Instances whose total accelerator memory >= the requirement, cheapest first.
 
     Ties are broken by less total memory, then by name, so the order is stable.
-    Instances without a known price (0 in the price list) are left out.
+    Instances without a known price (0 in the price list) are left out, and so are
+    instances whose accelerator cannot run ``quantization``.
     """
     wanted = provider.lower()
     fits = [
@@ -34,6 +58,7 @@ def recommend_instances(catalog: Catalog, required_memory_bytes: int, provider: 
         if (not wanted or i.provider == wanted)
         and i.price_per_hour_usd > 0
         and i.total_accelerator_memory_bytes >= required_memory_bytes
+        and runs(catalog, i, quantization)
     ]
     fits.sort(key=lambda f: (f.instance.price_per_hour_usd, f.instance.total_accelerator_memory_bytes, f.instance.name))
     return fits

@@ -22,14 +22,37 @@ class InvalidArgument(Exception):
 
 
 class NotFound(Exception):
-    """A named thing (a catalogue model, an accelerator sku) does not exist."""
+    """A named thing (a catalogue model, an accelerator sku) does not exist; ``suggestions`` are the closest names."""
 
-    def __init__(self, field: str, description: str) -> None:
+    def __init__(
+        self, field: str, description: str, *, reason: str = "", name: str = "", suggestions: tuple[str, ...] = ()
+    ) -> None:
         self.field = field
         self.description = description
+        self.reason = reason
+        """UNKNOWN_MODEL or UNKNOWN_SKU (google.rpc.ErrorInfo.reason); empty for other things."""
+        self.name = name
+        self.suggestions = suggestions
         super().__init__(f"{field}: {description}")
 
 
 def invalid(field: str, description: str) -> InvalidArgument:
     """An InvalidArgument with a single violation."""
     return InvalidArgument([FieldViolation(field, description)])
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """One unmet condition: its type (``PRECISION``, ``MEMORY``), the subject it is about, and why."""
+
+    type: str
+    subject: str
+    description: str
+
+
+class FailedPrecondition(Exception):
+    """The request is well formed but the hardware cannot do what it asks (a precision it lacks)."""
+
+    def __init__(self, violations: list[Precondition]) -> None:
+        self.violations = violations
+        super().__init__("; ".join(f"{v.subject}: {v.description}" for v in violations))

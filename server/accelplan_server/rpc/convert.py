@@ -19,6 +19,7 @@ from accelplan_server.core.errors import FieldViolation, InvalidArgument, NotFou
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.footprint import ModelProfile
+from accelplan_server.core.names import closest, did_you_mean
 from accelplan_server.core.planning.engines import Engine
 from accelplan_server.core.quantization import Quantization
 from accelplan_server.rpc import limits
@@ -115,10 +116,7 @@ def _parse_config_json(text: str, field: str, bad: Violations) -> dict[str, Any]
     if not isinstance(config, dict):
         bad.add(field, "must be a JSON object")
         return None
-    text_config = config.get("text_config")
-    if "num_hidden_layers" not in config and isinstance(text_config, dict):
-        return text_config  # multimodal configs nest the language model
-    return config
+    return config  # multimodal configs (text_config) are read by Architecture.from_config
 
 
 def model_spec(msg: models_pb2.ModelSpec, field: str, bad: Violations, *, present: bool) -> ModelRef:
@@ -179,9 +177,15 @@ def accelerator(
         if len(msg.sku) > limits.MAX_STRING_LENGTH:
             bad.add(f"{field}.sku", f"longer than {limits.MAX_STRING_LENGTH} characters")
         else:
+            suggestions = tuple(closest(msg.sku, (skus or {}).keys()))
             bad.missing.append(
                 NotFound(
-                    f"{field}.sku", f"no catalogue accelerator {msg.sku!r}; ListAcceleratorModels lists the known skus"
+                    f"{field}.sku",
+                    f"no accelerator sku {msg.sku!r}{did_you_mean(list(suggestions))} "
+                    "(`accelplan hardware` or ListAcceleratorModels lists every sku)",
+                    reason="UNKNOWN_SKU",
+                    name=msg.sku,
+                    suggestions=suggestions,
                 )
             )
         return None
@@ -242,6 +246,7 @@ def accelerator(
         sku=sku.sku if sku else "",
         peak_dense_tflops_16bit=peak,
         supports_fp8="fp8" in sku.supported_quantizations if sku else False,
+        sku_quantizations=sku.levels if sku else (),
     )
 
 

@@ -18,10 +18,11 @@ from accelplan.v1 import (
 )
 from accelplan_server.core import quantization as quant
 from accelplan_server.core.catalog import Catalog
-from accelplan_server.core.cost import find_compatible_models, recommend_instances
+from accelplan_server.core.cost import find_compatible_models, recommend_instances, skus_lacking
 from accelplan_server.core.errors import invalid
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.hardware.bandwidth import BandwidthTable
+from accelplan_server.core.hardware.precision import check_precision
 from accelplan_server.core.hardware.specs import SpecResolver
 from accelplan_server.core.memory.capacity import capacity_for
 from accelplan_server.core.memory.finetune import (
@@ -33,6 +34,7 @@ from accelplan_server.core.memory.finetune import (
     Recomputation,
     estimate_finetune_memory,
 )
+from accelplan_server.core.memory.fit import context_note, fit_of, no_fit_note
 from accelplan_server.core.memory.hwaccel_training import (
     DEFAULT_QLORA_BITS,
     TrainingMethod,
@@ -87,6 +89,34 @@ def _efficiency(request: planning_pb2.EstimatePerformanceRequest, bad: Violation
             else:
                 values[name] = v
     return Efficiency(**values)
+
+
+_ARCHITECTURE_ONLY_TRAINING_FIELDS = (
+    "micro_batch_size",
+    "sequence_length",
+    "optimizer",
+    "zero_stage",
+    "fsdp",
+    "data_parallel_size",
+    "activation_recomputation",
+    "tensor_parallel_size",
+    "sequence_parallel",
+    "lora_rank",
+    "lora_target_modules",
+    "teacher",
+    "pure_bf16",
+    "optimizer_in_backward",
+    "offload_optimizer",
+    "offload_parameters",
+)
+"""EstimateTrainingMemoryRequest fields that ai-hwaccel's parameter-count rule cannot express."""
+
+
+def _is_set(request: training_pb2.EstimateTrainingMemoryRequest, name: str) -> bool:
+    """Whether a proto3 field differs from its default (a message field: whether it is present)."""
+    if name == "teacher":
+        return request.HasField("teacher")
+    return bool(getattr(request, name))
 
 
 class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
@@ -188,7 +218,12 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         bad.raise_if_any()
         assert level is not None
         fmt = WeightFormat(level, group, request.quantization_symmetric)
-        return messages.memory_message(footprint(self._profile(ref), fmt, shape))
+        profile = self._profile(ref)
+        need = footprint(profile, fmt, shape)
+        note = context_note(profile.architecture, shape.context_length, "context_length")
+        if note:
+            need = need._replace(assumptions=(*need.assumptions, note))
+        return messages.memory_message(need)
 
     @translate_errors
     @remembered
@@ -224,8 +259,11 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         tp = tp_requested or len(available)
         if not available or tp > len(available):
             raise invalid("tensor_parallel_size", f"needs {tp} available devices; the fleet has {len(available)}")
+        precision_notes = check_precision(fleet.available()[:tp], level)
         shape = ServingShape(context_length, batch, kv_bits, tp, max_tokens)
         result = capacity_for(profile.architecture, WeightFormat(level, group), shape, available[:tp], util)
+        note = context_note(profile.architecture, context_length, "context_length")
+        notes = [*result.assumptions, *precision_notes, *([note] if note else [])]
         return planning_pb2.EstimateCapacityResponse(
             max_context_length=result.capacity.max_context_length,
             max_concurrent_sequences=result.capacity.max_concurrent_sequences,
@@ -246,7 +284,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 )
             ),
             tensor_parallel_size=tp,
-            assumptions=result.assumptions,
+            assumptions=notes,
         )
 
     # ----- planning -----
@@ -295,6 +333,13 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         profile = self._profile(ref)
         fmt = WeightFormat(level)
         plan = plan_sharding(footprint(profile, fmt), fleet, roofline_speed(profile, fmt, fleet, self.specs_of))
+        lineup = plan.lineup  # kept with the fleet: a 4,096-device fleet is checked once per level
+        notes = lineup.memo(
+            ("precision", level),
+            lambda: check_precision(zip(lineup.indices, lineup.devices, strict=True), level),
+        )
+        if notes:
+            plan = replace(plan, assumptions=(*plan.assumptions, *notes))
         return messages.plan_message(plan, fleet, request.fleet)
 
     @translate_errors
@@ -333,8 +378,22 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 f"fleet.accelerators[{i}].memory_bandwidth_gigabytes_per_second",
                 f"unknown for {d.type.name} without a sku; set it or sku",
             )
+        precision_notes = check_precision(used, level)
         profile = self._profile(ref)
         fmt = WeightFormat(level, group, request.quantization_symmetric)
+        need = footprint(profile, fmt, ServingShape(prompt + output, batch, kv_bits, tp, DEFAULT_MAX_BATCHED_TOKENS))
+        fit = fit_of(need, pp, [d.memory_bytes for _, d in used])
+        notes = [*precision_notes]
+        if not fit.fits:
+            notes.append(no_fit_note(fit, f"{batch} sequence(s) of {prompt} + {output} tokens"))
+        if len(available) > tp * pp:
+            notes.append(
+                f"Used {tp * pp} of the fleet's {len(available)} available devices (tensor_parallel_size "
+                f"{tp} x pipeline_parallel_size {pp}); set them to use more."
+            )
+        note = context_note(profile.architecture, prompt + output, "prompt_tokens + output_tokens")
+        if note:
+            notes.append(note)
         work = Workload(profile.counts, fmt, profile.architecture, kv_bits, batch, prompt, output, engine=engine)
         perf = estimate_performance(
             work,
@@ -358,8 +417,12 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             decode_mbu=perf.decode_mbu,
             decode_mfu=efficiency.decode_mfu,
             prefill_mfu=perf.prefill_mfu,
-            assumptions=perf.assumptions,
+            assumptions=[*perf.assumptions, *notes],
             engine=planning_pb2.Engine.ValueType(int(engine or Engine.VLLM)),
+            fits_in_memory=fit.fits,
+            memory_per_device_bytes=fit.memory_per_device_bytes,
+            device_memory_bytes=fit.device_memory_bytes,
+            devices_used=tp * pp,
         )
 
     # ----- training -----
@@ -387,6 +450,18 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         assert method is not None
         profile = self._profile(ref)
         teacher = self._profile(teacher_ref) if teacher_ref else None
+        if profile.architecture is None:
+            ignored = [name for name in _ARCHITECTURE_ONLY_TRAINING_FIELDS if _is_set(request, name)]
+            if ignored:
+                bad = Violations()
+                for name in ignored:
+                    bad.add(
+                        name,
+                        "needs the model's architecture (model_id of a catalogue transformer, architecture or "
+                        "hf_config_json); a bare parameter_count uses ai-hwaccel's fixed multipliers for one "
+                        "unsharded device, which cannot express it",
+                    )
+                bad.raise_if_any()
         if profile.architecture is not None:
             f = estimate_finetune_memory(
                 profile.architecture,
@@ -405,6 +480,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 gradient_bytes=f.gradient_bytes,
                 frozen_model_bytes=f.frozen_models_bytes,
                 architecture_known=True,
+                host_memory_bytes=f.host_bytes,
             )
         e = estimate_training_memory(
             profile.parameter_count, TrainingMethod(method), TrainingTarget(target or TrainingTarget.GPU), bits
@@ -431,6 +507,13 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             bad.add("zero_stage", "must be 0, 1, 2 or 3")
         if request.fsdp and request.zero_stage not in (0, 3):
             bad.add("fsdp", "FSDP full sharding is ZeRO stage 3; leave zero_stage 0 or set it to 3")
+        if request.offload_parameters and not (request.fsdp or request.zero_stage == 3):
+            bad.add("offload_parameters", "parameters are offloaded by ZeRO-3 / FSDP only; set zero_stage 3 or fsdp")
+        if request.optimizer_in_backward and request.zero_stage in (1, 2):
+            bad.add(
+                "optimizer_in_backward",
+                "ZeRO-1/2 step after the gradients are reduced; use zero_stage 0 or 3 (or fsdp)",
+            )
         targets = tuple(t.strip().lower() for t in request.lora_target_modules)
         if len(targets) > len(ALL_LINEAR) + 1:
             bad.add("lora_target_modules", f"at most {len(ALL_LINEAR)} entries")
@@ -463,6 +546,10 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             lora_rank=_bounded(request.lora_rank, DEFAULT_LORA_RANK, 65536, "lora_rank", bad),
             lora_targets=targets or DEFAULT_LORA_TARGETS,
             qlora_bits=qlora_bits,
+            pure_bf16=request.pure_bf16,
+            optimizer_in_backward=request.optimizer_in_backward,
+            offload_optimizer=request.offload_optimizer,
+            offload_parameters=request.offload_parameters,
         )
 
     # ----- cost and catalogues -----
@@ -484,16 +571,21 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         bad.raise_if_any()
         assert level is not None
         need = footprint(self._profile(ref), WeightFormat(level)).total_bytes
-        fits = recommend_instances(self.catalog, need, provider)
+        fits = recommend_instances(self.catalog, need, provider, level)
+        lacking = skus_lacking(self.catalog, level, provider)
         items, token = page(
             fits,
             request.page_size,
             request.page_token,
-            f"{need}|{provider}",
+            f"{need}|{provider}|{int(level)}",
             default_size=limits.DEFAULT_PAGE_SIZE_INSTANCES,
             max_size=limits.MAX_PAGE_SIZE_INSTANCES,
         )
         resp = cost_pb2.RecommendInstancesResponse(next_page_token=token)
+        if lacking:
+            resp.assumptions.append(
+                f"Left out instances whose accelerator cannot run {level.display_name}: {', '.join(lacking)}."
+            )
         for f in items:
             i = f.instance
             resp.recommendations.add(

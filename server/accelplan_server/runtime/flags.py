@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from accelplan_server.core.catalog import load_catalog
 from accelplan_server.runtime.security import TOKEN_ENV, TOKEN_FILE_ENV, CredentialError, TlsFiles, TokenAuth
 from accelplan_server.runtime.security import exempt_prefixes as _exempt_prefixes
 from accelplan_server.runtime.serve import ServerConfig, serve
@@ -85,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         config = config_from_args(args)
-    except (CredentialError, ValueError) as e:
+        if config.data_dir is not None:
+            load_catalog(config.data_dir)  # fail now, naming file, row and field, not in every worker
+    except (CredentialError, ValueError) as e:  # CatalogError is a ValueError
         print(f"accelplan: {e}", file=sys.stderr)
         return 2
     return serve_workers(config) if config.workers > 1 else serve(config)

@@ -298,10 +298,14 @@ func (x *InstanceRecommendation) GetHeadroomBytes() uint64 {
 type RecommendInstancesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Instances whose accelerator memory together holds the model, by hourly price
-	// ascending (ties: less memory first, then name). Instances without a known price are left out.
+	// ascending (ties: less memory first, then name). Instances without a known price are left out,
+	// and so are instances whose accelerator cannot run the requested quantization (its sku's
+	// supported list in the hardware catalogue): FP8 is never recommended on an A100, T4, A10G or TPU.
 	Recommendations []*InstanceRecommendation `protobuf:"bytes,1,rep,name=recommendations,proto3" json:"recommendations,omitempty"`
 	// Token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// What was left out and why, one sentence each (instances whose accelerator lacks the precision).
+	Assumptions   []string `protobuf:"bytes,30,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -350,6 +354,13 @@ func (x *RecommendInstancesResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *RecommendInstancesResponse) GetAssumptions() []string {
+	if x != nil {
+		return x.Assumptions
+	}
+	return nil
+}
+
 var File_accelplan_v1_cost_proto protoreflect.FileDescriptor
 
 const file_accelplan_v1_cost_proto_rawDesc = "" +
@@ -378,10 +389,11 @@ const file_accelplan_v1_cost_proto_rawDesc = "" +
 	"\x16InstanceRecommendation\x127\n" +
 	"\binstance\x18\x01 \x01(\v2\x1b.accelplan.v1.CloudInstanceR\binstance\x122\n" +
 	"\x15required_memory_bytes\x18\x02 \x01(\x04R\x13requiredMemoryBytes\x12%\n" +
-	"\x0eheadroom_bytes\x18\x03 \x01(\x04R\rheadroomBytes\"\x94\x01\n" +
+	"\x0eheadroom_bytes\x18\x03 \x01(\x04R\rheadroomBytes\"\xb6\x01\n" +
 	"\x1aRecommendInstancesResponse\x12N\n" +
 	"\x0frecommendations\x18\x01 \x03(\v2$.accelplan.v1.InstanceRecommendationR\x0frecommendations\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageTokenBb\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12 \n" +
+	"\vassumptions\x18\x1e \x03(\tR\vassumptionsBb\n" +
 	"\x10dev.accelplan.v1B\tCostProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3"
 
 var (

@@ -49,11 +49,15 @@ type PlannerServiceClient interface {
 	EstimateMemory(ctx context.Context, in *EstimateMemoryRequest, opts ...grpc.CallOption) (*MemoryEstimate, error)
 	// Suggests the precision that best fits a model on a fleet.
 	SuggestQuantization(ctx context.Context, in *SuggestQuantizationRequest, opts ...grpc.CallOption) (*SuggestQuantizationResponse, error)
-	// Plans how to split a model across a fleet, with an estimated decode speed.
+	// Plans how to split a model across a fleet, with an estimated decode speed. A plan that does not
+	// fit says so (fits_in_memory, an assumption line); a precision a planned device cannot run is
+	// FAILED_PRECONDITION.
 	PlanSharding(ctx context.Context, in *PlanShardingRequest, opts ...grpc.CallOption) (*ShardingPlan, error)
-	// Estimates the memory a fine-tuning job needs.
+	// Estimates the memory a fine-tuning job needs. With a bare parameter count, fields its fixed
+	// multipliers cannot express (ZeRO, data parallelism, optimizer, ...) are INVALID_ARGUMENT.
 	EstimateTrainingMemory(ctx context.Context, in *EstimateTrainingMemoryRequest, opts ...grpc.CallOption) (*EstimateTrainingMemoryResponse, error)
-	// Recommends cloud instances that can serve a model, cheapest first.
+	// Recommends cloud instances that can serve a model, cheapest first; never one whose
+	// accelerator cannot run the requested precision.
 	RecommendInstances(ctx context.Context, in *RecommendInstancesRequest, opts ...grpc.CallOption) (*RecommendInstancesResponse, error)
 	// Lists the built-in model catalogue.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
@@ -66,8 +70,10 @@ type PlannerServiceClient interface {
 	// Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS.
 	ListAcceleratorModels(ctx context.Context, in *ListAcceleratorModelsRequest, opts ...grpc.CallOption) (*ListAcceleratorModelsResponse, error)
 	// Answers the inverse memory questions: longest context or most sequences that fit.
+	// A precision a device used cannot run is FAILED_PRECONDITION.
 	EstimateCapacity(ctx context.Context, in *EstimateCapacityRequest, opts ...grpc.CallOption) (*EstimateCapacityResponse, error)
-	// Predicts time to first token and decode speed from a roofline model.
+	// Predicts time to first token and decode speed from a roofline model, and whether the model
+	// fits the devices used; a precision a device used cannot run is FAILED_PRECONDITION.
 	EstimatePerformance(ctx context.Context, in *EstimatePerformanceRequest, opts ...grpc.CallOption) (*EstimatePerformanceResponse, error)
 }
 
@@ -233,11 +239,15 @@ type PlannerServiceServer interface {
 	EstimateMemory(context.Context, *EstimateMemoryRequest) (*MemoryEstimate, error)
 	// Suggests the precision that best fits a model on a fleet.
 	SuggestQuantization(context.Context, *SuggestQuantizationRequest) (*SuggestQuantizationResponse, error)
-	// Plans how to split a model across a fleet, with an estimated decode speed.
+	// Plans how to split a model across a fleet, with an estimated decode speed. A plan that does not
+	// fit says so (fits_in_memory, an assumption line); a precision a planned device cannot run is
+	// FAILED_PRECONDITION.
 	PlanSharding(context.Context, *PlanShardingRequest) (*ShardingPlan, error)
-	// Estimates the memory a fine-tuning job needs.
+	// Estimates the memory a fine-tuning job needs. With a bare parameter count, fields its fixed
+	// multipliers cannot express (ZeRO, data parallelism, optimizer, ...) are INVALID_ARGUMENT.
 	EstimateTrainingMemory(context.Context, *EstimateTrainingMemoryRequest) (*EstimateTrainingMemoryResponse, error)
-	// Recommends cloud instances that can serve a model, cheapest first.
+	// Recommends cloud instances that can serve a model, cheapest first; never one whose
+	// accelerator cannot run the requested precision.
 	RecommendInstances(context.Context, *RecommendInstancesRequest) (*RecommendInstancesResponse, error)
 	// Lists the built-in model catalogue.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
@@ -250,8 +260,10 @@ type PlannerServiceServer interface {
 	// Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS.
 	ListAcceleratorModels(context.Context, *ListAcceleratorModelsRequest) (*ListAcceleratorModelsResponse, error)
 	// Answers the inverse memory questions: longest context or most sequences that fit.
+	// A precision a device used cannot run is FAILED_PRECONDITION.
 	EstimateCapacity(context.Context, *EstimateCapacityRequest) (*EstimateCapacityResponse, error)
-	// Predicts time to first token and decode speed from a roofline model.
+	// Predicts time to first token and decode speed from a roofline model, and whether the model
+	// fits the devices used; a precision a device used cannot run is FAILED_PRECONDITION.
 	EstimatePerformance(context.Context, *EstimatePerformanceRequest) (*EstimatePerformanceResponse, error)
 	mustEmbedUnimplementedPlannerServiceServer()
 }

@@ -209,7 +209,8 @@ type EstimateMemoryRequest struct {
 	Model *ModelSpec `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// Weight precision. Required.
 	Quantization QuantizationLevel `protobuf:"varint,2,opt,name=quantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"quantization,omitempty"`
-	// Tokens of context per sequence (prompt plus output); 0 means 4,096.
+	// Tokens of context per sequence (prompt plus output); 0 means 4,096. Beyond the
+	// model's max_position_embeddings the answer carries an assumption line saying so.
 	ContextLength uint32 `protobuf:"varint,3,opt,name=context_length,json=contextLength,proto3" json:"context_length,omitempty"`
 	// Sequences served at once; 0 means 1.
 	BatchSize uint32 `protobuf:"varint,4,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
@@ -697,6 +698,11 @@ func (x *EstimateCapacityRequest) GetMaxBatchedTokens() uint32 {
 }
 
 // EstimateCapacityResponse is what fits, per device.
+//
+// A precision a device used cannot run is refused with FAILED_PRECONDITION
+// (google.rpc.PreconditionFailure names the device and what it runs), as in
+// EstimatePerformance; a context_length beyond the model's
+// max_position_embeddings gets an assumption line.
 type EstimateCapacityResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Longest context per sequence for batch_size sequences, capped at the model's
@@ -982,6 +988,19 @@ func (x *EstimatePerformanceRequest) GetEngine() Engine {
 }
 
 // EstimatePerformanceResponse is the predicted latency and throughput.
+//
+// The rule for every answer that reports a speed (this one, ShardingPlan's
+// estimated_tokens_per_second, SuggestQuantizationResponse's assumed_plan):
+//   - a model that does not fit the devices used is still answered, with the
+//     speed it would have, fits_in_memory false and an assumption line
+//     naming the bytes needed and the bytes the smallest device has;
+//   - a precision a device used cannot run (its sku's catalogue list, else
+//     its kind's table) is refused with FAILED_PRECONDITION and a
+//     google.rpc.PreconditionFailure naming the device and the levels it does
+//     run; FP8 on a GPU without a sku is answered with an assumption line
+//     saying its FP8 support was not checked;
+//   - prompt_tokens + output_tokens beyond the model's max_position_embeddings
+//     is answered with an assumption line saying so.
 type EstimatePerformanceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Time to first token: processing every prompt of the batch, in seconds.
@@ -1012,6 +1031,16 @@ type EstimatePerformanceResponse struct {
 	PrefillMfu float64 `protobuf:"fixed64,13,opt,name=prefill_mfu,json=prefillMfu,proto3" json:"prefill_mfu,omitempty"`
 	// The assumptions behind the numbers, one sentence each.
 	Assumptions []string `protobuf:"bytes,14,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
+	// Whether weights, KV cache (batch_size sequences of prompt_tokens + output_tokens),
+	// activations and runtime reserve fit each device used.
+	FitsInMemory bool `protobuf:"varint,15,opt,name=fits_in_memory,json=fitsInMemory,proto3" json:"fits_in_memory,omitempty"`
+	// Bytes each device used needs (per tensor-parallel rank and pipeline stage).
+	MemoryPerDeviceBytes uint64 `protobuf:"varint,16,opt,name=memory_per_device_bytes,json=memoryPerDeviceBytes,proto3" json:"memory_per_device_bytes,omitempty"`
+	// Memory of the smallest device used, in bytes.
+	DeviceMemoryBytes uint64 `protobuf:"varint,17,opt,name=device_memory_bytes,json=deviceMemoryBytes,proto3" json:"device_memory_bytes,omitempty"`
+	// Devices the answer used: tensor_parallel_size * pipeline_parallel_size (the
+	// fleet may have more available; an assumption line says so).
+	DevicesUsed uint32 `protobuf:"varint,18,opt,name=devices_used,json=devicesUsed,proto3" json:"devices_used,omitempty"`
 	// The engine whose figures were used (ENGINE_UNSPECIFIED in the request answers ENGINE_VLLM).
 	Engine        Engine `protobuf:"varint,20,opt,name=engine,proto3,enum=accelplan.v1.Engine" json:"engine,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1144,6 +1173,34 @@ func (x *EstimatePerformanceResponse) GetAssumptions() []string {
 		return x.Assumptions
 	}
 	return nil
+}
+
+func (x *EstimatePerformanceResponse) GetFitsInMemory() bool {
+	if x != nil {
+		return x.FitsInMemory
+	}
+	return false
+}
+
+func (x *EstimatePerformanceResponse) GetMemoryPerDeviceBytes() uint64 {
+	if x != nil {
+		return x.MemoryPerDeviceBytes
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetDeviceMemoryBytes() uint64 {
+	if x != nil {
+		return x.DeviceMemoryBytes
+	}
+	return 0
+}
+
+func (x *EstimatePerformanceResponse) GetDevicesUsed() uint32 {
+	if x != nil {
+		return x.DevicesUsed
+	}
+	return 0
 }
 
 func (x *EstimatePerformanceResponse) GetEngine() Engine {
@@ -1476,6 +1533,10 @@ func (x *ModelShard) GetAcceleratorIndex() uint32 {
 }
 
 // ShardingPlan is where each part of the model runs and how fast it goes.
+//
+// A plan that does not fit is still returned, with fits_in_memory false and an
+// assumption line; a precision a planned device cannot run is refused with
+// FAILED_PRECONDITION, as in EstimatePerformance.
 type ShardingPlan struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How the model is split.
@@ -1670,7 +1731,7 @@ const file_accelplan_v1_planning_proto_rawDesc = "" +
 	"\x06engine\x18\x0f \x01(\x0e2\x14.accelplan.v1.EngineR\x06engineB\r\n" +
 	"\v_decode_mbuB\r\n" +
 	"\v_decode_mfuB\x0e\n" +
-	"\f_prefill_mfu\"\x90\x06\n" +
+	"\f_prefill_mfu\"\xc0\a\n" +
 	"\x1bEstimatePerformanceResponse\x12'\n" +
 	"\x0fprefill_seconds\x18\x01 \x01(\x01R\x0eprefillSeconds\x127\n" +
 	"\x18decode_seconds_per_token\x18\x02 \x01(\x01R\x15decodeSecondsPerToken\x12O\n" +
@@ -1689,7 +1750,11 @@ const file_accelplan_v1_planning_proto_rawDesc = "" +
 	"decode_mfu\x18\f \x01(\x01R\tdecodeMfu\x12\x1f\n" +
 	"\vprefill_mfu\x18\r \x01(\x01R\n" +
 	"prefillMfu\x12 \n" +
-	"\vassumptions\x18\x0e \x03(\tR\vassumptions\x12,\n" +
+	"\vassumptions\x18\x0e \x03(\tR\vassumptions\x12$\n" +
+	"\x0efits_in_memory\x18\x0f \x01(\bR\ffitsInMemory\x125\n" +
+	"\x17memory_per_device_bytes\x18\x10 \x01(\x04R\x14memoryPerDeviceBytes\x12.\n" +
+	"\x13device_memory_bytes\x18\x11 \x01(\x04R\x11deviceMemoryBytes\x12!\n" +
+	"\fdevices_used\x18\x12 \x01(\rR\vdevicesUsed\x12,\n" +
 	"\x06engine\x18\x14 \x01(\x0e2\x14.accelplan.v1.EngineR\x06engine\"\xa3\x01\n" +
 	"\x1aSuggestQuantizationRequest\x12-\n" +
 	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelSpecR\x05model\x12)\n" +

@@ -168,6 +168,11 @@ const (
 	Optimizer_OPTIMIZER_ADAMW_8BIT Optimizer = 2
 	// SGD with momentum: FP32 master weights and momentum, 8 bytes.
 	Optimizer_OPTIMIZER_SGD Optimizer = 3
+	// Paged 8-bit AdamW (bitsandbytes PagedAdamW8bit): two 8-bit moments in CUDA unified memory,
+	// paged out to host memory under pressure; counted in host_memory_bytes, not on the device.
+	Optimizer_OPTIMIZER_PAGED_ADAMW_8BIT Optimizer = 4
+	// Paged AdamW (bitsandbytes PagedAdamW): two FP32 moments in CUDA unified memory, as above.
+	Optimizer_OPTIMIZER_PAGED_ADAMW Optimizer = 5
 )
 
 // Enum value maps for Optimizer.
@@ -177,12 +182,16 @@ var (
 		1: "OPTIMIZER_ADAMW",
 		2: "OPTIMIZER_ADAMW_8BIT",
 		3: "OPTIMIZER_SGD",
+		4: "OPTIMIZER_PAGED_ADAMW_8BIT",
+		5: "OPTIMIZER_PAGED_ADAMW",
 	}
 	Optimizer_value = map[string]int32{
-		"OPTIMIZER_UNSPECIFIED": 0,
-		"OPTIMIZER_ADAMW":       1,
-		"OPTIMIZER_ADAMW_8BIT":  2,
-		"OPTIMIZER_SGD":         3,
+		"OPTIMIZER_UNSPECIFIED":      0,
+		"OPTIMIZER_ADAMW":            1,
+		"OPTIMIZER_ADAMW_8BIT":       2,
+		"OPTIMIZER_SGD":              3,
+		"OPTIMIZER_PAGED_ADAMW_8BIT": 4,
+		"OPTIMIZER_PAGED_ADAMW":      5,
 	}
 )
 
@@ -272,7 +281,10 @@ func (ActivationRecomputation) EnumDescriptor() ([]byte, []int) {
 
 // EstimateTrainingMemoryRequest asks how much memory a fine-tuning job needs.
 //
-// With a bare parameter_count the answer uses ai-hwaccel 1.2.0's multipliers.
+// With a bare parameter_count the answer uses ai-hwaccel 1.2.0's multipliers, which
+// describe one unsharded device with fixed ratios: every field below that those ratios
+// cannot express (micro_batch_size onwards, and method/target aside) is refused with
+// INVALID_ARGUMENT naming it, never ignored; give the architecture to use them.
 // With a known architecture (model_id, architecture or hf_config_json) it is
 // per device: weights, gradients and optimizer state (ZeRO/FSDP sharding as
 // DeepSpeed estimates it), frozen extra models, and activations per
@@ -291,7 +303,7 @@ type EstimateTrainingMemoryRequest struct {
 	MicroBatchSize uint32 `protobuf:"varint,5,opt,name=micro_batch_size,json=microBatchSize,proto3" json:"micro_batch_size,omitempty"`
 	// Tokens per sequence; 0 means 2,048.
 	SequenceLength uint32 `protobuf:"varint,6,opt,name=sequence_length,json=sequenceLength,proto3" json:"sequence_length,omitempty"`
-	// Optimizer; UNSPECIFIED means AdamW.
+	// Optimizer; UNSPECIFIED means AdamW (paged variants keep their state off the device).
 	Optimizer Optimizer `protobuf:"varint,7,opt,name=optimizer,proto3,enum=accelplan.v1.Optimizer" json:"optimizer,omitempty"`
 	// ZeRO stage 0 to 3 across the data-parallel ranks.
 	ZeroStage uint32 `protobuf:"varint,8,opt,name=zero_stage,json=zeroStage,proto3" json:"zero_stage,omitempty"`
@@ -311,9 +323,21 @@ type EstimateTrainingMemoryRequest struct {
 	// or "all-linear"); empty means PEFT's default q_proj and v_proj.
 	LoraTargetModules []string `protobuf:"bytes,15,rep,name=lora_target_modules,json=loraTargetModules,proto3" json:"lora_target_modules,omitempty"`
 	// Distillation's teacher; unset means a teacher the size of the model.
-	Teacher       *ModelSpec `protobuf:"bytes,16,opt,name=teacher,proto3" json:"teacher,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Teacher *ModelSpec `protobuf:"bytes,16,opt,name=teacher,proto3" json:"teacher,omitempty"`
+	// Pure BF16 training: weights, gradients and optimizer moments in BF16 with no FP32 master
+	// copy (torchtune's dtype: bf16). Default false: mixed precision with an FP32 master copy.
+	PureBf16 bool `protobuf:"varint,17,opt,name=pure_bf16,json=pureBf16,proto3" json:"pure_bf16,omitempty"`
+	// Step each parameter as soon as its gradient exists and free the gradient (torchtune's
+	// optimizer_in_bwd): only the largest parameter's gradient is held at once.
+	OptimizerInBackward bool `protobuf:"varint,18,opt,name=optimizer_in_backward,json=optimizerInBackward,proto3" json:"optimizer_in_backward,omitempty"`
+	// Keep the optimizer state (and FP32 master weights) in host memory and step on the CPU
+	// (DeepSpeed ZeRO-Offload offload_optimizer, FSDP CPU offload); counted in host_memory_bytes.
+	OffloadOptimizer bool `protobuf:"varint,19,opt,name=offload_optimizer,json=offloadOptimizer,proto3" json:"offload_optimizer,omitempty"`
+	// Keep the 16-bit parameters in host memory, fetched layer by layer (DeepSpeed offload_param,
+	// FSDP CPU offload of parameters). Needs zero_stage 3 or fsdp.
+	OffloadParameters bool `protobuf:"varint,20,opt,name=offload_parameters,json=offloadParameters,proto3" json:"offload_parameters,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *EstimateTrainingMemoryRequest) Reset() {
@@ -458,6 +482,34 @@ func (x *EstimateTrainingMemoryRequest) GetTeacher() *ModelSpec {
 	return nil
 }
 
+func (x *EstimateTrainingMemoryRequest) GetPureBf16() bool {
+	if x != nil {
+		return x.PureBf16
+	}
+	return false
+}
+
+func (x *EstimateTrainingMemoryRequest) GetOptimizerInBackward() bool {
+	if x != nil {
+		return x.OptimizerInBackward
+	}
+	return false
+}
+
+func (x *EstimateTrainingMemoryRequest) GetOffloadOptimizer() bool {
+	if x != nil {
+		return x.OffloadOptimizer
+	}
+	return false
+}
+
+func (x *EstimateTrainingMemoryRequest) GetOffloadParameters() bool {
+	if x != nil {
+		return x.OffloadParameters
+	}
+	return false
+}
+
 // EstimateTrainingMemoryResponse is the memory a fine-tuning job needs, by component.
 type EstimateTrainingMemoryResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -483,8 +535,11 @@ type EstimateTrainingMemoryResponse struct {
 	FrozenModelBytes uint64 `protobuf:"varint,10,opt,name=frozen_model_bytes,json=frozenModelBytes,proto3" json:"frozen_model_bytes,omitempty"`
 	// Whether the architecture-aware model was used (else ai-hwaccel's multipliers).
 	ArchitectureKnown bool `protobuf:"varint,11,opt,name=architecture_known,json=architectureKnown,proto3" json:"architecture_known,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Bytes kept in host memory rather than on the device: offloaded optimizer state and
+	// parameters, paged optimizer state. Not part of total_bytes.
+	HostMemoryBytes uint64 `protobuf:"varint,12,opt,name=host_memory_bytes,json=hostMemoryBytes,proto3" json:"host_memory_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *EstimateTrainingMemoryResponse) Reset() {
@@ -594,11 +649,18 @@ func (x *EstimateTrainingMemoryResponse) GetArchitectureKnown() bool {
 	return false
 }
 
+func (x *EstimateTrainingMemoryResponse) GetHostMemoryBytes() uint64 {
+	if x != nil {
+		return x.HostMemoryBytes
+	}
+	return 0
+}
+
 var File_accelplan_v1_training_proto protoreflect.FileDescriptor
 
 const file_accelplan_v1_training_proto_rawDesc = "" +
 	"\n" +
-	"\x1baccelplan/v1/training.proto\x12\faccelplan.v1\x1a\x19accelplan/v1/models.proto\"\x85\x06\n" +
+	"\x1baccelplan/v1/training.proto\x12\faccelplan.v1\x1a\x19accelplan/v1/models.proto\"\xb2\a\n" +
 	"\x1dEstimateTrainingMemoryRequest\x12-\n" +
 	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelSpecR\x05model\x124\n" +
 	"\x06method\x18\x02 \x01(\x0e2\x1c.accelplan.v1.TrainingMethodR\x06method\x12\x1d\n" +
@@ -618,7 +680,11 @@ const file_accelplan_v1_training_proto_rawDesc = "" +
 	"\x11sequence_parallel\x18\r \x01(\bR\x10sequenceParallel\x12\x1b\n" +
 	"\tlora_rank\x18\x0e \x01(\rR\bloraRank\x12.\n" +
 	"\x13lora_target_modules\x18\x0f \x03(\tR\x11loraTargetModules\x121\n" +
-	"\ateacher\x18\x10 \x01(\v2\x17.accelplan.v1.ModelSpecR\ateacher\"\x84\x04\n" +
+	"\ateacher\x18\x10 \x01(\v2\x17.accelplan.v1.ModelSpecR\ateacher\x12\x1b\n" +
+	"\tpure_bf16\x18\x11 \x01(\bR\bpureBf16\x122\n" +
+	"\x15optimizer_in_backward\x18\x12 \x01(\bR\x13optimizerInBackward\x12+\n" +
+	"\x11offload_optimizer\x18\x13 \x01(\bR\x10offloadOptimizer\x12-\n" +
+	"\x12offload_parameters\x18\x14 \x01(\bR\x11offloadParameters\"\xb0\x04\n" +
 	"\x1eEstimateTrainingMemoryResponse\x12\x1f\n" +
 	"\vmodel_bytes\x18\x01 \x01(\x04R\n" +
 	"modelBytes\x12'\n" +
@@ -633,7 +699,8 @@ const file_accelplan_v1_training_proto_rawDesc = "" +
 	"\x0egradient_bytes\x18\t \x01(\x04R\rgradientBytes\x12,\n" +
 	"\x12frozen_model_bytes\x18\n" +
 	" \x01(\x04R\x10frozenModelBytes\x12-\n" +
-	"\x12architecture_known\x18\v \x01(\bR\x11architectureKnown*\xfb\x01\n" +
+	"\x12architecture_known\x18\v \x01(\bR\x11architectureKnown\x12*\n" +
+	"\x11host_memory_bytes\x18\f \x01(\x04R\x0fhostMemoryBytes*\xfb\x01\n" +
 	"\x0eTrainingMethod\x12\x1f\n" +
 	"\x1bTRAINING_METHOD_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eTRAINING_METHOD_FULL_FINE_TUNE\x10\x01\x12\x18\n" +
@@ -648,12 +715,14 @@ const file_accelplan_v1_training_proto_rawDesc = "" +
 	"\x13TRAINING_TARGET_GPU\x10\x01\x12\x17\n" +
 	"\x13TRAINING_TARGET_TPU\x10\x02\x12\x19\n" +
 	"\x15TRAINING_TARGET_GAUDI\x10\x03\x12\x17\n" +
-	"\x13TRAINING_TARGET_CPU\x10\x04*h\n" +
+	"\x13TRAINING_TARGET_CPU\x10\x04*\xa3\x01\n" +
 	"\tOptimizer\x12\x19\n" +
 	"\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOPTIMIZER_ADAMW\x10\x01\x12\x18\n" +
 	"\x14OPTIMIZER_ADAMW_8BIT\x10\x02\x12\x11\n" +
-	"\rOPTIMIZER_SGD\x10\x03*\xb1\x01\n" +
+	"\rOPTIMIZER_SGD\x10\x03\x12\x1e\n" +
+	"\x1aOPTIMIZER_PAGED_ADAMW_8BIT\x10\x04\x12\x19\n" +
+	"\x15OPTIMIZER_PAGED_ADAMW\x10\x05*\xb1\x01\n" +
 	"\x17ActivationRecomputation\x12(\n" +
 	"$ACTIVATION_RECOMPUTATION_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dACTIVATION_RECOMPUTATION_NONE\x10\x01\x12&\n" +

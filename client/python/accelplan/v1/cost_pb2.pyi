@@ -158,23 +158,31 @@ class RecommendInstancesResponse(_message.Message):
 
     RECOMMENDATIONS_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ASSUMPTIONS_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     @_builtins.property
     def recommendations(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceRecommendation]:
         """Instances whose accelerator memory together holds the model, by hourly price
-        ascending (ties: less memory first, then name). Instances without a known price are left out.
+        ascending (ties: less memory first, then name). Instances without a known price are left out,
+        and so are instances whose accelerator cannot run the requested quantization (its sku's
+        supported list in the hardware catalogue): FP8 is never recommended on an A100, T4, A10G or TPU.
         """
+
+    @_builtins.property
+    def assumptions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What was left out and why, one sentence each (instances whose accelerator lacks the precision)."""
 
     def __init__(
         self,
         *,
         recommendations: _abc.Iterable[Global___InstanceRecommendation] | None = ...,
         next_page_token: _builtins.str = ...,
+        assumptions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "recommendations", b"recommendations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assumptions", b"assumptions", "next_page_token", b"next_page_token", "recommendations", b"recommendations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -145,21 +145,25 @@ class PlannerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PlanSharding(self, request, context):
-        """Plans how to split a model across a fleet, with an estimated decode speed.
+        """Plans how to split a model across a fleet, with an estimated decode speed. A plan that does not
+        fit says so (fits_in_memory, an assumption line); a precision a planned device cannot run is
+        FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def EstimateTrainingMemory(self, request, context):
-        """Estimates the memory a fine-tuning job needs.
+        """Estimates the memory a fine-tuning job needs. With a bare parameter count, fields its fixed
+        multipliers cannot express (ZeRO, data parallelism, optimizer, ...) are INVALID_ARGUMENT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RecommendInstances(self, request, context):
-        """Recommends cloud instances that can serve a model, cheapest first.
+        """Recommends cloud instances that can serve a model, cheapest first; never one whose
+        accelerator cannot run the requested precision.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -202,13 +206,15 @@ class PlannerServiceServicer:
 
     def EstimateCapacity(self, request, context):
         """Answers the inverse memory questions: longest context or most sequences that fit.
+        A precision a device used cannot run is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def EstimatePerformance(self, request, context):
-        """Predicts time to first token and decode speed from a roofline model.
+        """Predicts time to first token and decode speed from a roofline model, and whether the model
+        fits the devices used; a precision a device used cannot run is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

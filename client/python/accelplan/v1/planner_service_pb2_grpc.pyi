@@ -47,11 +47,18 @@ class PlannerServiceStub:
     SuggestQuantization: _grpc.UnaryUnaryMultiCallable[_planning_pb2.SuggestQuantizationRequest, _planning_pb2.SuggestQuantizationResponse]
     """Suggests the precision that best fits a model on a fleet."""
     PlanSharding: _grpc.UnaryUnaryMultiCallable[_planning_pb2.PlanShardingRequest, _planning_pb2.ShardingPlan]
-    """Plans how to split a model across a fleet, with an estimated decode speed."""
+    """Plans how to split a model across a fleet, with an estimated decode speed. A plan that does not
+    fit says so (fits_in_memory, an assumption line); a precision a planned device cannot run is
+    FAILED_PRECONDITION.
+    """
     EstimateTrainingMemory: _grpc.UnaryUnaryMultiCallable[_training_pb2.EstimateTrainingMemoryRequest, _training_pb2.EstimateTrainingMemoryResponse]
-    """Estimates the memory a fine-tuning job needs."""
+    """Estimates the memory a fine-tuning job needs. With a bare parameter count, fields its fixed
+    multipliers cannot express (ZeRO, data parallelism, optimizer, ...) are INVALID_ARGUMENT.
+    """
     RecommendInstances: _grpc.UnaryUnaryMultiCallable[_cost_pb2.RecommendInstancesRequest, _cost_pb2.RecommendInstancesResponse]
-    """Recommends cloud instances that can serve a model, cheapest first."""
+    """Recommends cloud instances that can serve a model, cheapest first; never one whose
+    accelerator cannot run the requested precision.
+    """
     ListModels: _grpc.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]
     """Lists the built-in model catalogue."""
     GetModel: _grpc.UnaryUnaryMultiCallable[_models_pb2.GetModelRequest, _models_pb2.GetModelResponse]
@@ -63,9 +70,13 @@ class PlannerServiceStub:
     ListAcceleratorModels: _grpc.UnaryUnaryMultiCallable[_hardware_pb2.ListAcceleratorModelsRequest, _hardware_pb2.ListAcceleratorModelsResponse]
     """Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS."""
     EstimateCapacity: _grpc.UnaryUnaryMultiCallable[_planning_pb2.EstimateCapacityRequest, _planning_pb2.EstimateCapacityResponse]
-    """Answers the inverse memory questions: longest context or most sequences that fit."""
+    """Answers the inverse memory questions: longest context or most sequences that fit.
+    A precision a device used cannot run is FAILED_PRECONDITION.
+    """
     EstimatePerformance: _grpc.UnaryUnaryMultiCallable[_planning_pb2.EstimatePerformanceRequest, _planning_pb2.EstimatePerformanceResponse]
-    """Predicts time to first token and decode speed from a roofline model."""
+    """Predicts time to first token and decode speed from a roofline model, and whether the model
+    fits the devices used; a precision a device used cannot run is FAILED_PRECONDITION.
+    """
 
 @_typing.type_check_only
 class PlannerServiceAsyncStub(PlannerServiceStub):
@@ -81,11 +92,18 @@ class PlannerServiceAsyncStub(PlannerServiceStub):
     SuggestQuantization: _aio.UnaryUnaryMultiCallable[_planning_pb2.SuggestQuantizationRequest, _planning_pb2.SuggestQuantizationResponse]  # type: ignore[assignment]
     """Suggests the precision that best fits a model on a fleet."""
     PlanSharding: _aio.UnaryUnaryMultiCallable[_planning_pb2.PlanShardingRequest, _planning_pb2.ShardingPlan]  # type: ignore[assignment]
-    """Plans how to split a model across a fleet, with an estimated decode speed."""
+    """Plans how to split a model across a fleet, with an estimated decode speed. A plan that does not
+    fit says so (fits_in_memory, an assumption line); a precision a planned device cannot run is
+    FAILED_PRECONDITION.
+    """
     EstimateTrainingMemory: _aio.UnaryUnaryMultiCallable[_training_pb2.EstimateTrainingMemoryRequest, _training_pb2.EstimateTrainingMemoryResponse]  # type: ignore[assignment]
-    """Estimates the memory a fine-tuning job needs."""
+    """Estimates the memory a fine-tuning job needs. With a bare parameter count, fields its fixed
+    multipliers cannot express (ZeRO, data parallelism, optimizer, ...) are INVALID_ARGUMENT.
+    """
     RecommendInstances: _aio.UnaryUnaryMultiCallable[_cost_pb2.RecommendInstancesRequest, _cost_pb2.RecommendInstancesResponse]  # type: ignore[assignment]
-    """Recommends cloud instances that can serve a model, cheapest first."""
+    """Recommends cloud instances that can serve a model, cheapest first; never one whose
+    accelerator cannot run the requested precision.
+    """
     ListModels: _aio.UnaryUnaryMultiCallable[_models_pb2.ListModelsRequest, _models_pb2.ListModelsResponse]  # type: ignore[assignment]
     """Lists the built-in model catalogue."""
     GetModel: _aio.UnaryUnaryMultiCallable[_models_pb2.GetModelRequest, _models_pb2.GetModelResponse]  # type: ignore[assignment]
@@ -97,9 +115,13 @@ class PlannerServiceAsyncStub(PlannerServiceStub):
     ListAcceleratorModels: _aio.UnaryUnaryMultiCallable[_hardware_pb2.ListAcceleratorModelsRequest, _hardware_pb2.ListAcceleratorModelsResponse]  # type: ignore[assignment]
     """Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS."""
     EstimateCapacity: _aio.UnaryUnaryMultiCallable[_planning_pb2.EstimateCapacityRequest, _planning_pb2.EstimateCapacityResponse]  # type: ignore[assignment]
-    """Answers the inverse memory questions: longest context or most sequences that fit."""
+    """Answers the inverse memory questions: longest context or most sequences that fit.
+    A precision a device used cannot run is FAILED_PRECONDITION.
+    """
     EstimatePerformance: _aio.UnaryUnaryMultiCallable[_planning_pb2.EstimatePerformanceRequest, _planning_pb2.EstimatePerformanceResponse]  # type: ignore[assignment]
-    """Predicts time to first token and decode speed from a roofline model."""
+    """Predicts time to first token and decode speed from a roofline model, and whether the model
+    fits the devices used; a precision a device used cannot run is FAILED_PRECONDITION.
+    """
 
 class PlannerServiceServicer(metaclass=_abc_1.ABCMeta):
     """PlannerService answers hardware-planning questions for AI models."""
@@ -142,7 +164,10 @@ class PlannerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _planning_pb2.PlanShardingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_planning_pb2.ShardingPlan, _abc.Awaitable[_planning_pb2.ShardingPlan]]:
-        """Plans how to split a model across a fleet, with an estimated decode speed."""
+        """Plans how to split a model across a fleet, with an estimated decode speed. A plan that does not
+        fit says so (fits_in_memory, an assumption line); a precision a planned device cannot run is
+        FAILED_PRECONDITION.
+        """
 
     @_abc_1.abstractmethod
     def EstimateTrainingMemory(
@@ -150,7 +175,9 @@ class PlannerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _training_pb2.EstimateTrainingMemoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_training_pb2.EstimateTrainingMemoryResponse, _abc.Awaitable[_training_pb2.EstimateTrainingMemoryResponse]]:
-        """Estimates the memory a fine-tuning job needs."""
+        """Estimates the memory a fine-tuning job needs. With a bare parameter count, fields its fixed
+        multipliers cannot express (ZeRO, data parallelism, optimizer, ...) are INVALID_ARGUMENT.
+        """
 
     @_abc_1.abstractmethod
     def RecommendInstances(
@@ -158,7 +185,9 @@ class PlannerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _cost_pb2.RecommendInstancesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_cost_pb2.RecommendInstancesResponse, _abc.Awaitable[_cost_pb2.RecommendInstancesResponse]]:
-        """Recommends cloud instances that can serve a model, cheapest first."""
+        """Recommends cloud instances that can serve a model, cheapest first; never one whose
+        accelerator cannot run the requested precision.
+        """
 
     @_abc_1.abstractmethod
     def ListModels(
@@ -206,7 +235,9 @@ class PlannerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _planning_pb2.EstimateCapacityRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_planning_pb2.EstimateCapacityResponse, _abc.Awaitable[_planning_pb2.EstimateCapacityResponse]]:
-        """Answers the inverse memory questions: longest context or most sequences that fit."""
+        """Answers the inverse memory questions: longest context or most sequences that fit.
+        A precision a device used cannot run is FAILED_PRECONDITION.
+        """
 
     @_abc_1.abstractmethod
     def EstimatePerformance(
@@ -214,6 +245,8 @@ class PlannerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _planning_pb2.EstimatePerformanceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_planning_pb2.EstimatePerformanceResponse, _abc.Awaitable[_planning_pb2.EstimatePerformanceResponse]]:
-        """Predicts time to first token and decode speed from a roofline model."""
+        """Predicts time to first token and decode speed from a roofline model, and whether the model
+        fits the devices used; a precision a device used cannot run is FAILED_PRECONDITION.
+        """
 
 def add_PlannerServiceServicer_to_server(servicer: PlannerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

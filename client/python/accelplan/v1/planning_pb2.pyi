@@ -136,7 +136,9 @@ class EstimateMemoryRequest(_message.Message):
     quantization: _quantization_pb2.QuantizationLevel.ValueType
     """Weight precision. Required."""
     context_length: _builtins.int
-    """Tokens of context per sequence (prompt plus output); 0 means 4,096."""
+    """Tokens of context per sequence (prompt plus output); 0 means 4,096. Beyond the
+    model's max_position_embeddings the answer carries an assumption line saying so.
+    """
     batch_size: _builtins.int
     """Sequences served at once; 0 means 1."""
     kv_cache_quantization: _quantization_pb2.QuantizationLevel.ValueType
@@ -362,7 +364,13 @@ Global___EstimateCapacityRequest: _TypeAlias = EstimateCapacityRequest  # noqa: 
 
 @_typing.final
 class EstimateCapacityResponse(_message.Message):
-    """EstimateCapacityResponse is what fits, per device."""
+    """EstimateCapacityResponse is what fits, per device.
+
+    A precision a device used cannot run is refused with FAILED_PRECONDITION
+    (google.rpc.PreconditionFailure names the device and what it runs), as in
+    EstimatePerformance; a context_length beyond the model's
+    max_position_embeddings gets an assumption line.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -517,7 +525,21 @@ Global___EstimatePerformanceRequest: _TypeAlias = EstimatePerformanceRequest  # 
 
 @_typing.final
 class EstimatePerformanceResponse(_message.Message):
-    """EstimatePerformanceResponse is the predicted latency and throughput."""
+    """EstimatePerformanceResponse is the predicted latency and throughput.
+
+    The rule for every answer that reports a speed (this one, ShardingPlan's
+    estimated_tokens_per_second, SuggestQuantizationResponse's assumed_plan):
+    - a model that does not fit the devices used is still answered, with the
+      speed it would have, fits_in_memory false and an assumption line
+      naming the bytes needed and the bytes the smallest device has;
+    - a precision a device used cannot run (its sku's catalogue list, else
+      its kind's table) is refused with FAILED_PRECONDITION and a
+      google.rpc.PreconditionFailure naming the device and the levels it does
+      run; FP8 on a GPU without a sku is answered with an assumption line
+      saying its FP8 support was not checked;
+    - prompt_tokens + output_tokens beyond the model's max_position_embeddings
+      is answered with an assumption line saying so.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -535,6 +557,10 @@ class EstimatePerformanceResponse(_message.Message):
     DECODE_MFU_FIELD_NUMBER: _builtins.int
     PREFILL_MFU_FIELD_NUMBER: _builtins.int
     ASSUMPTIONS_FIELD_NUMBER: _builtins.int
+    FITS_IN_MEMORY_FIELD_NUMBER: _builtins.int
+    MEMORY_PER_DEVICE_BYTES_FIELD_NUMBER: _builtins.int
+    DEVICE_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    DEVICES_USED_FIELD_NUMBER: _builtins.int
     ENGINE_FIELD_NUMBER: _builtins.int
     prefill_seconds: _builtins.float
     """Time to first token: processing every prompt of the batch, in seconds."""
@@ -562,6 +588,18 @@ class EstimatePerformanceResponse(_message.Message):
     """Decode FLOPS utilisation used."""
     prefill_mfu: _builtins.float
     """Prefill FLOPS utilisation used (after the prompt-length curve)."""
+    fits_in_memory: _builtins.bool
+    """Whether weights, KV cache (batch_size sequences of prompt_tokens + output_tokens),
+    activations and runtime reserve fit each device used.
+    """
+    memory_per_device_bytes: _builtins.int
+    """Bytes each device used needs (per tensor-parallel rank and pipeline stage)."""
+    device_memory_bytes: _builtins.int
+    """Memory of the smallest device used, in bytes."""
+    devices_used: _builtins.int
+    """Devices the answer used: tensor_parallel_size * pipeline_parallel_size (the
+    fleet may have more available; an assumption line says so).
+    """
     engine: Global___Engine.ValueType
     """The engine whose figures were used (ENGINE_UNSPECIFIED in the request answers ENGINE_VLLM)."""
     @_builtins.property
@@ -585,11 +623,15 @@ class EstimatePerformanceResponse(_message.Message):
         decode_mfu: _builtins.float = ...,
         prefill_mfu: _builtins.float = ...,
         assumptions: _abc.Iterable[_builtins.str] | None = ...,
+        fits_in_memory: _builtins.bool = ...,
+        memory_per_device_bytes: _builtins.int = ...,
+        device_memory_bytes: _builtins.int = ...,
+        devices_used: _builtins.int = ...,
         engine: Global___Engine.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assumptions", b"assumptions", "bound", b"bound", "bytes_read_per_step", b"bytes_read_per_step", "communication_seconds_per_token", b"communication_seconds_per_token", "compute_seconds_per_token", b"compute_seconds_per_token", "decode_mbu", b"decode_mbu", "decode_mfu", b"decode_mfu", "decode_seconds_per_token", b"decode_seconds_per_token", "decode_tokens_per_second_per_sequence", b"decode_tokens_per_second_per_sequence", "decode_tokens_per_second_total", b"decode_tokens_per_second_total", "end_to_end_seconds", b"end_to_end_seconds", "engine", b"engine", "memory_seconds_per_token", b"memory_seconds_per_token", "prefill_mfu", b"prefill_mfu", "prefill_seconds", b"prefill_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assumptions", b"assumptions", "bound", b"bound", "bytes_read_per_step", b"bytes_read_per_step", "communication_seconds_per_token", b"communication_seconds_per_token", "compute_seconds_per_token", b"compute_seconds_per_token", "decode_mbu", b"decode_mbu", "decode_mfu", b"decode_mfu", "decode_seconds_per_token", b"decode_seconds_per_token", "decode_tokens_per_second_per_sequence", b"decode_tokens_per_second_per_sequence", "decode_tokens_per_second_total", b"decode_tokens_per_second_total", "device_memory_bytes", b"device_memory_bytes", "devices_used", b"devices_used", "end_to_end_seconds", b"end_to_end_seconds", "engine", b"engine", "fits_in_memory", b"fits_in_memory", "memory_per_device_bytes", b"memory_per_device_bytes", "memory_seconds_per_token", b"memory_seconds_per_token", "prefill_mfu", b"prefill_mfu", "prefill_seconds", b"prefill_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -765,7 +807,12 @@ Global___ModelShard: _TypeAlias = ModelShard  # noqa: Y015
 
 @_typing.final
 class ShardingPlan(_message.Message):
-    """ShardingPlan is where each part of the model runs and how fast it goes."""
+    """ShardingPlan is where each part of the model runs and how fast it goes.
+
+    A plan that does not fit is still returned, with fits_in_memory false and an
+    assumption line; a precision a planned device cannot run is refused with
+    FAILED_PRECONDITION, as in EstimatePerformance.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

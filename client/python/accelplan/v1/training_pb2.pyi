@@ -112,6 +112,12 @@ class _OptimizerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Optimizer.V
     """8-bit Adam (bitsandbytes): FP32 master weights and two 8-bit moments, 6 bytes."""
     OPTIMIZER_SGD: _Optimizer.ValueType  # 3
     """SGD with momentum: FP32 master weights and momentum, 8 bytes."""
+    OPTIMIZER_PAGED_ADAMW_8BIT: _Optimizer.ValueType  # 4
+    """Paged 8-bit AdamW (bitsandbytes PagedAdamW8bit): two 8-bit moments in CUDA unified memory,
+    paged out to host memory under pressure; counted in host_memory_bytes, not on the device.
+    """
+    OPTIMIZER_PAGED_ADAMW: _Optimizer.ValueType  # 5
+    """Paged AdamW (bitsandbytes PagedAdamW): two FP32 moments in CUDA unified memory, as above."""
 
 class Optimizer(_Optimizer, metaclass=_OptimizerEnumTypeWrapper):
     """Optimizer is the training optimizer (mixed precision)."""
@@ -126,6 +132,12 @@ OPTIMIZER_ADAMW_8BIT: Optimizer.ValueType  # 2
 """8-bit Adam (bitsandbytes): FP32 master weights and two 8-bit moments, 6 bytes."""
 OPTIMIZER_SGD: Optimizer.ValueType  # 3
 """SGD with momentum: FP32 master weights and momentum, 8 bytes."""
+OPTIMIZER_PAGED_ADAMW_8BIT: Optimizer.ValueType  # 4
+"""Paged 8-bit AdamW (bitsandbytes PagedAdamW8bit): two 8-bit moments in CUDA unified memory,
+paged out to host memory under pressure; counted in host_memory_bytes, not on the device.
+"""
+OPTIMIZER_PAGED_ADAMW: Optimizer.ValueType  # 5
+"""Paged AdamW (bitsandbytes PagedAdamW): two FP32 moments in CUDA unified memory, as above."""
 Global___Optimizer: _TypeAlias = Optimizer  # noqa: Y015
 
 class _ActivationRecomputation:
@@ -160,7 +172,10 @@ Global___ActivationRecomputation: _TypeAlias = ActivationRecomputation  # noqa: 
 class EstimateTrainingMemoryRequest(_message.Message):
     """EstimateTrainingMemoryRequest asks how much memory a fine-tuning job needs.
 
-    With a bare parameter_count the answer uses ai-hwaccel 1.2.0's multipliers.
+    With a bare parameter_count the answer uses ai-hwaccel 1.2.0's multipliers, which
+    describe one unsharded device with fixed ratios: every field below that those ratios
+    cannot express (micro_batch_size onwards, and method/target aside) is refused with
+    INVALID_ARGUMENT naming it, never ignored; give the architecture to use them.
     With a known architecture (model_id, architecture or hf_config_json) it is
     per device: weights, gradients and optimizer state (ZeRO/FSDP sharding as
     DeepSpeed estimates it), frozen extra models, and activations per
@@ -185,6 +200,10 @@ class EstimateTrainingMemoryRequest(_message.Message):
     LORA_RANK_FIELD_NUMBER: _builtins.int
     LORA_TARGET_MODULES_FIELD_NUMBER: _builtins.int
     TEACHER_FIELD_NUMBER: _builtins.int
+    PURE_BF16_FIELD_NUMBER: _builtins.int
+    OPTIMIZER_IN_BACKWARD_FIELD_NUMBER: _builtins.int
+    OFFLOAD_OPTIMIZER_FIELD_NUMBER: _builtins.int
+    OFFLOAD_PARAMETERS_FIELD_NUMBER: _builtins.int
     method: Global___TrainingMethod.ValueType
     """The fine-tuning method. Required."""
     qlora_bits: _builtins.int
@@ -196,7 +215,7 @@ class EstimateTrainingMemoryRequest(_message.Message):
     sequence_length: _builtins.int
     """Tokens per sequence; 0 means 2,048."""
     optimizer: Global___Optimizer.ValueType
-    """Optimizer; UNSPECIFIED means AdamW."""
+    """Optimizer; UNSPECIFIED means AdamW (paged variants keep their state off the device)."""
     zero_stage: _builtins.int
     """ZeRO stage 0 to 3 across the data-parallel ranks."""
     fsdp: _builtins.bool
@@ -211,6 +230,22 @@ class EstimateTrainingMemoryRequest(_message.Message):
     """Megatron sequence parallelism alongside tensor parallelism."""
     lora_rank: _builtins.int
     """LoRA/QLoRA rank; 0 means 16."""
+    pure_bf16: _builtins.bool
+    """Pure BF16 training: weights, gradients and optimizer moments in BF16 with no FP32 master
+    copy (torchtune's dtype: bf16). Default false: mixed precision with an FP32 master copy.
+    """
+    optimizer_in_backward: _builtins.bool
+    """Step each parameter as soon as its gradient exists and free the gradient (torchtune's
+    optimizer_in_bwd): only the largest parameter's gradient is held at once.
+    """
+    offload_optimizer: _builtins.bool
+    """Keep the optimizer state (and FP32 master weights) in host memory and step on the CPU
+    (DeepSpeed ZeRO-Offload offload_optimizer, FSDP CPU offload); counted in host_memory_bytes.
+    """
+    offload_parameters: _builtins.bool
+    """Keep the 16-bit parameters in host memory, fetched layer by layer (DeepSpeed offload_param,
+    FSDP CPU offload of parameters). Needs zero_stage 3 or fsdp.
+    """
     @_builtins.property
     def model(self) -> _models_pb2.ModelSpec:
         """The model. Required."""
@@ -244,10 +279,14 @@ class EstimateTrainingMemoryRequest(_message.Message):
         lora_rank: _builtins.int = ...,
         lora_target_modules: _abc.Iterable[_builtins.str] | None = ...,
         teacher: _models_pb2.ModelSpec | None = ...,
+        pure_bf16: _builtins.bool = ...,
+        optimizer_in_backward: _builtins.bool = ...,
+        offload_optimizer: _builtins.bool = ...,
+        offload_parameters: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "teacher", b"teacher"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_recomputation", b"activation_recomputation", "data_parallel_size", b"data_parallel_size", "fsdp", b"fsdp", "lora_rank", b"lora_rank", "lora_target_modules", b"lora_target_modules", "method", b"method", "micro_batch_size", b"micro_batch_size", "model", b"model", "optimizer", b"optimizer", "qlora_bits", b"qlora_bits", "sequence_length", b"sequence_length", "sequence_parallel", b"sequence_parallel", "target", b"target", "teacher", b"teacher", "tensor_parallel_size", b"tensor_parallel_size", "zero_stage", b"zero_stage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_recomputation", b"activation_recomputation", "data_parallel_size", b"data_parallel_size", "fsdp", b"fsdp", "lora_rank", b"lora_rank", "lora_target_modules", b"lora_target_modules", "method", b"method", "micro_batch_size", b"micro_batch_size", "model", b"model", "offload_optimizer", b"offload_optimizer", "offload_parameters", b"offload_parameters", "optimizer", b"optimizer", "optimizer_in_backward", b"optimizer_in_backward", "pure_bf16", b"pure_bf16", "qlora_bits", b"qlora_bits", "sequence_length", b"sequence_length", "sequence_parallel", b"sequence_parallel", "target", b"target", "teacher", b"teacher", "tensor_parallel_size", b"tensor_parallel_size", "zero_stage", b"zero_stage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -270,6 +309,7 @@ class EstimateTrainingMemoryResponse(_message.Message):
     GRADIENT_BYTES_FIELD_NUMBER: _builtins.int
     FROZEN_MODEL_BYTES_FIELD_NUMBER: _builtins.int
     ARCHITECTURE_KNOWN_FIELD_NUMBER: _builtins.int
+    HOST_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     model_bytes: _builtins.int
     """Bytes for model weights (including frozen copies the method needs), per device."""
     optimizer_bytes: _builtins.int
@@ -290,6 +330,10 @@ class EstimateTrainingMemoryResponse(_message.Message):
     """Of model_bytes, the extra frozen models (DPO reference, RLHF reference and reward, teacher)."""
     architecture_known: _builtins.bool
     """Whether the architecture-aware model was used (else ai-hwaccel's multipliers)."""
+    host_memory_bytes: _builtins.int
+    """Bytes kept in host memory rather than on the device: offloaded optimizer state and
+    parameters, paged optimizer state. Not part of total_bytes.
+    """
     @_builtins.property
     def assumptions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The assumptions behind the numbers, one sentence each."""
@@ -308,10 +352,11 @@ class EstimateTrainingMemoryResponse(_message.Message):
         gradient_bytes: _builtins.int = ...,
         frozen_model_bytes: _builtins.int = ...,
         architecture_known: _builtins.bool = ...,
+        host_memory_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_bytes", b"activation_bytes", "architecture_known", b"architecture_known", "assumptions", b"assumptions", "frozen_model_bytes", b"frozen_model_bytes", "gradient_bytes", b"gradient_bytes", "method", b"method", "model_bytes", b"model_bytes", "optimizer_bytes", b"optimizer_bytes", "target", b"target", "total_bytes", b"total_bytes", "trainable_parameter_count", b"trainable_parameter_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_bytes", b"activation_bytes", "architecture_known", b"architecture_known", "assumptions", b"assumptions", "frozen_model_bytes", b"frozen_model_bytes", "gradient_bytes", b"gradient_bytes", "host_memory_bytes", b"host_memory_bytes", "method", b"method", "model_bytes", b"model_bytes", "optimizer_bytes", b"optimizer_bytes", "target", b"target", "total_bytes", b"total_bytes", "trainable_parameter_count", b"trainable_parameter_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -191,6 +191,8 @@ class Accelerator:
     """Dense FP16/BF16 peak in TFLOPS; 0 when unknown."""
     supports_fp8: bool = False
     """FP8 matrix units (from the sku); ai-hwaccel's per-kind tables predate FP8."""
+    sku_quantizations: tuple[Q, ...] = ()
+    """Levels the sku's catalogue row lists; empty without a sku (the per-kind table applies)."""
 
     @property
     def family(self) -> Family:
@@ -210,7 +212,9 @@ class Accelerator:
 
     @property
     def supported_quantizations(self) -> tuple[Q, ...]:
-        """Levels the device runs, widest first (FP8 only where its sku has FP8 units)."""
+        """Levels the device runs, widest first: its sku's list, else ai-hwaccel's per-kind table."""
+        if self.sku_quantizations:
+            return self.sku_quantizations
         levels = _SUPPORT[self.type][0]
         return (*levels, Q.FP8) if self.supports_fp8 else levels
 

@@ -4,6 +4,11 @@ Model states (mixed precision): 16-bit weights (2 bytes), 16-bit gradients
 (2 bytes) and the optimizer's FP32 state per trainable parameter: AdamW 12
 bytes (master weights, first and second moments: 16 bytes in all), 8-bit Adam
 6 bytes (master weights and two 8-bit moments), SGD with momentum 8 bytes.
+Modern recipes change this: pure BF16 drops the master copy (AdamW moments in
+BF16: 4 bytes), paged optimizers (bitsandbytes) keep the moments in unified
+memory that pages to the host, ZeRO-Offload keeps the optimizer state (and
+with ZeRO-3 the parameters) in host memory, and an optimizer step in the
+backward pass frees each gradient as soon as it is applied.
 Sharding across data-parallel ranks follows DeepSpeed's estimators
 (``estimate_zero2_model_states_mem_needs`` / ``estimate_zero3_...``, no
 offload): ZeRO-1/2 keep 16-bit weights and gradients whole and split the
@@ -22,7 +27,7 @@ plus the FP32 logits of the loss, s*b*vocab*4/t.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from accelplan_server.core.memory.hwaccel_training import TrainingMethod
 from accelplan_server.core.model.architecture import Architecture
@@ -42,9 +47,24 @@ class Optimizer(enum.IntEnum):
     ADAMW = 1
     ADAMW_8BIT = 2
     SGD = 3
+    PAGED_ADAMW_8BIT = 4
+    PAGED_ADAMW = 5
 
 
-OPTIMIZER_STATE_BYTES = {Optimizer.ADAMW: 12, Optimizer.ADAMW_8BIT: 6, Optimizer.SGD: 8}
+MASTER_WEIGHT_BYTES = 4
+"""Mixed precision's FP32 master copy per trainable parameter."""
+MOMENT_BYTES = {
+    Optimizer.ADAMW: 8,
+    Optimizer.ADAMW_8BIT: 2,
+    Optimizer.SGD: 4,
+    Optimizer.PAGED_ADAMW_8BIT: 2,
+    Optimizer.PAGED_ADAMW: 8,
+}
+"""Bytes of optimizer moments per trainable parameter: AdamW two FP32 moments, 8-bit Adam two
+8-bit moments (bitsandbytes; block-wise scales are under 0.1%), SGD one FP32 momentum."""
+PURE_BF16_MOMENT_BYTES = {Optimizer.ADAMW: 4, Optimizer.SGD: 2}
+"""Pure BF16 (torch.optim keeps the moments in the parameters' dtype): AdamW two BF16 moments, SGD one."""
+PAGED = frozenset({Optimizer.PAGED_ADAMW_8BIT, Optimizer.PAGED_ADAMW})
 
 
 class Recomputation(enum.IntEnum):
@@ -71,6 +91,14 @@ class FinetuneSetup:
     lora_rank: int = DEFAULT_LORA_RANK
     lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
     qlora_bits: int = 4
+    pure_bf16: bool = False
+    """No FP32 master copy: weights, gradients and moments in BF16."""
+    optimizer_in_backward: bool = False
+    """Each gradient is applied and freed as soon as it exists."""
+    offload_optimizer: bool = False
+    """Optimizer state and master weights in host memory (ZeRO-Offload)."""
+    offload_parameters: bool = False
+    """16-bit parameters in host memory, fetched layer by layer (ZeRO-3 only)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +114,8 @@ class FinetuneMemory:
     optimizer_state_bytes: int
     activation_bytes: int
     assumptions: tuple[str, ...]
+    host_bytes: int = 0
+    """Kept in host memory instead: offloaded or paged optimizer state, offloaded parameters."""
 
     @property
     def total_bytes(self) -> int:
@@ -164,10 +194,30 @@ def estimate_finetune_memory(
     else:
         weights = p.total * 2 + trainable * 2
     grads = trainable * 2
-    opt_bytes = OPTIMIZER_STATE_BYTES[setup.optimizer]
+    opt = setup.optimizer
+    master = 0 if setup.pure_bf16 else MASTER_WEIGHT_BYTES
+    moments = PURE_BF16_MOMENT_BYTES.get(opt, MOMENT_BYTES[opt]) if setup.pure_bf16 else MOMENT_BYTES[opt]
+    on_device_moments = 0 if opt in PAGED else moments
+    opt_bytes = master + on_device_moments
+    host = trainable * (moments - on_device_moments)
+    fp32_grad_partition = 0 if setup.pure_bf16 else 4
     optimizer = trainable * opt_bytes
+    precision = (
+        f"Pure BF16: 2-byte weights, gradients and {opt.name} moments ({moments} bytes per trainable parameter), "
+        "no FP32 master copy."
+        if setup.pure_bf16
+        else f"Mixed precision: 2-byte weights and gradients, {master + moments} bytes of {opt.name} state "
+        "(FP32 master copy and moments) per trainable parameter."
+    )
+    notes.append(precision)
+    if opt in PAGED:
+        notes.append(
+            f"{opt.name}: the {moments}-byte moments live in CUDA unified memory, paged to host memory under "
+            "pressure (bitsandbytes); counted in host memory, not on the device."
+        )
     if stage == 1 or stage == 2:
-        optimizer = trainable * (opt_bytes + 4) // n
+        optimizer = trainable * (opt_bytes + fp32_grad_partition) // n
+        host //= n
         notes.append(
             f"ZeRO-{stage} over {n} ranks (DeepSpeed's estimator): 16-bit weights and gradients whole; "
             f"optimizer state and an FP32 gradient partition split {n} ways."
@@ -176,15 +226,32 @@ def estimate_finetune_memory(
         largest = arch.largest_layer_parameters
         weights = 4 * largest + weights // n
         grads = 0
-        optimizer = trainable * (opt_bytes + 4) // n
+        optimizer = trainable * (opt_bytes + fp32_grad_partition) // n
+        host //= n
         notes.append(
             f"ZeRO-3 / FSDP over {n} ranks (DeepSpeed's estimator): everything split, the largest layer "
             f"({largest:,} parameters) gathered at 4 bytes per parameter."
         )
-    else:
+    elif n > 1:
+        notes.append(f"No ZeRO sharding: each of the {n} data-parallel ranks holds everything.")
+    if setup.offload_optimizer:
+        host += optimizer
+        optimizer = 0
+        notes.append("Optimizer state and master weights offloaded to host memory and stepped on the CPU.")
+    if setup.offload_parameters:
+        largest = arch.largest_layer_parameters
+        host += max(0, weights - 4 * largest)
+        weights = 4 * largest
         notes.append(
-            f"Mixed precision: 2-byte weights and gradients, {opt_bytes} bytes of "
-            f"{setup.optimizer.name} state per trainable parameter; no ZeRO sharding."
+            f"Parameters offloaded to host memory; the device holds the layers being computed "
+            f"({largest:,} parameters gathered)."
+        )
+    if setup.optimizer_in_backward and grads:
+        largest = arch.largest_layer_parameters
+        grads = min(grads, 2 * largest)
+        notes.append(
+            f"Optimizer step in the backward pass: one gradient at a time, at most the largest tensor's "
+            f"({largest:,} parameters)."
         )
     frozen_extra = 0
     other = teacher or arch
@@ -199,13 +266,18 @@ def estimate_finetune_memory(
         notes.append(f"{m.name} adds {names} in 16-bit.")
     if m is TrainingMethod.RLHF:
         # PPO's critic is trained like the policy.
-        weights, grads, optimizer = 2 * weights, 2 * grads, 2 * optimizer
+        weights, grads, optimizer, host = 2 * weights, 2 * grads, 2 * optimizer, 2 * host
         notes.append("RLHF/PPO trains a critic the size of the policy.")
     t = max(1, setup.tensor_parallel_size)
     if t > 1:
-        weights, grads, optimizer, frozen_extra = (x // t for x in (weights, grads, optimizer, frozen_extra))
+        weights, grads, optimizer, frozen_extra, host = (
+            x // t for x in (weights, grads, optimizer, frozen_extra, host)
+        )
     layers = arch.num_hidden_layers
     act = layers * activation_bytes_per_layer(arch, setup)
+    if setup.recomputation is not Recomputation.NONE:
+        # The backward pass recomputes one layer at a time and holds its activations meanwhile.
+        act += activation_bytes_per_layer(arch, replace(setup, recomputation=Recomputation.NONE))
     act += setup.sequence_length * setup.micro_batch_size * arch.vocab_size * 4 / t
     notes.append(
         f"Activations per Korthikanti et al. 2022 for micro-batch {setup.micro_batch_size} x "
@@ -213,6 +285,10 @@ def estimate_finetune_memory(
         + (f", tensor parallel {t}{' with sequence parallelism' if setup.sequence_parallel else ''}" if t > 1 else "")
         + ", plus FP32 logits."
     )
+    if setup.recomputation is not Recomputation.NONE:
+        notes.append("Recomputation holds one layer's full activations at a time during the backward pass.")
+    if arch.is_ssm:
+        notes.append("State-space mixers: activations use the transformer formula above, an approximation.")
     return FinetuneMemory(
-        trainable, int(weights), int(frozen_extra), int(grads), int(optimizer), int(act), tuple(notes)
+        trainable, int(weights), int(frozen_extra), int(grads), int(optimizer), int(act), tuple(notes), int(host)
     )

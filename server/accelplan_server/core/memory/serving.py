@@ -65,7 +65,8 @@ def kv_bytes_per_token(arch: Architecture, kv_bits: int, tensor_parallel: int = 
 def kv_bytes_per_sequence(arch: Architecture, context: int, kv_bits: int, tensor_parallel: int = 1) -> int:
     """KV-cache bytes one sequence of ``context`` tokens holds, per device."""
     full, sliding = arch.kv_cached_tokens(context)
-    return (full + sliding) * arch.kv_elements_per_token_per_layer_sharded(tensor_parallel) * kv_bits // 8
+    kv = (full + sliding) * arch.kv_elements_per_token_per_layer_sharded(tensor_parallel) * kv_bits // 8
+    return kv + arch.recurrent_state_elements(tensor_parallel) * kv_bits // 8  # state-space models: fixed state
 
 
 def activation_bytes(arch: Architecture, shape: ServingShape) -> int:
@@ -109,9 +110,15 @@ def estimate_serving_memory(arch: Architecture, fmt: WeightFormat, shape: Servin
     per_token = kv_bytes_per_token(arch, shape.kv_bits, t)
     kv = shape.batch_size * kv_bytes_per_sequence(arch, shape.context_length, shape.kv_bits, t)
     act = activation_bytes(arch, shape)
+    state_note = (
+        f"No KV cache: a recurrent state of {arch.recurrent_state_elements(t) * shape.kv_bits // 8} bytes per "
+        f"sequence per device, whatever the context, for {shape.batch_size} sequence(s) at {shape.kv_bits}-bit."
+    )
     notes = [
         _describe(fmt),
-        f"KV cache for {shape.batch_size} sequence(s) of {shape.context_length} tokens at {shape.kv_bits}-bit: "
+        state_note
+        if arch.is_ssm
+        else f"KV cache for {shape.batch_size} sequence(s) of {shape.context_length} tokens at {shape.kv_bits}-bit: "
         + (
             f"MLA latent of {arch.kv_lora_rank} + rope key of {arch.qk_rope_head_dim} per layer"
             if arch.is_mla
@@ -120,6 +127,7 @@ def estimate_serving_memory(arch: Architecture, fmt: WeightFormat, shape: Servin
         + ".",
         _activations_note(shape.max_batched_tokens),
         _OVERHEAD_NOTE,
+        *arch.notes,
     ]
     if arch.sliding_layer_count:
         notes.append(

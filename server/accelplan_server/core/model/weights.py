@@ -90,7 +90,7 @@ def bytes_read_per_token(counts: ParameterCounts, fmt: WeightFormat, tied: bool)
     Every active weight except the input embedding table (only one row of it is
     looked up), unless the table doubles as the LM head.
     """
-    embedding, lm_head, attention, mlp_dense, _, shared_experts, router, norms, active_experts = counts
+    embedding, lm_head, attention, mlp_dense, _, shared_experts, router, norms, active_experts = counts[:9]
     active = ParameterCounts(
         embedding if tied else 0,
         lm_head,

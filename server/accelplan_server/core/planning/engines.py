@@ -3,7 +3,8 @@
 Engines differ where a fixed cost or a kernel choice decides the time: llama.cpp
 processes a prompt in micro-batches of 512 tokens and pays a larger per-layer cost
 per step than the server engines, which capture CUDA graphs and batch the whole
-prompt; on Apple GPUs llama.cpp runs its Metal kernels, with figures of their own. The figures below were fitted on the ``fit`` rows of tests/validation
+prompt; on Apple GPUs llama.cpp runs its Metal kernels, with figures of their own.
+The figures below were fitted on the ``fit`` rows of tests/validation
 (tests/validation/fit.py prints them); the ``held_out`` rows were chosen before
 fitting and are reported apart in bench/RESULTS.md.
 """

@@ -285,6 +285,14 @@ def plan_sharding(need: Footprint, fleet: Fleet, speed: SpeedModel) -> Plan:
         tps, speed_notes = speed(strategy, lineup, each_layout(layouts, len(lineup)))
         notes.append(extra)
         notes.extend(speed_notes)
+        if not fits:
+            shard = max(lay.memory_bytes for lay in layouts)
+            smallest = lineup.memo("smallest memory", lambda: min(d.memory_bytes for d in lineup.devices))
+            notes.append(
+                f"Does not fit: a shard needs {shard / 2**30:.1f} GiB, the smallest device planned on has "
+                f"{smallest / 2**30:.1f} GiB; the speed is what it would be if it fitted (add devices or "
+                "use a narrower precision)."
+            )
         return Plan(strategy, lineup, tuple(layouts), needed, layers, tps, fits, tuple(notes))
 
     def even(lineup: Lineup) -> Layout:

@@ -65,11 +65,15 @@ export interface InstanceRecommendation {
 export interface RecommendInstancesResponse {
   /**
    * Instances whose accelerator memory together holds the model, by hourly price
-   * ascending (ties: less memory first, then name). Instances without a known price are left out.
+   * ascending (ties: less memory first, then name). Instances without a known price are left out,
+   * and so are instances whose accelerator cannot run the requested quantization (its sku's
+   * supported list in the hardware catalogue): FP8 is never recommended on an A100, T4, A10G or TPU.
    */
   recommendations: InstanceRecommendation[];
   /** Token for the next page; empty on the last page. */
   nextPageToken: string;
+  /** What was left out and why, one sentence each (instances whose accelerator lacks the precision). */
+  assumptions: string[];
 }
 
 function createBaseCloudInstance(): CloudInstance {
@@ -579,7 +583,7 @@ export const InstanceRecommendation: MessageFns<InstanceRecommendation> = {
 };
 
 function createBaseRecommendInstancesResponse(): RecommendInstancesResponse {
-  return { recommendations: [], nextPageToken: "" };
+  return { recommendations: [], nextPageToken: "", assumptions: [] };
 }
 
 export const RecommendInstancesResponse: MessageFns<RecommendInstancesResponse> = {
@@ -589,6 +593,9 @@ export const RecommendInstancesResponse: MessageFns<RecommendInstancesResponse> 
     }
     if (message.nextPageToken !== "") {
       writer.uint32(18).string(message.nextPageToken);
+    }
+    for (const v of message.assumptions) {
+      writer.uint32(242).string(v!);
     }
     return writer;
   },
@@ -622,6 +629,14 @@ export const RecommendInstancesResponse: MessageFns<RecommendInstancesResponse> 
             message.nextPageToken = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.assumptions.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -644,6 +659,9 @@ export const RecommendInstancesResponse: MessageFns<RecommendInstancesResponse> 
         : isSet(object.next_page_token)
         ? globalThis.String(object.next_page_token)
         : "",
+      assumptions: globalThis.Array.isArray(object?.assumptions)
+        ? object.assumptions.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -655,6 +673,9 @@ export const RecommendInstancesResponse: MessageFns<RecommendInstancesResponse> 
     if (message.nextPageToken !== "") {
       obj.nextPageToken = message.nextPageToken;
     }
+    if (message.assumptions?.length) {
+      obj.assumptions = message.assumptions;
+    }
     return obj;
   },
 
@@ -665,6 +686,7 @@ export const RecommendInstancesResponse: MessageFns<RecommendInstancesResponse> 
     const message = createBaseRecommendInstancesResponse();
     message.recommendations = object.recommendations?.map((e) => InstanceRecommendation.fromPartial(e)) || [];
     message.nextPageToken = object.nextPageToken ?? "";
+    message.assumptions = object.assumptions?.map((e) => e) || [];
     return message;
   },
 };

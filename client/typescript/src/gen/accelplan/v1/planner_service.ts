@@ -104,7 +104,11 @@ export const PlannerServiceService = {
       Buffer.from(SuggestQuantizationResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SuggestQuantizationResponse => SuggestQuantizationResponse.decode(value),
   },
-  /** Plans how to split a model across a fleet, with an estimated decode speed. */
+  /**
+   * Plans how to split a model across a fleet, with an estimated decode speed. A plan that does not
+   * fit says so (fits_in_memory, an assumption line); a precision a planned device cannot run is
+   * FAILED_PRECONDITION.
+   */
   planSharding: {
     path: "/accelplan.v1.PlannerService/PlanSharding" as const,
     requestStream: false as const,
@@ -114,7 +118,10 @@ export const PlannerServiceService = {
     responseSerialize: (value: ShardingPlan): Buffer => Buffer.from(ShardingPlan.encode(value).finish()),
     responseDeserialize: (value: Buffer): ShardingPlan => ShardingPlan.decode(value),
   },
-  /** Estimates the memory a fine-tuning job needs. */
+  /**
+   * Estimates the memory a fine-tuning job needs. With a bare parameter count, fields its fixed
+   * multipliers cannot express (ZeRO, data parallelism, optimizer, ...) are INVALID_ARGUMENT.
+   */
   estimateTrainingMemory: {
     path: "/accelplan.v1.PlannerService/EstimateTrainingMemory" as const,
     requestStream: false as const,
@@ -127,7 +134,10 @@ export const PlannerServiceService = {
     responseDeserialize: (value: Buffer): EstimateTrainingMemoryResponse =>
       EstimateTrainingMemoryResponse.decode(value),
   },
-  /** Recommends cloud instances that can serve a model, cheapest first. */
+  /**
+   * Recommends cloud instances that can serve a model, cheapest first; never one whose
+   * accelerator cannot run the requested precision.
+   */
   recommendInstances: {
     path: "/accelplan.v1.PlannerService/RecommendInstances" as const,
     requestStream: false as const,
@@ -195,7 +205,10 @@ export const PlannerServiceService = {
       Buffer.from(ListAcceleratorModelsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAcceleratorModelsResponse => ListAcceleratorModelsResponse.decode(value),
   },
-  /** Answers the inverse memory questions: longest context or most sequences that fit. */
+  /**
+   * Answers the inverse memory questions: longest context or most sequences that fit.
+   * A precision a device used cannot run is FAILED_PRECONDITION.
+   */
   estimateCapacity: {
     path: "/accelplan.v1.PlannerService/EstimateCapacity" as const,
     requestStream: false as const,
@@ -207,7 +220,10 @@ export const PlannerServiceService = {
       Buffer.from(EstimateCapacityResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EstimateCapacityResponse => EstimateCapacityResponse.decode(value),
   },
-  /** Predicts time to first token and decode speed from a roofline model. */
+  /**
+   * Predicts time to first token and decode speed from a roofline model, and whether the model
+   * fits the devices used; a precision a device used cannot run is FAILED_PRECONDITION.
+   */
   estimatePerformance: {
     path: "/accelplan.v1.PlannerService/EstimatePerformance" as const,
     requestStream: false as const,
@@ -230,11 +246,21 @@ export interface PlannerServiceServer extends UntypedServiceImplementation {
   estimateMemory: handleUnaryCall<EstimateMemoryRequest, MemoryEstimate>;
   /** Suggests the precision that best fits a model on a fleet. */
   suggestQuantization: handleUnaryCall<SuggestQuantizationRequest, SuggestQuantizationResponse>;
-  /** Plans how to split a model across a fleet, with an estimated decode speed. */
+  /**
+   * Plans how to split a model across a fleet, with an estimated decode speed. A plan that does not
+   * fit says so (fits_in_memory, an assumption line); a precision a planned device cannot run is
+   * FAILED_PRECONDITION.
+   */
   planSharding: handleUnaryCall<PlanShardingRequest, ShardingPlan>;
-  /** Estimates the memory a fine-tuning job needs. */
+  /**
+   * Estimates the memory a fine-tuning job needs. With a bare parameter count, fields its fixed
+   * multipliers cannot express (ZeRO, data parallelism, optimizer, ...) are INVALID_ARGUMENT.
+   */
   estimateTrainingMemory: handleUnaryCall<EstimateTrainingMemoryRequest, EstimateTrainingMemoryResponse>;
-  /** Recommends cloud instances that can serve a model, cheapest first. */
+  /**
+   * Recommends cloud instances that can serve a model, cheapest first; never one whose
+   * accelerator cannot run the requested precision.
+   */
   recommendInstances: handleUnaryCall<RecommendInstancesRequest, RecommendInstancesResponse>;
   /** Lists the built-in model catalogue. */
   listModels: handleUnaryCall<ListModelsRequest, ListModelsResponse>;
@@ -246,9 +272,15 @@ export interface PlannerServiceServer extends UntypedServiceImplementation {
   filterAccelerators: handleUnaryCall<FilterAcceleratorsRequest, FilterAcceleratorsResponse>;
   /** Lists the hardware catalogue: named accelerators with memory, bandwidth and peak FLOPS. */
   listAcceleratorModels: handleUnaryCall<ListAcceleratorModelsRequest, ListAcceleratorModelsResponse>;
-  /** Answers the inverse memory questions: longest context or most sequences that fit. */
+  /**
+   * Answers the inverse memory questions: longest context or most sequences that fit.
+   * A precision a device used cannot run is FAILED_PRECONDITION.
+   */
   estimateCapacity: handleUnaryCall<EstimateCapacityRequest, EstimateCapacityResponse>;
-  /** Predicts time to first token and decode speed from a roofline model. */
+  /**
+   * Predicts time to first token and decode speed from a roofline model, and whether the model
+   * fits the devices used; a precision a device used cannot run is FAILED_PRECONDITION.
+   */
   estimatePerformance: handleUnaryCall<EstimatePerformanceRequest, EstimatePerformanceResponse>;
 }
 
@@ -317,7 +349,11 @@ export interface PlannerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SuggestQuantizationResponse) => void,
   ): ClientUnaryCall;
-  /** Plans how to split a model across a fleet, with an estimated decode speed. */
+  /**
+   * Plans how to split a model across a fleet, with an estimated decode speed. A plan that does not
+   * fit says so (fits_in_memory, an assumption line); a precision a planned device cannot run is
+   * FAILED_PRECONDITION.
+   */
   planSharding(
     request: PlanShardingRequest,
     callback: (error: ServiceError | null, response: ShardingPlan) => void,
@@ -333,7 +369,10 @@ export interface PlannerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ShardingPlan) => void,
   ): ClientUnaryCall;
-  /** Estimates the memory a fine-tuning job needs. */
+  /**
+   * Estimates the memory a fine-tuning job needs. With a bare parameter count, fields its fixed
+   * multipliers cannot express (ZeRO, data parallelism, optimizer, ...) are INVALID_ARGUMENT.
+   */
   estimateTrainingMemory(
     request: EstimateTrainingMemoryRequest,
     callback: (error: ServiceError | null, response: EstimateTrainingMemoryResponse) => void,
@@ -349,7 +388,10 @@ export interface PlannerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EstimateTrainingMemoryResponse) => void,
   ): ClientUnaryCall;
-  /** Recommends cloud instances that can serve a model, cheapest first. */
+  /**
+   * Recommends cloud instances that can serve a model, cheapest first; never one whose
+   * accelerator cannot run the requested precision.
+   */
   recommendInstances(
     request: RecommendInstancesRequest,
     callback: (error: ServiceError | null, response: RecommendInstancesResponse) => void,
@@ -445,7 +487,10 @@ export interface PlannerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListAcceleratorModelsResponse) => void,
   ): ClientUnaryCall;
-  /** Answers the inverse memory questions: longest context or most sequences that fit. */
+  /**
+   * Answers the inverse memory questions: longest context or most sequences that fit.
+   * A precision a device used cannot run is FAILED_PRECONDITION.
+   */
   estimateCapacity(
     request: EstimateCapacityRequest,
     callback: (error: ServiceError | null, response: EstimateCapacityResponse) => void,
@@ -461,7 +506,10 @@ export interface PlannerServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EstimateCapacityResponse) => void,
   ): ClientUnaryCall;
-  /** Predicts time to first token and decode speed from a roofline model. */
+  /**
+   * Predicts time to first token and decode speed from a roofline model, and whether the model
+   * fits the devices used; a precision a device used cannot run is FAILED_PRECONDITION.
+   */
   estimatePerformance(
     request: EstimatePerformanceRequest,
     callback: (error: ServiceError | null, response: EstimatePerformanceResponse) => void,

@@ -185,7 +185,10 @@ export interface EstimateMemoryRequest {
     | undefined;
   /** Weight precision. Required. */
   quantization: QuantizationLevel;
-  /** Tokens of context per sequence (prompt plus output); 0 means 4,096. */
+  /**
+   * Tokens of context per sequence (prompt plus output); 0 means 4,096. Beyond the
+   * model's max_position_embeddings the answer carries an assumption line saying so.
+   */
   contextLength: number;
   /** Sequences served at once; 0 means 1. */
   batchSize: number;
@@ -287,7 +290,14 @@ export interface EstimateCapacityRequest {
   maxBatchedTokens: number;
 }
 
-/** EstimateCapacityResponse is what fits, per device. */
+/**
+ * EstimateCapacityResponse is what fits, per device.
+ *
+ * A precision a device used cannot run is refused with FAILED_PRECONDITION
+ * (google.rpc.PreconditionFailure names the device and what it runs), as in
+ * EstimatePerformance; a context_length beyond the model's
+ * max_position_embeddings gets an assumption line.
+ */
 export interface EstimateCapacityResponse {
   /**
    * Longest context per sequence for batch_size sequences, capped at the model's
@@ -365,7 +375,22 @@ export interface EstimatePerformanceRequest {
   engine: Engine;
 }
 
-/** EstimatePerformanceResponse is the predicted latency and throughput. */
+/**
+ * EstimatePerformanceResponse is the predicted latency and throughput.
+ *
+ * The rule for every answer that reports a speed (this one, ShardingPlan's
+ * estimated_tokens_per_second, SuggestQuantizationResponse's assumed_plan):
+ * - a model that does not fit the devices used is still answered, with the
+ *   speed it would have, fits_in_memory false and an assumption line
+ *   naming the bytes needed and the bytes the smallest device has;
+ * - a precision a device used cannot run (its sku's catalogue list, else
+ *   its kind's table) is refused with FAILED_PRECONDITION and a
+ *   google.rpc.PreconditionFailure naming the device and the levels it does
+ *   run; FP8 on a GPU without a sku is answered with an assumption line
+ *   saying its FP8 support was not checked;
+ * - prompt_tokens + output_tokens beyond the model's max_position_embeddings
+ *   is answered with an assumption line saying so.
+ */
 export interface EstimatePerformanceResponse {
   /** Time to first token: processing every prompt of the batch, in seconds. */
   prefillSeconds: number;
@@ -395,6 +420,20 @@ export interface EstimatePerformanceResponse {
   prefillMfu: number;
   /** The assumptions behind the numbers, one sentence each. */
   assumptions: string[];
+  /**
+   * Whether weights, KV cache (batch_size sequences of prompt_tokens + output_tokens),
+   * activations and runtime reserve fit each device used.
+   */
+  fitsInMemory: boolean;
+  /** Bytes each device used needs (per tensor-parallel rank and pipeline stage). */
+  memoryPerDeviceBytes: string;
+  /** Memory of the smallest device used, in bytes. */
+  deviceMemoryBytes: string;
+  /**
+   * Devices the answer used: tensor_parallel_size * pipeline_parallel_size (the
+   * fleet may have more available; an assumption line says so).
+   */
+  devicesUsed: number;
   /** The engine whose figures were used (ENGINE_UNSPECIFIED in the request answers ENGINE_VLLM). */
   engine: Engine;
 }
@@ -470,7 +509,13 @@ export interface ModelShard {
   acceleratorIndex?: number | undefined;
 }
 
-/** ShardingPlan is where each part of the model runs and how fast it goes. */
+/**
+ * ShardingPlan is where each part of the model runs and how fast it goes.
+ *
+ * A plan that does not fit is still returned, with fits_in_memory false and an
+ * assumption line; a precision a planned device cannot run is refused with
+ * FAILED_PRECONDITION, as in EstimatePerformance.
+ */
 export interface ShardingPlan {
   /** How the model is split. */
   strategy: ShardingStrategy;
@@ -2074,6 +2119,10 @@ function createBaseEstimatePerformanceResponse(): EstimatePerformanceResponse {
     decodeMfu: 0,
     prefillMfu: 0,
     assumptions: [],
+    fitsInMemory: false,
+    memoryPerDeviceBytes: "0",
+    deviceMemoryBytes: "0",
+    devicesUsed: 0,
     engine: 0,
   };
 }
@@ -2121,6 +2170,18 @@ export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse
     }
     for (const v of message.assumptions) {
       writer.uint32(114).string(v!);
+    }
+    if (message.fitsInMemory !== false) {
+      writer.uint32(120).bool(message.fitsInMemory);
+    }
+    if (message.memoryPerDeviceBytes !== "0") {
+      writer.uint32(128).uint64(message.memoryPerDeviceBytes);
+    }
+    if (message.deviceMemoryBytes !== "0") {
+      writer.uint32(136).uint64(message.deviceMemoryBytes);
+    }
+    if (message.devicesUsed !== 0) {
+      writer.uint32(144).uint32(message.devicesUsed);
     }
     if (message.engine !== 0) {
       writer.uint32(160).int32(message.engine);
@@ -2253,6 +2314,38 @@ export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse
             message.assumptions.push(reader.string());
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.fitsInMemory = reader.bool();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.memoryPerDeviceBytes = reader.uint64().toString();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.deviceMemoryBytes = reader.uint64().toString();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.devicesUsed = reader.uint32();
+            continue;
+          }
           case 20: {
             if (tag !== 160) {
               break;
@@ -2339,6 +2432,26 @@ export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse
       assumptions: globalThis.Array.isArray(object?.assumptions)
         ? object.assumptions.map((e: any) => globalThis.String(e))
         : [],
+      fitsInMemory: isSet(object.fitsInMemory)
+        ? globalThis.Boolean(object.fitsInMemory)
+        : isSet(object.fits_in_memory)
+        ? globalThis.Boolean(object.fits_in_memory)
+        : false,
+      memoryPerDeviceBytes: isSet(object.memoryPerDeviceBytes)
+        ? globalThis.String(object.memoryPerDeviceBytes)
+        : isSet(object.memory_per_device_bytes)
+        ? globalThis.String(object.memory_per_device_bytes)
+        : "0",
+      deviceMemoryBytes: isSet(object.deviceMemoryBytes)
+        ? globalThis.String(object.deviceMemoryBytes)
+        : isSet(object.device_memory_bytes)
+        ? globalThis.String(object.device_memory_bytes)
+        : "0",
+      devicesUsed: isSet(object.devicesUsed)
+        ? globalThis.Number(object.devicesUsed)
+        : isSet(object.devices_used)
+        ? globalThis.Number(object.devices_used)
+        : 0,
       engine: isSet(object.engine) ? engineFromJSON(object.engine) : 0,
     };
   },
@@ -2387,6 +2500,18 @@ export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse
     if (message.assumptions?.length) {
       obj.assumptions = message.assumptions;
     }
+    if (message.fitsInMemory !== false) {
+      obj.fitsInMemory = message.fitsInMemory;
+    }
+    if (message.memoryPerDeviceBytes !== "0") {
+      obj.memoryPerDeviceBytes = message.memoryPerDeviceBytes;
+    }
+    if (message.deviceMemoryBytes !== "0") {
+      obj.deviceMemoryBytes = message.deviceMemoryBytes;
+    }
+    if (message.devicesUsed !== 0) {
+      obj.devicesUsed = Math.round(message.devicesUsed);
+    }
     if (message.engine !== 0) {
       obj.engine = engineToJSON(message.engine);
     }
@@ -2412,6 +2537,10 @@ export const EstimatePerformanceResponse: MessageFns<EstimatePerformanceResponse
     message.decodeMfu = object.decodeMfu ?? 0;
     message.prefillMfu = object.prefillMfu ?? 0;
     message.assumptions = object.assumptions?.map((e) => e) || [];
+    message.fitsInMemory = object.fitsInMemory ?? false;
+    message.memoryPerDeviceBytes = object.memoryPerDeviceBytes ?? "0";
+    message.deviceMemoryBytes = object.deviceMemoryBytes ?? "0";
+    message.devicesUsed = object.devicesUsed ?? 0;
     message.engine = object.engine ?? 0;
     return message;
   },

@@ -156,6 +156,13 @@ export enum Optimizer {
   OPTIMIZER_ADAMW_8BIT = 2,
   /** OPTIMIZER_SGD - SGD with momentum: FP32 master weights and momentum, 8 bytes. */
   OPTIMIZER_SGD = 3,
+  /**
+   * OPTIMIZER_PAGED_ADAMW_8BIT - Paged 8-bit AdamW (bitsandbytes PagedAdamW8bit): two 8-bit moments in CUDA unified memory,
+   * paged out to host memory under pressure; counted in host_memory_bytes, not on the device.
+   */
+  OPTIMIZER_PAGED_ADAMW_8BIT = 4,
+  /** OPTIMIZER_PAGED_ADAMW - Paged AdamW (bitsandbytes PagedAdamW): two FP32 moments in CUDA unified memory, as above. */
+  OPTIMIZER_PAGED_ADAMW = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -173,6 +180,12 @@ export function optimizerFromJSON(object: any): Optimizer {
     case 3:
     case "OPTIMIZER_SGD":
       return Optimizer.OPTIMIZER_SGD;
+    case 4:
+    case "OPTIMIZER_PAGED_ADAMW_8BIT":
+      return Optimizer.OPTIMIZER_PAGED_ADAMW_8BIT;
+    case 5:
+    case "OPTIMIZER_PAGED_ADAMW":
+      return Optimizer.OPTIMIZER_PAGED_ADAMW;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -190,6 +203,10 @@ export function optimizerToJSON(object: Optimizer): string {
       return "OPTIMIZER_ADAMW_8BIT";
     case Optimizer.OPTIMIZER_SGD:
       return "OPTIMIZER_SGD";
+    case Optimizer.OPTIMIZER_PAGED_ADAMW_8BIT:
+      return "OPTIMIZER_PAGED_ADAMW_8BIT";
+    case Optimizer.OPTIMIZER_PAGED_ADAMW:
+      return "OPTIMIZER_PAGED_ADAMW";
     case Optimizer.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -249,7 +266,10 @@ export function activationRecomputationToJSON(object: ActivationRecomputation): 
 /**
  * EstimateTrainingMemoryRequest asks how much memory a fine-tuning job needs.
  *
- * With a bare parameter_count the answer uses ai-hwaccel 1.2.0's multipliers.
+ * With a bare parameter_count the answer uses ai-hwaccel 1.2.0's multipliers, which
+ * describe one unsharded device with fixed ratios: every field below that those ratios
+ * cannot express (micro_batch_size onwards, and method/target aside) is refused with
+ * INVALID_ARGUMENT naming it, never ignored; give the architecture to use them.
  * With a known architecture (model_id, architecture or hf_config_json) it is
  * per device: weights, gradients and optimizer state (ZeRO/FSDP sharding as
  * DeepSpeed estimates it), frozen extra models, and activations per
@@ -270,7 +290,7 @@ export interface EstimateTrainingMemoryRequest {
   microBatchSize: number;
   /** Tokens per sequence; 0 means 2,048. */
   sequenceLength: number;
-  /** Optimizer; UNSPECIFIED means AdamW. */
+  /** Optimizer; UNSPECIFIED means AdamW (paged variants keep their state off the device). */
   optimizer: Optimizer;
   /** ZeRO stage 0 to 3 across the data-parallel ranks. */
   zeroStage: number;
@@ -292,7 +312,29 @@ export interface EstimateTrainingMemoryRequest {
    */
   loraTargetModules: string[];
   /** Distillation's teacher; unset means a teacher the size of the model. */
-  teacher: ModelSpec | undefined;
+  teacher:
+    | ModelSpec
+    | undefined;
+  /**
+   * Pure BF16 training: weights, gradients and optimizer moments in BF16 with no FP32 master
+   * copy (torchtune's dtype: bf16). Default false: mixed precision with an FP32 master copy.
+   */
+  pureBf16: boolean;
+  /**
+   * Step each parameter as soon as its gradient exists and free the gradient (torchtune's
+   * optimizer_in_bwd): only the largest parameter's gradient is held at once.
+   */
+  optimizerInBackward: boolean;
+  /**
+   * Keep the optimizer state (and FP32 master weights) in host memory and step on the CPU
+   * (DeepSpeed ZeRO-Offload offload_optimizer, FSDP CPU offload); counted in host_memory_bytes.
+   */
+  offloadOptimizer: boolean;
+  /**
+   * Keep the 16-bit parameters in host memory, fetched layer by layer (DeepSpeed offload_param,
+   * FSDP CPU offload of parameters). Needs zero_stage 3 or fsdp.
+   */
+  offloadParameters: boolean;
 }
 
 /** EstimateTrainingMemoryResponse is the memory a fine-tuning job needs, by component. */
@@ -319,6 +361,11 @@ export interface EstimateTrainingMemoryResponse {
   frozenModelBytes: string;
   /** Whether the architecture-aware model was used (else ai-hwaccel's multipliers). */
   architectureKnown: boolean;
+  /**
+   * Bytes kept in host memory rather than on the device: offloaded optimizer state and
+   * parameters, paged optimizer state. Not part of total_bytes.
+   */
+  hostMemoryBytes: string;
 }
 
 function createBaseEstimateTrainingMemoryRequest(): EstimateTrainingMemoryRequest {
@@ -339,6 +386,10 @@ function createBaseEstimateTrainingMemoryRequest(): EstimateTrainingMemoryReques
     loraRank: 0,
     loraTargetModules: [],
     teacher: undefined,
+    pureBf16: false,
+    optimizerInBackward: false,
+    offloadOptimizer: false,
+    offloadParameters: false,
   };
 }
 
@@ -391,6 +442,18 @@ export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryReq
     }
     if (message.teacher !== undefined) {
       ModelSpec.encode(message.teacher, writer.uint32(130).fork()).join();
+    }
+    if (message.pureBf16 !== false) {
+      writer.uint32(136).bool(message.pureBf16);
+    }
+    if (message.optimizerInBackward !== false) {
+      writer.uint32(144).bool(message.optimizerInBackward);
+    }
+    if (message.offloadOptimizer !== false) {
+      writer.uint32(152).bool(message.offloadOptimizer);
+    }
+    if (message.offloadParameters !== false) {
+      writer.uint32(160).bool(message.offloadParameters);
     }
     return writer;
   },
@@ -536,6 +599,38 @@ export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryReq
             message.teacher = ModelSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.pureBf16 = reader.bool();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.optimizerInBackward = reader.bool();
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.offloadOptimizer = reader.bool();
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.offloadParameters = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -606,6 +701,26 @@ export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryReq
         ? object.lora_target_modules.map((e: any) => globalThis.String(e))
         : [],
       teacher: isSet(object.teacher) ? ModelSpec.fromJSON(object.teacher) : undefined,
+      pureBf16: isSet(object.pureBf16)
+        ? globalThis.Boolean(object.pureBf16)
+        : isSet(object.pure_bf16)
+        ? globalThis.Boolean(object.pure_bf16)
+        : false,
+      optimizerInBackward: isSet(object.optimizerInBackward)
+        ? globalThis.Boolean(object.optimizerInBackward)
+        : isSet(object.optimizer_in_backward)
+        ? globalThis.Boolean(object.optimizer_in_backward)
+        : false,
+      offloadOptimizer: isSet(object.offloadOptimizer)
+        ? globalThis.Boolean(object.offloadOptimizer)
+        : isSet(object.offload_optimizer)
+        ? globalThis.Boolean(object.offload_optimizer)
+        : false,
+      offloadParameters: isSet(object.offloadParameters)
+        ? globalThis.Boolean(object.offloadParameters)
+        : isSet(object.offload_parameters)
+        ? globalThis.Boolean(object.offload_parameters)
+        : false,
     };
   },
 
@@ -659,6 +774,18 @@ export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryReq
     if (message.teacher !== undefined) {
       obj.teacher = ModelSpec.toJSON(message.teacher);
     }
+    if (message.pureBf16 !== false) {
+      obj.pureBf16 = message.pureBf16;
+    }
+    if (message.optimizerInBackward !== false) {
+      obj.optimizerInBackward = message.optimizerInBackward;
+    }
+    if (message.offloadOptimizer !== false) {
+      obj.offloadOptimizer = message.offloadOptimizer;
+    }
+    if (message.offloadParameters !== false) {
+      obj.offloadParameters = message.offloadParameters;
+    }
     return obj;
   },
 
@@ -689,6 +816,10 @@ export const EstimateTrainingMemoryRequest: MessageFns<EstimateTrainingMemoryReq
     message.teacher = (object.teacher !== undefined && object.teacher !== null)
       ? ModelSpec.fromPartial(object.teacher)
       : undefined;
+    message.pureBf16 = object.pureBf16 ?? false;
+    message.optimizerInBackward = object.optimizerInBackward ?? false;
+    message.offloadOptimizer = object.offloadOptimizer ?? false;
+    message.offloadParameters = object.offloadParameters ?? false;
     return message;
   },
 };
@@ -706,6 +837,7 @@ function createBaseEstimateTrainingMemoryResponse(): EstimateTrainingMemoryRespo
     gradientBytes: "0",
     frozenModelBytes: "0",
     architectureKnown: false,
+    hostMemoryBytes: "0",
   };
 }
 
@@ -743,6 +875,9 @@ export const EstimateTrainingMemoryResponse: MessageFns<EstimateTrainingMemoryRe
     }
     if (message.architectureKnown !== false) {
       writer.uint32(88).bool(message.architectureKnown);
+    }
+    if (message.hostMemoryBytes !== "0") {
+      writer.uint32(96).uint64(message.hostMemoryBytes);
     }
     return writer;
   },
@@ -848,6 +983,14 @@ export const EstimateTrainingMemoryResponse: MessageFns<EstimateTrainingMemoryRe
             message.architectureKnown = reader.bool();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.hostMemoryBytes = reader.uint64().toString();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -907,6 +1050,11 @@ export const EstimateTrainingMemoryResponse: MessageFns<EstimateTrainingMemoryRe
         : isSet(object.architecture_known)
         ? globalThis.Boolean(object.architecture_known)
         : false,
+      hostMemoryBytes: isSet(object.hostMemoryBytes)
+        ? globalThis.String(object.hostMemoryBytes)
+        : isSet(object.host_memory_bytes)
+        ? globalThis.String(object.host_memory_bytes)
+        : "0",
     };
   },
 
@@ -945,6 +1093,9 @@ export const EstimateTrainingMemoryResponse: MessageFns<EstimateTrainingMemoryRe
     if (message.architectureKnown !== false) {
       obj.architectureKnown = message.architectureKnown;
     }
+    if (message.hostMemoryBytes !== "0") {
+      obj.hostMemoryBytes = message.hostMemoryBytes;
+    }
     return obj;
   },
 
@@ -966,6 +1117,7 @@ export const EstimateTrainingMemoryResponse: MessageFns<EstimateTrainingMemoryRe
     message.gradientBytes = object.gradientBytes ?? "0";
     message.frozenModelBytes = object.frozenModelBytes ?? "0";
     message.architectureKnown = object.architectureKnown ?? false;
+    message.hostMemoryBytes = object.hostMemoryBytes ?? "0";
     return message;
   },
 };

@@ -1,0 +1,124 @@
+"""Every example in README.md runs as written against a live server.
+
+Shell lines (``sh`` blocks, and the ``$`` lines of ``console`` blocks) run in bash from the
+repository root with .venv/bin first on PATH and the server's address in place of
+localhost:50051 (and in $ACCELPLAN_SERVER); ``python`` blocks run in this interpreter.
+Left out, each for its stated reason: ``make serve`` / ``make test`` (they start a server on the
+fixed port or run this suite), ``accelplan serve`` with production TLS files, and grpcurl lines
+when grpcurl is not installed (the buf curl lines beside them make the same calls).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+READMES = [ROOT / "README.md"]
+BLOCK = re.compile(r"^```(sh|console|python)\n(.*?)^```", re.S | re.M)
+DEFAULT_ADDRESS = "localhost:50051"
+LEFT_OUT = ("make ", "accelplan serve", ".venv/bin/accelplan serve")
+
+
+def _shell_commands(lang: str, body: str) -> list[str]:
+    lines = body.splitlines()
+    if lang == "console":
+        lines = [line[2:] for line in lines if line.startswith("$ ")]
+    commands: list[str] = []
+    pending = ""
+    for line in lines:
+        pending += line
+        if pending.endswith("\\"):
+            pending = pending[:-1] + " "
+            continue
+        if pending.strip() and not pending.lstrip().startswith("#"):
+            commands.append(pending.strip())
+        pending = ""
+    return commands
+
+
+def examples() -> list[tuple[str, str, str]]:
+    """(id, language, code) of every example, README order."""
+    found = []
+    for readme in READMES:
+        text = readme.read_text(encoding="utf-8")
+        for n, m in enumerate(BLOCK.finditer(text)):
+            lang, body = m.group(1), m.group(2)
+            line = text[: m.start()].count("\n") + 1
+            if lang == "python":
+                found.append((f"{readme.name}:{line}", lang, body))
+                continue
+            for command in _shell_commands(lang, body):
+                if not command.startswith(LEFT_OUT):
+                    found.append((f"{readme.name}:{line}:{command.split()[0]}:{n}", "sh", command))
+    return found
+
+
+EXAMPLES = examples()
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the examples run, in README order: files they write (sample models) stay out of the checkout."""
+    work = tmp_path_factory.mktemp("readme")
+    (work / ".venv").symlink_to(Path(sys.executable).parent.parent)  # for `.venv/bin/accelplan` lines
+    return work
+
+
+def test_examples_were_found() -> None:
+    kinds = [code.split()[0] for _, lang, code in EXAMPLES if lang == "sh"]
+    assert kinds.count("accelplan") >= 10 and "buf" in kinds and any(lang == "python" for _, lang, _ in EXAMPLES)
+
+
+@pytest.mark.parametrize(
+    ("lang", "code"), [(lang, code) for _, lang, code in EXAMPLES], ids=[i for i, _, _ in EXAMPLES]
+)
+def test_example_runs_as_written(server: ServerProcess, workdir: Path, lang: str, code: str) -> None:
+    if code.startswith("grpcurl") and shutil.which("grpcurl") is None:
+        pytest.skip("grpcurl is not installed; the buf curl lines above make the same calls")
+    code = code.replace(DEFAULT_ADDRESS, server.address)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ACCELPLAN_SERVER": server.address,
+        "PYTHONPATH": str(ROOT),
+    }
+    argv = [sys.executable, "-c", code] if lang == "python" else ["bash", "-c", code]
+    out = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"{code}\n{out.stdout}\n{out.stderr}"
+    assert "Traceback" not in out.stderr
+
+
+TYPESCRIPT = ROOT / "client" / "typescript"
+
+
+def _js_blocks() -> list[str]:
+    text = (TYPESCRIPT / "README.md").read_text(encoding="utf-8")
+    example = text[text.index("## Example") : text.index("## Errors")]
+    return re.findall(r"^```js\n(.*?)^```", example, re.S | re.M)
+
+
+@pytest.mark.parametrize("module", ["mjs", "cjs"])
+def test_typescript_example_runs_as_esm_and_as_commonjs(server: ServerProcess, module: str, tmp_path: Path) -> None:
+    """The TypeScript README's example, as an ES module and as CommonJS, against the live server."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None or not (TYPESCRIPT / "node_modules").is_dir():
+        pytest.skip("needs node and client/typescript/node_modules (scripts/generate runs npm ci)")
+    built = TYPESCRIPT / "dist" / "index.js"
+    newest_source = max(f.stat().st_mtime for f in (TYPESCRIPT / "src").rglob("*.ts"))
+    if not built.is_file() or built.stat().st_mtime < newest_source:
+        subprocess.run([npm, "run", "build"], cwd=TYPESCRIPT, check=True, capture_output=True, timeout=300)
+    esm, cjs, body = _js_blocks()
+    (tmp_path / "node_modules" / "@accelplan").mkdir(parents=True)
+    (tmp_path / "node_modules" / "@accelplan" / "client").symlink_to(TYPESCRIPT)
+    script = tmp_path / f"example.{module}"
+    script.write_text((esm if module == "mjs" else cjs) + body.replace(DEFAULT_ADDRESS, server.address))
+    out = subprocess.run([node, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"{out.stdout}\n{out.stderr}"
+    assert '"strategy": "SHARDING_STRATEGY_' in out.stdout
