@@ -52,6 +52,7 @@ from accelplan_server.rpc.answers import remembered
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.paging import page
 from accelplan_server.rpc.status import translate_errors
+from accelplan_server.rpc.uint64 import Fit
 
 Ctx = grpc.ServicerContext
 DEFAULT_PROMPT_TOKENS = 512
@@ -187,7 +188,8 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         bad.raise_if_any()
         assert level is not None
         fmt = WeightFormat(level, group, request.quantization_symmetric)
-        return messages.memory_message(footprint(self._profile(ref), fmt, shape))
+        fit = Fit(request, "model", "context_length", "batch_size", "max_batched_tokens")
+        return messages.memory_message(footprint(self._profile(ref), fmt, shape), fit)
 
     @translate_errors
     @remembered
@@ -225,12 +227,13 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             raise invalid("tensor_parallel_size", f"needs {tp} available devices; the fleet has {len(available)}")
         shape = ServingShape(context_length, batch, kv_bits, tp, max_tokens)
         result = capacity_for(profile.architecture, WeightFormat(level, group), shape, available[:tp], util)
+        fit = Fit(request, "model", "context_length", "batch_size", "max_batched_tokens", "fleet.accelerators")
         return planning_pb2.EstimateCapacityResponse(
-            max_context_length=result.capacity.max_context_length,
-            max_concurrent_sequences=result.capacity.max_concurrent_sequences,
-            kv_cache_tokens=result.capacity.kv_cache_tokens,
-            kv_cache_budget_bytes=result.capacity.kv_budget_bytes,
-            usable_memory_bytes=result.capacity.usable_bytes,
+            max_context_length=fit("max_context_length", result.capacity.max_context_length),
+            max_concurrent_sequences=fit("max_concurrent_sequences", result.capacity.max_concurrent_sequences),
+            kv_cache_tokens=fit("kv_cache_tokens", result.capacity.kv_cache_tokens),
+            kv_cache_budget_bytes=fit("kv_cache_budget_bytes", result.capacity.kv_budget_bytes),
+            usable_memory_bytes=fit("usable_memory_bytes", result.capacity.usable_bytes),
             memory=messages.memory_message(
                 Footprint(
                     profile,
@@ -242,7 +245,8 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                     result.capacity.memory.activation_bytes,
                     result.capacity.memory.overhead_bytes,
                     result.capacity.memory.assumptions,
-                )
+                ),
+                fit,
             ),
             tensor_parallel_size=tp,
             assumptions=result.assumptions,
@@ -267,16 +271,17 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             partial(self._speed, profile),
             consider_sharding=request.consider_sharding,
         )
+        fit = Fit(request, "model", "fleet.accelerators")
         msg = planning_pb2.SuggestQuantizationResponse(
             quantization=convert.level_value(s.quantization),
             reason=s.reason,
             family=convert.family_value(s.family),
-            required_memory_bytes=s.required_memory_bytes,
-            available_memory_bytes=s.available_memory_bytes,
+            required_memory_bytes=fit("required_memory_bytes", s.required_memory_bytes),
+            available_memory_bytes=fit("available_memory_bytes", s.available_memory_bytes),
             fits=s.fits,
         )
         if s.plan is not None:
-            msg.assumed_plan.CopyFrom(messages.plan_message(s.plan, fleet, request.fleet))
+            msg.assumed_plan.CopyFrom(messages.plan_message(s.plan, fleet, request.fleet, fit))
         return msg
 
     @translate_errors
@@ -294,7 +299,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         profile = self._profile(ref)
         fmt = WeightFormat(level)
         plan = plan_sharding(footprint(profile, fmt), fleet, roofline_speed(profile, fmt, fleet, self.specs_of))
-        return messages.plan_message(plan, fleet, request.fleet)
+        return messages.plan_message(plan, fleet, request.fleet, Fit(request, "model", "fleet.accelerators"))
 
     @translate_errors
     @remembered
@@ -342,6 +347,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             link_gbps=device_link_bandwidth_gbps(fleet),
             efficiency=efficiency,
         )
+        fit = Fit(request, "model", "batch_size", "prompt_tokens", "output_tokens")
         return planning_pb2.EstimatePerformanceResponse(
             prefill_seconds=perf.prefill_seconds,
             decode_seconds_per_token=perf.decode_seconds_per_token,
@@ -352,7 +358,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             compute_seconds_per_token=perf.compute_seconds,
             communication_seconds_per_token=perf.communication_seconds,
             end_to_end_seconds=perf.prefill_seconds + output * perf.decode_seconds_per_token,
-            bytes_read_per_step=int(perf.bytes_read_per_step),
+            bytes_read_per_step=fit("bytes_read_per_step", perf.bytes_read_per_step),
             decode_mbu=efficiency.decode_mbu,
             decode_mfu=efficiency.decode_mfu,
             prefill_mfu=efficiency.prefill_mfu,
@@ -384,6 +390,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         assert method is not None
         profile = self._profile(ref)
         teacher = self._profile(teacher_ref) if teacher_ref else None
+        fit = Fit(request, "model", "teacher", "sequence_length", "micro_batch_size", "lora_rank")
         if profile.architecture is not None:
             f = estimate_finetune_memory(
                 profile.architecture,
@@ -391,26 +398,26 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 teacher.architecture if teacher else None,
             )
             return training_pb2.EstimateTrainingMemoryResponse(
-                model_bytes=f.weights_bytes + f.frozen_models_bytes,
-                optimizer_bytes=f.optimizer_state_bytes + f.gradient_bytes,
-                activation_bytes=f.activation_bytes,
-                total_bytes=f.total_bytes,
+                model_bytes=fit("model_bytes", f.weights_bytes + f.frozen_models_bytes),
+                optimizer_bytes=fit("optimizer_bytes", f.optimizer_state_bytes + f.gradient_bytes),
+                activation_bytes=fit("activation_bytes", f.activation_bytes),
+                total_bytes=fit("total_bytes", f.total_bytes),
                 method=convert.method_value(method),
                 target=convert.target_value(target or TrainingTarget.GPU),
                 assumptions=f.assumptions,
-                trainable_parameter_count=f.trainable_parameters,
-                gradient_bytes=f.gradient_bytes,
-                frozen_model_bytes=f.frozen_models_bytes,
+                trainable_parameter_count=fit("trainable_parameter_count", f.trainable_parameters),
+                gradient_bytes=fit("gradient_bytes", f.gradient_bytes),
+                frozen_model_bytes=fit("frozen_model_bytes", f.frozen_models_bytes),
                 architecture_known=True,
             )
         e = estimate_training_memory(
             profile.parameter_count, TrainingMethod(method), TrainingTarget(target or TrainingTarget.GPU), bits
         )
         return training_pb2.EstimateTrainingMemoryResponse(
-            model_bytes=e.model_bytes,
-            optimizer_bytes=e.optimizer_bytes,
-            activation_bytes=e.activation_bytes,
-            total_bytes=e.total_bytes,
+            model_bytes=fit("model_bytes", e.model_bytes),
+            optimizer_bytes=fit("optimizer_bytes", e.optimizer_bytes),
+            activation_bytes=fit("activation_bytes", e.activation_bytes),
+            total_bytes=fit("total_bytes", e.total_bytes),
             method=convert.method_value(e.method),
             target=convert.target_value(e.target),
             assumptions=e.assumptions,
@@ -480,7 +487,9 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             bad.add("page_size", f"must be from 0 to {limits.MAX_PAGE_SIZE_INSTANCES}")
         bad.raise_if_any()
         assert level is not None
-        need = footprint(self._profile(ref), WeightFormat(level)).total_bytes
+        need = Fit(request, "model")(
+            "required_memory_bytes", footprint(self._profile(ref), WeightFormat(level)).total_bytes
+        )
         fits = recommend_instances(self.catalog, need, provider)
         items, token = page(
             fits,
