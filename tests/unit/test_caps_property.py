@@ -20,7 +20,7 @@ from google.rpc import error_details_pb2, status_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accelplan.v1 import models_pb2, planner_service_pb2, planning_pb2, training_pb2
+from accelplan.v1 import hardware_pb2, models_pb2, planner_service_pb2, planning_pb2, training_pb2
 from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.model import architecture as arch
 from accelplan_server.rpc import limits
@@ -317,9 +317,47 @@ _HUGE_HEADS = models_pb2.ModelSpec(
 )
 
 
+_LONG_THIN = models_pb2.ModelSpec(
+    architecture=models_pb2.ModelArchitecture(
+        num_hidden_layers=4096,
+        hidden_size=1,
+        num_attention_heads=16384,
+        num_key_value_heads=16384,
+        head_dim=16_777_216,
+        vocab_size=1000,
+        intermediate_size=1000,
+    )
+)
+_ONE_H100 = hardware_pb2.Fleet(accelerators=[hardware_pb2.Accelerator(sku="h100-sxm")])
+
+
 @pytest.mark.parametrize(
     ("method", "request_", "fields"),
     [
+        (
+            "PlanSharding",
+            planning_pb2.PlanShardingRequest(model=_LONG_THIN, quantization=4, fleet=_ONE_H100),
+            {"model.architecture"},
+        ),
+        (
+            "SuggestQuantization",
+            planning_pb2.SuggestQuantizationRequest(model=_LONG_THIN, fleet=_ONE_H100),
+            {"model.architecture"},
+        ),
+        (
+            "EstimateCapacity",
+            planning_pb2.EstimateCapacityRequest(
+                model=_HUGE_HEADS, quantization=4, fleet=_ONE_H100, context_length=1 << 24, batch_size=1 << 20
+            ),
+            {"model.architecture", "context_length", "batch_size", "fleet.accelerators"},
+        ),
+        (
+            "EstimatePerformance",
+            planning_pb2.EstimatePerformanceRequest(
+                model=_HUGE_HEADS, quantization=4, fleet=_ONE_H100, batch_size=1 << 20, prompt_tokens=1 << 24
+            ),
+            {"model.architecture", "batch_size", "prompt_tokens"},
+        ),
         (
             "EstimateMemory",
             planning_pb2.EstimateMemoryRequest(

@@ -271,7 +271,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             partial(self._speed, profile),
             consider_sharding=request.consider_sharding,
         )
-        fit = Fit(request, "model", "fleet.accelerators")
+        fit = Fit(request, "model")
         msg = planning_pb2.SuggestQuantizationResponse(
             quantization=convert.level_value(s.quantization),
             reason=s.reason,
@@ -299,7 +299,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         profile = self._profile(ref)
         fmt = WeightFormat(level)
         plan = plan_sharding(footprint(profile, fmt), fleet, roofline_speed(profile, fmt, fleet, self.specs_of))
-        return messages.plan_message(plan, fleet, request.fleet, Fit(request, "model", "fleet.accelerators"))
+        return messages.plan_message(plan, fleet, request.fleet, Fit(request, "model"))
 
     @translate_errors
     @remembered
