@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from accelplan_server.core.errors import InvalidArgument, NotFound
+from accelplan_server.core.errors import InvalidArgument, NotFound, shown
 from accelplan_server.core.hardware.accelerators import AcceleratorType
 from accelplan_server.core.quantization import Quantization, from_name
 
@@ -108,7 +108,7 @@ class Catalog:
         """The catalogue model with this id or Hugging Face repo id (case-insensitive)."""
         found = self._model_index.get(model_id.strip().lower())
         if found is None:
-            raise NotFound(field_path, f"no catalogue model {model_id!r}; ListModels lists the known ids")
+            raise NotFound(field_path, f"no catalogue model {shown(model_id)}; ListModels lists the known ids")
         return found
 
     def accelerator(self, sku: str) -> AcceleratorModel | None:

@@ -33,3 +33,23 @@ class NotFound(Exception):
 def invalid(field: str, description: str) -> InvalidArgument:
     """An InvalidArgument with a single violation."""
     return InvalidArgument([FieldViolation(field, description)])
+
+
+MAX_SHOWN_CHARS = 64
+"""Longest piece of a request echoed back in an error."""
+
+
+def shown(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``value`` as an error message shows it: repr'd, long integers and strings cut, saying how long they were."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > 14_000:  # past what str() converts (4,300 digits): give its size instead
+            return f"{'-' if value < 0 else ''}an integer of {value.bit_length()} bits"
+        digits = str(abs(value))
+        if len(digits) > 24:
+            return f"{'-' if value < 0 else ''}{digits[:12]}... ({len(digits)} digits)"
+        return str(value)
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(text) if isinstance(value, str) else text
+    cut = text[:limit]
+    return f"{cut!r}... ({len(text)} characters)" if isinstance(value, str) else f"{cut}... ({len(text)} characters)"

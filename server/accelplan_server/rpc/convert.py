@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2, training_pb2
 from accelplan_server.core.catalog import AcceleratorModel, Catalog
-from accelplan_server.core.errors import FieldViolation, InvalidArgument, NotFound
+from accelplan_server.core.errors import FieldViolation, InvalidArgument, NotFound, shown
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.footprint import ModelProfile
@@ -174,7 +174,8 @@ def accelerator(
         else:
             bad.missing.append(
                 NotFound(
-                    f"{field}.sku", f"no catalogue accelerator {msg.sku!r}; ListAcceleratorModels lists the known skus"
+                    f"{field}.sku",
+                    f"no catalogue accelerator {shown(msg.sku)}; ListAcceleratorModels lists the known skus",
                 )
             )
         return None

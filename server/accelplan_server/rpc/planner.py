@@ -19,7 +19,7 @@ from accelplan.v1 import (
 from accelplan_server.core import quantization as quant
 from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.cost import find_compatible_models, recommend_instances
-from accelplan_server.core.errors import invalid
+from accelplan_server.core.errors import invalid, shown
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.hardware.bandwidth import BandwidthTable
 from accelplan_server.core.hardware.specs import SpecResolver
@@ -443,7 +443,8 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         else:
             unknown = [t for t in targets if t not in ALL_LINEAR]
             if unknown:
-                bad.add("lora_target_modules", f"unknown {unknown[0]!r}; use {', '.join(ALL_LINEAR)} or all-linear")
+                known = ", ".join(ALL_LINEAR)
+                bad.add("lora_target_modules", f"unknown {shown(unknown[0])}; use {known} or all-linear")
         return FinetuneSetup(
             method=TrainingMethod.FULL_FINE_TUNE,
             micro_batch_size=_bounded(request.micro_batch_size, 1, limits.MAX_BATCH_SIZE, "micro_batch_size", bad),
@@ -482,7 +483,8 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         level = convert.quantization(request.quantization, "quantization", bad)
         provider = convert.string(request.provider, "provider", bad).strip().lower()
         if provider and len(provider) <= limits.MAX_STRING_LENGTH and provider not in self.catalog.providers:
-            bad.add("provider", f"unknown provider {provider!r}; known: {', '.join(sorted(self.catalog.providers))}")
+            known = ", ".join(sorted(self.catalog.providers))
+            bad.add("provider", f"unknown provider {shown(provider)}; known: {known}")
         if not 0 <= request.page_size <= limits.MAX_PAGE_SIZE_INSTANCES:
             bad.add("page_size", f"must be from 0 to {limits.MAX_PAGE_SIZE_INSTANCES}")
         bad.raise_if_any()
