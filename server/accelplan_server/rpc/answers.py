@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from accelplan_server.core.cache import ByteCache
+from accelplan_server.rpc import limits
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -26,8 +27,6 @@ MESSAGE_BYTES_PER_WIRE_BYTE = 8
 with long names, 5x without, 7x for a 370-byte plan); this and MESSAGE_OVERHEAD_BYTES bound it."""
 MESSAGE_OVERHEAD_BYTES = 1024
 """The Python object and arena of even a tiny message (measured: ~920 bytes for an 86-byte GetModelResponse)."""
-MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-"""Largest response a client accepts by default (grpc.max_receive_message_length); larger ones are not kept."""
 
 _ANSWERS: ByteCache[tuple[object, str, bytes], Message] = ByteCache("answers", ANSWERS_SHARE)
 
@@ -53,7 +52,7 @@ def remembered(handler: Handler) -> Handler:
         if answer is None:
             answer = handler(self, request, context)
             size = answer.ByteSize()
-            if size <= MAX_RESPONSE_BYTES:
+            if size <= limits.MAX_RESPONSE_BYTES:  # one too large to send is never kept
                 _ANSWERS.put(key, answer, answer_weight(wire, answer, size))
         return answer
 

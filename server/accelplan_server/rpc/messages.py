@@ -11,7 +11,7 @@ from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.model.footprint import Footprint
 from accelplan_server.core.planning.sharding import Plan
 from accelplan_server.rpc import convert
-from accelplan_server.rpc.shard_wire import encoded_shards
+from accelplan_server.rpc.shard_wire import check_shards_fit, encoded_shards
 from accelplan_server.rpc.uint64 import Fit
 
 _ARCHITECTURE_FIELDS = {f.name for f in models_pb2.ModelArchitecture.DESCRIPTOR.fields}
@@ -70,6 +70,7 @@ def plan_message(
     generation is rebuilt from the validated device.
     """
     fit("shards.memory_bytes", max((lay.memory_bytes for lay in plan.layouts), default=0))
+    check_shards_fit(plan, fleet, fleet_msg)  # before encoding: never build an answer that cannot be sent
     msg = planning_pb2.ShardingPlan(
         strategy=convert.strategy_value(plan.strategy),
         device_count=plan.device_count,

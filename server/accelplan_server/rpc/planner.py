@@ -536,6 +536,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             f"family={family}",
             default_size=limits.DEFAULT_PAGE_SIZE_MODELS,
             max_size=limits.MAX_PAGE_SIZE_MODELS,
+            size_of=lambda m: self._model_infos[m.id].ByteSize(),
         )
         return models_pb2.ListModelsResponse(models=[self._model_infos[m.id] for m in items], next_page_token=token)
 
@@ -565,6 +566,15 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         fits = find_compatible_models(
             self.catalog, lambda m: footprint(self.profiles[m.id], fmt).total_bytes, request.available_memory_bytes
         )
+        items, token = page(
+            fits,
+            request.page_size,
+            request.page_token,
+            f"{int(level)}|{request.available_memory_bytes}",
+            default_size=limits.DEFAULT_PAGE_SIZE_MODELS,
+            max_size=limits.MAX_PAGE_SIZE_MODELS,
+            size_of=lambda f: self._model_infos[f.model.id].ByteSize() + 32,
+        )
         return models_pb2.FindCompatibleModelsResponse(
             models=[
                 models_pb2.CompatibleModel(
@@ -572,8 +582,9 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                     required_memory_bytes=f.required_memory_bytes,
                     headroom_bytes=f.headroom_bytes,
                 )
-                for f in fits
-            ]
+                for f in items
+            ],
+            next_page_token=token,
         )
 
     @translate_errors
@@ -620,6 +631,12 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             if not kind or int(a.type) == kind
         ]
         items, token = page(
-            entries, request.page_size, request.page_token, f"type={kind}", default_size=100, max_size=1000
+            entries,
+            request.page_size,
+            request.page_token,
+            f"type={kind}",
+            default_size=100,
+            max_size=1000,
+            size_of=lambda m: m.ByteSize(),
         )
         return hardware_pb2.ListAcceleratorModelsResponse(accelerator_models=list(items), next_page_token=token)
