@@ -6,6 +6,7 @@ Each row of the JSON files under ``accelplan_server/data`` carries its source.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -171,13 +172,33 @@ def _instance(row: dict[str, Any], skus: dict[str, AcceleratorModel]) -> CloudIn
     )
 
 
+class CatalogError(ValueError):
+    """A catalogue file the service cannot load as it stands (the message names the file and row)."""
+
+
+def _unique(names: Sequence[str], what: str, data_dir: Path | None, file: str, table: str) -> None:
+    """CatalogError naming the file and both rows when two rows share a name (case-insensitive)."""
+    first: dict[str, int] = {}
+    for row, name in enumerate(names):
+        key = name.strip().lower()
+        if key in first:
+            where = str(data_dir / file) if data_dir is not None else f"the embedded {file}"
+            raise CatalogError(
+                f"{where}: {table}[{row}] repeats the {what} {shown(name)} of {table}[{first[key]}]; "
+                f"each {what} may appear once"
+            )
+        first[key] = row
+
+
 def load_catalog(data_dir: Path | None = None) -> Catalog:
-    """Read the catalogues from ``data_dir`` or the package's embedded data files."""
+    """Read the catalogues from ``data_dir`` or the package's embedded data files.
+
+    CatalogError when a model id or an accelerator sku appears twice.
+    """
     models = tuple(_model(r) for r in _load_json(data_dir, "models.json")["models"])
     accelerators = tuple(_accelerator(r) for r in _load_json(data_dir, "accelerators.json")["accelerators"])
+    _unique([m.id for m in models], "id", data_dir, "models.json", "models")
+    _unique([a.sku for a in accelerators], "sku", data_dir, "accelerators.json", "accelerators")
     skus = {a.sku: a for a in accelerators}
     instances = tuple(_instance(r, skus) for r in _load_json(data_dir, "cloud_instances.json")["instances"])
-    ids = [m.id.lower() for m in models]
-    if len(ids) != len(set(ids)):
-        raise ValueError("duplicate model ids in models.json")
     return Catalog(models, accelerators, instances)

@@ -198,8 +198,15 @@ def accelerator(
             f"{field}.memory_bytes",
             "must be greater than 0 (only a TPU with tpu_version or a Gaudi with gaudi_generation may leave it 0)",
         )
-    elif msg.memory_bytes > limits.MAX_MEMORY_BYTES:
-        bad.add(f"{field}.memory_bytes", f"must be at most {limits.MAX_MEMORY_BYTES} (1 PiB)")
+    elif memory > limits.MAX_MEMORY_BYTES:
+        if msg.memory_bytes:
+            bad.add(f"{field}.memory_bytes", f"must be at most {limits.MAX_MEMORY_BYTES} (1 PiB)")
+        else:  # worked out from the sku or generation, per chip, times the chips
+            bad.add(
+                f"{field}.tpu_chip_count",
+                f"gives the device {memory} bytes of memory ({memory / 2**50:.3g} PiB); "
+                f"at most {limits.MAX_MEMORY_BYTES} (1 PiB) per device",
+            )
     if msg.tpu_chip_count > limits.MAX_TPU_CHIPS:
         bad.add(f"{field}.tpu_chip_count", f"must be at most {limits.MAX_TPU_CHIPS}")
     tpu = enum_value(hw.TpuVersion, msg.tpu_version, f"{field}.tpu_version", bad, required=False)

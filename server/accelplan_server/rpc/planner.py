@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from functools import partial
 
@@ -55,6 +56,8 @@ from accelplan_server.rpc.status import translate_errors
 from accelplan_server.rpc.uint64 import Fit
 
 Ctx = grpc.ServicerContext
+MAX_LORA_TARGETS = len(ALL_LINEAR) + 1
+"""Each linear module once, and all-linear."""
 DEFAULT_PROMPT_TOKENS = 512
 DEFAULT_OUTPUT_TOKENS = 128
 
@@ -436,8 +439,11 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         if request.fsdp and request.zero_stage not in (0, 3):
             bad.add("fsdp", "FSDP full sharding is ZeRO stage 3; leave zero_stage 0 or set it to 3")
         targets = tuple(t.strip().lower() for t in request.lora_target_modules)
-        if len(targets) > len(ALL_LINEAR) + 1:
-            bad.add("lora_target_modules", f"at most {len(ALL_LINEAR)} entries")
+        repeated = [t for t, n in Counter(targets).items() if n > 1]
+        if len(targets) > MAX_LORA_TARGETS:
+            bad.add("lora_target_modules", f"has {len(targets)} entries; at most {MAX_LORA_TARGETS}")
+        elif repeated:
+            bad.add("lora_target_modules", f"lists {shown(repeated[0])} more than once")
         elif "all-linear" in targets:
             targets = ALL_LINEAR
         else:
