@@ -89,18 +89,23 @@ def _accelerator_bytes(
     return convert.accelerator_message(fleet.accelerators[index] if index >= 0 else device).ByteSize()
 
 
-def shards_size_bound(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> int:
-    """An upper bound on the bytes of ``encoded_shards(plan, ...)``, worked out without encoding any shard."""
-    lineup = plan.lineup
+def _lineup_size_bound(lineup: Lineup, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> int:
     sizes: dict[int, int] = {}
     firsts: dict[int, hw.Accelerator] = {}
     for index, device in zip(lineup.indices, lineup.devices, strict=True):
         firsts.setdefault(index, device)
     for index, device in firsts.items():
         sizes[index] = _SHARD_FIELDS_BYTES + _accelerator_bytes(index, device, fleet, fleet_msg)
-    if len(sizes) == 1 or len(lineup) * max(sizes.values()) <= limits.MAX_PAGE_BYTES:
-        return len(lineup) * max(sizes.values())
     return sum(sizes[i] * n for i, n in Counter(lineup.indices).items())
+
+
+def shards_size_bound(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> int:
+    """An upper bound on the bytes of ``encoded_shards(plan, ...)``, worked out without encoding any shard.
+
+    Like the encoding, it is kept with the plan's lineup (it depends only on the lineup and its fleet).
+    """
+    lineup = plan.lineup
+    return lineup.memo(("shard size", fleet_msg is None), lambda: _lineup_size_bound(lineup, fleet, fleet_msg))
 
 
 def check_shards_fit(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> None:
