@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar, cast
-
-import cachetools
 
 Fact = TypeVar("Fact")
 
 MAX_MEMOS = 64
-"""Facts one value keeps; past that the least recently used goes. The keys a value sees are few
-(quantization level x strategy, settings of the speed model), so this bounds rather than limits; the
-bytes of a cached value's facts are charged to the cache that holds it (rpc/convert.py's fleet weight)."""
+"""Facts one value keeps; past that, further facts are worked out each time and not kept.
 
-_LOCK = threading.Lock()
-"""Guards every memo table's bookkeeping (never held while a fact is computed)."""
-_MISSING = object()
+The keys a value sees form a small fixed set (quantization level x strategy, the speed model's
+settings), so this is a safety net rather than a working limit, and a full table never starts over.
+The bytes a cached value's facts hold are charged to the cache that keeps the value (rpc/convert.py's
+fleet weight, measured by tests/unit/test_cache_weights.py)."""
 
 
 class Memoizing:
@@ -25,19 +21,17 @@ class Memoizing:
 
     A validated fleet is reused for every request that sends it again, so
     per-device work (ordering, specs, encodings) is paid once per fleet rather
-    than once per plan.
+    than once per plan. Reads take no lock (a dict lookup is atomic); two threads
+    may work out the same fact at once, and the first one stored is kept.
     """
 
     def memo(self, key: Hashable, compute: Callable[[], Fact]) -> Fact:
-        """``compute()``, once per key while remembered; ``compute`` must depend only on this value and ``key``."""
-        memos: cachetools.LRUCache[Hashable, Any] = self.__dict__.get("_memos") or self.__dict__.setdefault(
-            "_memos", cachetools.LRUCache(MAX_MEMOS)
-        )
-        with _LOCK:
-            value = memos.get(key, _MISSING)
-        if value is not _MISSING:
-            return cast(Fact, value)
-        value = compute()
-        with _LOCK:
-            memos[key] = value
-        return value
+        """``compute()``, once per key; ``compute`` must depend only on this value and ``key``."""
+        memos: dict[Hashable, Any] = self.__dict__.setdefault("_memos", {})
+        try:
+            return cast(Fact, memos[key])
+        except KeyError:
+            value = compute()
+            if len(memos) < MAX_MEMOS:
+                value = memos.setdefault(key, value)
+            return value

@@ -76,6 +76,9 @@ def _device_fields(lineup: Lineup, fleet: hw.Fleet, fleet_msg: hardware_pb2.Flee
 
 _SHARD_FIELDS_BYTES = 40
 """A shard's encoding beyond its accelerator, at most: tags, lengths, shard_id, layers, memory and index."""
+MAX_SHARD_BYTES = _SHARD_FIELDS_BYTES + 2 * 4 * limits.MAX_STRING_LENGTH + 256
+"""A shard's encoding at most: name and sku of up to MAX_STRING_LENGTH characters of up to 4 UTF-8 bytes,
+and the Accelerator's numbers (fewer than 20 fields of at most 11 bytes each)."""
 
 
 def _accelerator_bytes(
@@ -105,6 +108,8 @@ def shards_size_bound(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet
     Like the encoding, it is kept with the plan's lineup (it depends only on the lineup and its fleet).
     """
     lineup = plan.lineup
+    if len(lineup) * MAX_SHARD_BYTES <= limits.MAX_PAGE_BYTES:
+        return len(lineup) * MAX_SHARD_BYTES  # fits whatever the devices: nothing to look at
     return lineup.memo(("shard size", fleet_msg is None), lambda: _lineup_size_bound(lineup, fleet, fleet_msg))
 
 

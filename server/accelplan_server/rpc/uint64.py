@@ -61,6 +61,8 @@ class Fit:
 
     def __call__(self, field: str, value: float) -> int:
         """``value`` as an int for response field ``field``; InvalidArgument when it is beyond 2**64 - 1."""
+        if type(value) is int and value <= UINT64_MAX:  # the common case, first
+            return value
         if isinstance(value, float) and not math.isfinite(value):
             raise self.too_large(field, value)
         n = int(value)

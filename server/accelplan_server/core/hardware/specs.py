@@ -132,19 +132,20 @@ class SpecResolver:
     """``resolve`` memoised on the fields that decide a device's specs, for fleets of many alike devices."""
 
     MAX_ENTRIES = 4096
-    """Specs kept, least recently used first out; each is a few hundred bytes (a spec key holds no names)."""
+    """Specs kept, oldest first out; each is a few hundred bytes (a spec key holds no names)."""
 
     def __init__(self, catalog: Catalog, bandwidths: BandwidthTable) -> None:
         self.catalog = catalog
         self.bandwidths = bandwidths
-        self._cache: cachetools.LRUCache[tuple[object, ...], DeviceSpecs] = cachetools.LRUCache(self.MAX_ENTRIES)
+        # cachetools.Cache evicts in insertion order and reads without reordering, so a read needs no
+        # lock (one dict lookup); writes take the lock. This is on every plan's path, once per device.
+        self._cache: cachetools.Cache[tuple[object, ...], DeviceSpecs] = cachetools.Cache(self.MAX_ENTRIES)
         self._lock = threading.Lock()
 
     def __call__(self, device: Accelerator) -> DeviceSpecs:
         """The device's specs (device_id, NUMA node, name and availability do not matter)."""
         key = device.spec_key
-        with self._lock:
-            specs = self._cache.get(key)
+        specs = self._cache.get(key)
         if specs is None:
             specs = resolve(device, self.catalog, self.bandwidths)
             with self._lock:
