@@ -204,7 +204,8 @@ def test_fleet_over_the_cap_names_the_field_and_the_cap(channel: grpc.Channel) -
         ),
         (
             hardware_pb2.Fleet(
-                accelerators=[hardware_pb2.Accelerator(type=9, tpu_version=1, tpu_chip_count=65536)] * 2
+                # 16,384 v4 chips (512 TiB) each: within the per-device caps, twice the fleet's chips
+                accelerators=[hardware_pb2.Accelerator(type=9, tpu_version=1, tpu_chip_count=16384)] * 2
             ),
             "fleet.accelerators",
             str(limits.MAX_FLEET_TPU_CHIPS),

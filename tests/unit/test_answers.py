@@ -2,7 +2,8 @@ import contextlib
 from typing import Any
 
 from accelplan.v1 import models_pb2
-from accelplan_server.rpc.answers import ANSWERS_PER_RPC, remembered
+from accelplan_server.core import cache
+from accelplan_server.rpc.answers import ANSWERS_SHARE, remembered
 
 
 class Counting:
@@ -36,8 +37,22 @@ def test_failures_are_not_remembered_and_instances_are_separate() -> None:
     assert d.calls == 1
 
 
-def test_table_is_bounded() -> None:
-    c = Counting()
-    for i in range(ANSWERS_PER_RPC + 10):
-        c.Get(models_pb2.GetModelRequest(model_id=str(i)), None)
-    assert len(c.__dict__["_answer_tables"]["Get"]) <= ANSWERS_PER_RPC
+def test_answers_are_bounded_in_bytes_and_an_answer_too_large_is_not_kept() -> None:
+    cache.set_total_bytes(1 << 20)
+    try:
+        c = Counting()
+        for i in range(2000):
+            c.Get(models_pb2.GetModelRequest(model_id=f"{i:0200d}"), None)
+        held, allowed = cache.usage()["answers"]
+        assert allowed == int((1 << 20) * ANSWERS_SHARE)
+        assert 0 < held <= allowed
+        # The most recent answers are the ones kept.
+        calls = c.calls
+        c.Get(models_pb2.GetModelRequest(model_id=f"{1999:0200d}"), None)
+        assert c.calls == calls
+        big = "x" * (1 << 20)
+        c.Get(models_pb2.GetModelRequest(model_id=big), None)
+        c.Get(models_pb2.GetModelRequest(model_id=big), None)
+        assert c.calls == calls + 2
+    finally:
+        cache.set_total_bytes(cache.DEFAULT_TOTAL_BYTES)

@@ -15,6 +15,7 @@ from accelplan_server.core.quantization import Quantization as Q
 from accelplan_server.rpc import convert, messages
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.shard_wire import varint
+from accelplan_server.rpc.uint64 import Fit
 
 GIB = 2**30
 H = hardware_pb2
@@ -108,8 +109,10 @@ def test_wire_built_plan_equals_field_by_field(
     fmt = WeightFormat(Q.BFLOAT16)
     plan = plan_sharding(footprint(profile, fmt), fleet, roofline_speed(profile, fmt, fleet, resolver))
     for _ in range(2):  # the second time from what the lineup kept
-        assert messages.plan_message(plan, fleet, fleet_msg) == reference_plan_message(plan, fleet, fleet_msg)
-    assert messages.plan_message(plan, fleet) == reference_plan_message(plan, fleet, None)
+        assert messages.plan_message(plan, fleet, fleet_msg, Fit(fleet_msg)) == reference_plan_message(
+            plan, fleet, fleet_msg
+        )
+    assert messages.plan_message(plan, fleet, None, Fit(fleet_msg)) == reference_plan_message(plan, fleet, None)
 
 
 def test_the_cases_cover_each_strategy_and_both_layout_forms(catalog: Catalog, resolver: SpecResolver) -> None:

@@ -364,12 +364,13 @@ def cmd_compatible(client: PlannerClient, args: argparse.Namespace) -> tuple[Mes
     """Models that fit a budget."""
     r = client.find_compatible_models(
         models_pb2.FindCompatibleModelsRequest(
-            quantization=_quant(args.quant), available_memory_bytes=parse_size(args.memory)
+            quantization=_quant(args.quant), available_memory_bytes=parse_size(args.memory), page_size=1000
         )
     )
     fits = sorted(r.models, key=lambda c: (-c.required_memory_bytes, c.model.id))
     rows = [(c.model.id, gib(c.required_memory_bytes), gib(c.headroom_bytes)) for c in fits]
-    return r, table(rows, ("MODEL", "NEEDS", "HEADROOM")) if rows else "no catalogue model fits"
+    more = "\n(more models fit: the first page is shown)" if r.next_page_token else ""
+    return r, table(rows, ("MODEL", "NEEDS", "HEADROOM")) + more if rows else "no catalogue model fits"
 
 
 def cmd_filter(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:

@@ -6,14 +6,14 @@ Each row of the JSON files under ``accelplan_server/data`` carries its source.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from accelplan_server.core.errors import InvalidArgument, NotFound
+from accelplan_server.core.errors import InvalidArgument, NotFound, shown
 from accelplan_server.core.hardware.accelerators import AcceleratorType
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.names import closest, did_you_mean
@@ -215,7 +215,7 @@ class Catalog:
             suggestions = tuple(closest(model_id, (m.id for m in self.models)))
             raise NotFound(
                 field_path,
-                f"no catalogue model {model_id!r}{did_you_mean(list(suggestions))} "
+                f"no catalogue model {shown(model_id)}{did_you_mean(list(suggestions))} "
                 "(`accelplan models` or ListModels lists every id)",
                 reason="UNKNOWN_MODEL",
                 name=model_id,
@@ -321,6 +321,15 @@ def _instance(r: _Row, skus: dict[str, AcceleratorModel]) -> CloudInstance:
     )
 
 
+def _unique(rows: Sequence[_Row], names: Sequence[str], key: str) -> None:
+    """CatalogError naming both rows when two rows share a name (case-insensitive)."""
+    first: dict[str, int] = {}
+    for r, name in zip(rows, names, strict=True):
+        earlier = first.setdefault(name.strip().lower(), r.index)
+        if earlier != r.index:
+            raise r.error(key, f"repeats the {key} {shown(name)} of row {earlier}; each {key} may appear once")
+
+
 def _rows(data_dir: Path | None, name: str) -> list[_Row]:
     where = str(data_dir / name) if data_dir is not None else name
     return [_Row(where, i, row) for i, row in enumerate(_load_rows(data_dir, name))]
@@ -341,12 +350,10 @@ def load_catalog(data_dir: Path | None = None) -> Catalog:
                 Architecture.from_config(m.architecture)
             except InvalidArgument as e:
                 raise r.error("architecture", str(e)) from None
-    seen: set[str] = set()
-    for r, m in zip(model_rows, models, strict=True):
-        if m.id.lower() in seen:
-            raise r.error("id", f"duplicate model id {m.id!r}")
-        seen.add(m.id.lower())
-    accelerators = tuple(_accelerator(r) for r in _rows(data_dir, "accelerators.json"))
+    _unique(model_rows, [m.id for m in models], "id")
+    accelerator_rows = _rows(data_dir, "accelerators.json")
+    accelerators = tuple(_accelerator(r) for r in accelerator_rows)
+    _unique(accelerator_rows, [a.sku for a in accelerators], "sku")
     skus = {a.sku: a for a in accelerators}
     instances = tuple(_instance(r, skus) for r in _rows(data_dir, "cloud_instances.json"))
     return Catalog(models, accelerators, instances)

@@ -56,3 +56,23 @@ class FailedPrecondition(Exception):
     def __init__(self, violations: list[Precondition]) -> None:
         self.violations = violations
         super().__init__("; ".join(f"{v.subject}: {v.description}" for v in violations))
+
+
+MAX_SHOWN_CHARS = 64
+"""Longest piece of a request echoed back in an error."""
+
+
+def shown(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``value`` as an error message shows it: repr'd, long integers and strings cut, saying how long they were."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > 14_000:  # past what str() converts (4,300 digits): give its size instead
+            return f"{'-' if value < 0 else ''}an integer of {value.bit_length()} bits"
+        digits = str(abs(value))
+        if len(digits) > 24:
+            return f"{'-' if value < 0 else ''}{digits[:12]}... ({len(digits)} digits)"
+        return str(value)
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(text) if isinstance(value, str) else text
+    cut = text[:limit]
+    return f"{cut!r}... ({len(text)} characters)" if isinstance(value, str) else f"{cut}... ({len(text)} characters)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from accelplan_server.core.errors import invalid
+from accelplan_server.core.errors import invalid, shown
 
 
 class Quantization(enum.IntEnum):
@@ -88,4 +88,4 @@ def from_name(name: str, field: str = "name") -> Quantization:
         return _FROM_NAME[name.strip().lower()]
     except KeyError:
         known = ", ".join(q.display_name.lower() for q in Quantization)
-        raise invalid(field, f"unknown quantization name {name!r}; known: {known}") from None
+        raise invalid(field, f"unknown quantization name {shown(name)}; known: {known}") from None

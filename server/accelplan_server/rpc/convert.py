@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2, training_pb2
+from accelplan_server.core.cache import ByteCache
 from accelplan_server.core.catalog import AcceleratorModel, Catalog
-from accelplan_server.core.errors import FieldViolation, InvalidArgument, NotFound
+from accelplan_server.core.errors import FieldViolation, InvalidArgument, NotFound, shown
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.footprint import ModelProfile
@@ -181,7 +182,7 @@ def accelerator(
             bad.missing.append(
                 NotFound(
                     f"{field}.sku",
-                    f"no accelerator sku {msg.sku!r}{did_you_mean(list(suggestions))} "
+                    f"no accelerator sku {shown(msg.sku)}{did_you_mean(list(suggestions))} "
                     "(`accelplan hardware` or ListAcceleratorModels lists every sku)",
                     reason="UNKNOWN_SKU",
                     name=msg.sku,
@@ -207,8 +208,15 @@ def accelerator(
             f"{field}.memory_bytes",
             "must be greater than 0 (only a TPU with tpu_version or a Gaudi with gaudi_generation may leave it 0)",
         )
-    elif msg.memory_bytes > limits.MAX_MEMORY_BYTES:
-        bad.add(f"{field}.memory_bytes", f"must be at most {limits.MAX_MEMORY_BYTES} (1 PiB)")
+    elif memory > limits.MAX_MEMORY_BYTES:
+        if msg.memory_bytes:
+            bad.add(f"{field}.memory_bytes", f"must be at most {limits.MAX_MEMORY_BYTES} (1 PiB)")
+        else:  # worked out from the sku or generation, per chip, times the chips
+            bad.add(
+                f"{field}.tpu_chip_count",
+                f"gives the device {memory} bytes of memory ({memory / 2**50:.3g} PiB); "
+                f"at most {limits.MAX_MEMORY_BYTES} (1 PiB) per device",
+            )
     if msg.tpu_chip_count > limits.MAX_TPU_CHIPS:
         bad.add(f"{field}.tpu_chip_count", f"must be at most {limits.MAX_TPU_CHIPS}")
     tpu = enum_value(hw.TpuVersion, msg.tpu_version, f"{field}.tpu_version", bad, required=False)
@@ -250,13 +258,39 @@ def accelerator(
     )
 
 
-_DEVICE_CACHE: dict[bytes, hw.Accelerator] = {}
+DEVICES_SHARE = 0.08
+"""Share of the process's cache budget for validated devices."""
+FLEETS_SHARE = 0.4
+"""Share of the process's cache budget for validated fleets (and the facts plans keep with them)."""
+DEVICE_BYTES = 1024
+"""What a validated device keeps alive beyond its name (measured: tests/unit/test_cache_weights.py)."""
+FLEET_BYTES_PER_DEVICE = 3072
+"""What a cached fleet keeps alive per device once plans have filled its memos, beyond the wire bytes
+(tests/unit/test_cache_weights.py measures at most ~2.4 KiB)."""
+FLEET_BYTES_PER_TPU_CHIP = 1024
+"""The same per TPU chip: a tensor-parallel plan has a shard per chip (measured: at most ~700 bytes)."""
+FLEET_BYTES_PER_WIRE_BYTE = 4
+"""Names and echoed accelerators are kept per plan layout: the share that grows with the request's bytes."""
+_DEVICE_CACHE: ByteCache[bytes, hw.Accelerator] = ByteCache("devices", DEVICES_SHARE)
 """Validated devices by their Accelerator message bytes (a pure function of them, so safe to share)."""
-_DEVICE_CACHE_SIZE = 16384
-_FLEET_CACHE: dict[tuple[int, bytes], hw.Fleet] = {}
+_FLEET_CACHE: ByteCache[tuple[int, bytes], hw.Fleet] = ByteCache("fleets", FLEETS_SHARE)
 """Validated fleets by the id of the sku table and the Fleet message's bytes."""
-_FLEET_CACHE_SIZE = 256
-"""Entries kept before the cache starts over: a few MiB at most."""
+
+
+def device_weight(key: bytes) -> int:
+    """Bytes a validated device cached under ``key`` keeps alive (a measured upper estimate)."""
+    return 2 * len(key) + DEVICE_BYTES
+
+
+def fleet_weight(key: bytes, devices: int, tpu_chips: int) -> int:
+    """Bytes a validated fleet cached under ``key`` keeps alive, memos included (a measured upper estimate)."""
+    return (
+        FLEET_BYTES_PER_WIRE_BYTE * len(key)
+        + FLEET_BYTES_PER_DEVICE * max(1, devices)
+        + FLEET_BYTES_PER_TPU_CHIP * tpu_chips
+    )
+
+
 _ACCELERATOR_TYPES = {int(v): v for v in hw.AcceleratorType}
 _TPU_VERSIONS = {int(v): v for v in hw.TpuVersion}
 _GAUDI_GENERATIONS = {int(v): v for v in hw.GaudiGeneration}
@@ -335,22 +369,21 @@ def fleet(
         bad.add(f"{field}.accelerators", "must list at least one accelerator")
     devices: list[hw.Accelerator | None] = []
     tpu_chips = 0
-    for i, a in enumerate(msg.accelerators):
-        # Schedulers send the same fleet again and again: a device's wire bytes key its validated value.
-        # The common well-formed device takes the fast path; anything else gets the full check with field paths.
-        key = a.SerializeToString()
-        device = _DEVICE_CACHE.get(key)
+    # Schedulers send the same fleet again and again: a device's wire bytes key its validated value.
+    # The common well-formed device takes the fast path; anything else gets the full check with field paths.
+    keys = [a.SerializeToString() for a in msg.accelerators]
+    new: list[tuple[bytes, hw.Accelerator, int]] = []
+    for i, (a, key, device) in enumerate(zip(msg.accelerators, keys, _DEVICE_CACHE.get_many(keys), strict=True)):
         if device is None:
             device = _accelerator_fast(a)
             if device is None:
                 device = accelerator(a, f"{field}.accelerators[{i}]", bad, skus)
             if device is not None and not a.sku:
-                if len(_DEVICE_CACHE) >= _DEVICE_CACHE_SIZE:
-                    _DEVICE_CACHE.clear()
-                _DEVICE_CACHE[key] = device
+                new.append((key, device, device_weight(key)))
         if device is not None and device.type is hw.AcceleratorType.TPU:
             tpu_chips += device.chips
         devices.append(device)
+    _DEVICE_CACHE.put_many(new)
     if tpu_chips > limits.MAX_FLEET_TPU_CHIPS:
         # Tensor-parallel plans get one shard per chip: this bounds a plan's size and work.
         bad.add(
@@ -372,9 +405,7 @@ def fleet(
             links.append(hw.Interconnect(hw.InterconnectKind(kind), bw, link.name))
     result = hw.Fleet(tuple(d for d in devices if d is not None), tuple(links))
     if len(bad.items) + len(bad.missing) == before:
-        if len(_FLEET_CACHE) >= _FLEET_CACHE_SIZE:
-            _FLEET_CACHE.clear()
-        _FLEET_CACHE[fleet_key] = result
+        _FLEET_CACHE.put(fleet_key, result, fleet_weight(fleet_key[1], len(result.accelerators), tpu_chips))
     return result
 
 

@@ -29,6 +29,10 @@ MAX_PARALLEL_DEGREE = 4096
 """Largest tensor- or pipeline-parallel degree accepted."""
 MAX_GROUP_SIZE = 1 << 16
 """Largest quantization group accepted."""
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+"""Largest response sent: what gRPC clients accept by default (grpc.max_receive_message_length)."""
+MAX_PAGE_BYTES = MAX_RESPONSE_BYTES - 64 * 1024
+"""A page of a list RPC ends before its items pass this (room for the rest of the response)."""
 DEFAULT_PAGE_SIZE_MODELS = 50
 MAX_PAGE_SIZE_MODELS = 1000
 DEFAULT_PAGE_SIZE_INSTANCES = 10

@@ -11,7 +11,8 @@ from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.model.footprint import Footprint
 from accelplan_server.core.planning.sharding import Plan
 from accelplan_server.rpc import convert
-from accelplan_server.rpc.shard_wire import encoded_shards
+from accelplan_server.rpc.shard_wire import check_shards_fit, encoded_shards
+from accelplan_server.rpc.uint64 import Fit
 
 _ARCHITECTURE_FIELDS = {f.name for f in models_pb2.ModelArchitecture.DESCRIPTOR.fields}
 _ARCHITECTURE_ALIASES = {"n_routed_experts": "num_local_experts", "num_kv_heads": "num_key_value_heads"}
@@ -59,17 +60,21 @@ def model_info(m: ModelEntry) -> models_pb2.ModelInfo:
     return msg
 
 
-def plan_message(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None = None) -> planning_pb2.ShardingPlan:
+def plan_message(
+    plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None, fit: Fit
+) -> planning_pb2.ShardingPlan:
     """The ShardingPlan message; each shard's accelerator is the fleet device it runs on.
 
     A device the caller described in full is echoed from ``fleet_msg`` (the
     message ``fleet`` was validated from) as sent; one completed from its sku or
     generation is rebuilt from the validated device.
     """
+    fit("shards.memory_bytes", max((lay.memory_bytes for lay in plan.layouts), default=0))
+    check_shards_fit(plan, fleet, fleet_msg)  # before encoding: never build an answer that cannot be sent
     msg = planning_pb2.ShardingPlan(
         strategy=convert.strategy_value(plan.strategy),
         device_count=plan.device_count,
-        total_memory_bytes=plan.total_memory_bytes,
+        total_memory_bytes=fit("total_memory_bytes", plan.total_memory_bytes),
         fits_in_memory=plan.fits_in_memory,
         layer_count=plan.layer_count,
         assumptions=plan.assumptions,
@@ -80,19 +85,19 @@ def plan_message(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | No
     return msg
 
 
-def memory_message(fp: Footprint) -> planning_pb2.MemoryEstimate:
-    """The MemoryEstimate message for a footprint."""
+def memory_message(fp: Footprint, fit: Fit) -> planning_pb2.MemoryEstimate:
+    """The MemoryEstimate message for a footprint; ``fit`` checks its byte counts."""
     fmt, shape = fp.weight_format, fp.shape
     return planning_pb2.MemoryEstimate(
         parameter_count=fp.profile.parameter_count,
         active_parameter_count=fp.profile.active_parameter_count,
         quantization=convert.level_value(fmt.quantization),
-        weights_bytes=fp.weights_bytes,
-        kv_cache_bytes=fp.kv_cache_bytes,
-        kv_cache_bytes_per_token=fp.kv_cache_bytes_per_token,
-        activation_bytes=fp.activation_bytes,
-        overhead_bytes=fp.overhead_bytes,
-        total_bytes=fp.total_bytes,
+        weights_bytes=fit("weights_bytes", fp.weights_bytes),
+        kv_cache_bytes=fit("kv_cache_bytes", fp.kv_cache_bytes),
+        kv_cache_bytes_per_token=fit("kv_cache_bytes_per_token", fp.kv_cache_bytes_per_token),
+        activation_bytes=fit("activation_bytes", fp.activation_bytes),
+        overhead_bytes=fit("overhead_bytes", fp.overhead_bytes),
+        total_bytes=fit("total_bytes", fp.total_bytes),
         assumptions=fp.assumptions,
         assumed=planning_pb2.MemoryAssumptions(
             architecture_known=fp.architecture_known,

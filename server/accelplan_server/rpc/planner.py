@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from functools import partial
 
@@ -19,7 +20,7 @@ from accelplan.v1 import (
 from accelplan_server.core import quantization as quant
 from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.cost import find_compatible_models, recommend_instances, skus_lacking
-from accelplan_server.core.errors import invalid
+from accelplan_server.core.errors import invalid, shown
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.hardware.bandwidth import BandwidthTable
 from accelplan_server.core.hardware.precision import check_precision
@@ -55,8 +56,11 @@ from accelplan_server.rpc.answers import remembered
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.paging import page
 from accelplan_server.rpc.status import translate_errors
+from accelplan_server.rpc.uint64 import Fit
 
 Ctx = grpc.ServicerContext
+MAX_LORA_TARGETS = len(ALL_LINEAR) + 1
+"""Each linear module once, and all-linear."""
 DEFAULT_PROMPT_TOKENS = 512
 DEFAULT_OUTPUT_TOKENS = 128
 
@@ -223,7 +227,8 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         note = context_note(profile.architecture, shape.context_length, "context_length")
         if note:
             need = need._replace(assumptions=(*need.assumptions, note))
-        return messages.memory_message(need)
+        fit = Fit(request, "model", "context_length", "batch_size", "max_batched_tokens")
+        return messages.memory_message(need, fit)
 
     @translate_errors
     @remembered
@@ -264,12 +269,13 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         result = capacity_for(profile.architecture, WeightFormat(level, group), shape, available[:tp], util)
         note = context_note(profile.architecture, context_length, "context_length")
         notes = [*result.assumptions, *precision_notes, *([note] if note else [])]
+        fit = Fit(request, "model", "context_length", "batch_size", "max_batched_tokens", "fleet.accelerators")
         return planning_pb2.EstimateCapacityResponse(
-            max_context_length=result.capacity.max_context_length,
-            max_concurrent_sequences=result.capacity.max_concurrent_sequences,
-            kv_cache_tokens=result.capacity.kv_cache_tokens,
-            kv_cache_budget_bytes=result.capacity.kv_budget_bytes,
-            usable_memory_bytes=result.capacity.usable_bytes,
+            max_context_length=fit("max_context_length", result.capacity.max_context_length),
+            max_concurrent_sequences=fit("max_concurrent_sequences", result.capacity.max_concurrent_sequences),
+            kv_cache_tokens=fit("kv_cache_tokens", result.capacity.kv_cache_tokens),
+            kv_cache_budget_bytes=fit("kv_cache_budget_bytes", result.capacity.kv_budget_bytes),
+            usable_memory_bytes=fit("usable_memory_bytes", result.capacity.usable_bytes),
             memory=messages.memory_message(
                 Footprint(
                     profile,
@@ -281,7 +287,8 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                     result.capacity.memory.activation_bytes,
                     result.capacity.memory.overhead_bytes,
                     result.capacity.memory.assumptions,
-                )
+                ),
+                fit,
             ),
             tensor_parallel_size=tp,
             assumptions=notes,
@@ -306,16 +313,17 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             partial(self._speed, profile),
             consider_sharding=request.consider_sharding,
         )
+        fit = Fit(request, "model")
         msg = planning_pb2.SuggestQuantizationResponse(
             quantization=convert.level_value(s.quantization),
             reason=s.reason,
             family=convert.family_value(s.family),
-            required_memory_bytes=s.required_memory_bytes,
-            available_memory_bytes=s.available_memory_bytes,
+            required_memory_bytes=fit("required_memory_bytes", s.required_memory_bytes),
+            available_memory_bytes=fit("available_memory_bytes", s.available_memory_bytes),
             fits=s.fits,
         )
         if s.plan is not None:
-            msg.assumed_plan.CopyFrom(messages.plan_message(s.plan, fleet, request.fleet))
+            msg.assumed_plan.CopyFrom(messages.plan_message(s.plan, fleet, request.fleet, fit))
         return msg
 
     @translate_errors
@@ -340,7 +348,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         )
         if notes:
             plan = replace(plan, assumptions=(*plan.assumptions, *notes))
-        return messages.plan_message(plan, fleet, request.fleet)
+        return messages.plan_message(plan, fleet, request.fleet, Fit(request, "model"))
 
     @translate_errors
     @remembered
@@ -403,6 +411,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             link_gbps=device_link_bandwidth_gbps(fleet),
             efficiency=efficiency,
         )
+        checked = Fit(request, "model", "batch_size", "prompt_tokens", "output_tokens")
         return planning_pb2.EstimatePerformanceResponse(
             prefill_seconds=perf.prefill_seconds,
             decode_seconds_per_token=perf.decode_seconds_per_token,
@@ -413,7 +422,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             compute_seconds_per_token=perf.compute_seconds,
             communication_seconds_per_token=perf.communication_seconds,
             end_to_end_seconds=perf.prefill_seconds + output * perf.decode_seconds_per_token,
-            bytes_read_per_step=int(perf.bytes_read_per_step),
+            bytes_read_per_step=checked("bytes_read_per_step", perf.bytes_read_per_step),
             decode_mbu=perf.decode_mbu,
             decode_mfu=efficiency.decode_mfu,
             prefill_mfu=perf.prefill_mfu,
@@ -462,6 +471,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                         "unsharded device, which cannot express it",
                     )
                 bad.raise_if_any()
+        fit = Fit(request, "model", "teacher", "sequence_length", "micro_batch_size", "lora_rank")
         if profile.architecture is not None:
             f = estimate_finetune_memory(
                 profile.architecture,
@@ -469,16 +479,16 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 teacher.architecture if teacher else None,
             )
             return training_pb2.EstimateTrainingMemoryResponse(
-                model_bytes=f.weights_bytes + f.frozen_models_bytes,
-                optimizer_bytes=f.optimizer_state_bytes + f.gradient_bytes,
-                activation_bytes=f.activation_bytes,
-                total_bytes=f.total_bytes,
+                model_bytes=fit("model_bytes", f.weights_bytes + f.frozen_models_bytes),
+                optimizer_bytes=fit("optimizer_bytes", f.optimizer_state_bytes + f.gradient_bytes),
+                activation_bytes=fit("activation_bytes", f.activation_bytes),
+                total_bytes=fit("total_bytes", f.total_bytes),
                 method=convert.method_value(method),
                 target=convert.target_value(target or TrainingTarget.GPU),
                 assumptions=f.assumptions,
-                trainable_parameter_count=f.trainable_parameters,
-                gradient_bytes=f.gradient_bytes,
-                frozen_model_bytes=f.frozen_models_bytes,
+                trainable_parameter_count=fit("trainable_parameter_count", f.trainable_parameters),
+                gradient_bytes=fit("gradient_bytes", f.gradient_bytes),
+                frozen_model_bytes=fit("frozen_model_bytes", f.frozen_models_bytes),
                 architecture_known=True,
                 host_memory_bytes=f.host_bytes,
             )
@@ -486,10 +496,10 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             profile.parameter_count, TrainingMethod(method), TrainingTarget(target or TrainingTarget.GPU), bits
         )
         return training_pb2.EstimateTrainingMemoryResponse(
-            model_bytes=e.model_bytes,
-            optimizer_bytes=e.optimizer_bytes,
-            activation_bytes=e.activation_bytes,
-            total_bytes=e.total_bytes,
+            model_bytes=fit("model_bytes", e.model_bytes),
+            optimizer_bytes=fit("optimizer_bytes", e.optimizer_bytes),
+            activation_bytes=fit("activation_bytes", e.activation_bytes),
+            total_bytes=fit("total_bytes", e.total_bytes),
             method=convert.method_value(e.method),
             target=convert.target_value(e.target),
             assumptions=e.assumptions,
@@ -515,14 +525,18 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                 "ZeRO-1/2 step after the gradients are reduced; use zero_stage 0 or 3 (or fsdp)",
             )
         targets = tuple(t.strip().lower() for t in request.lora_target_modules)
-        if len(targets) > len(ALL_LINEAR) + 1:
-            bad.add("lora_target_modules", f"at most {len(ALL_LINEAR)} entries")
+        repeated = [t for t, n in Counter(targets).items() if n > 1]
+        if len(targets) > MAX_LORA_TARGETS:
+            bad.add("lora_target_modules", f"has {len(targets)} entries; at most {MAX_LORA_TARGETS}")
+        elif repeated:
+            bad.add("lora_target_modules", f"lists {shown(repeated[0])} more than once")
         elif "all-linear" in targets:
             targets = ALL_LINEAR
         else:
             unknown = [t for t in targets if t not in ALL_LINEAR]
             if unknown:
-                bad.add("lora_target_modules", f"unknown {unknown[0]!r}; use {', '.join(ALL_LINEAR)} or all-linear")
+                known = ", ".join(ALL_LINEAR)
+                bad.add("lora_target_modules", f"unknown {shown(unknown[0])}; use {known} or all-linear")
         return FinetuneSetup(
             method=TrainingMethod.FULL_FINE_TUNE,
             micro_batch_size=_bounded(request.micro_batch_size, 1, limits.MAX_BATCH_SIZE, "micro_batch_size", bad),
@@ -565,12 +579,15 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         level = convert.quantization(request.quantization, "quantization", bad)
         provider = convert.string(request.provider, "provider", bad).strip().lower()
         if provider and len(provider) <= limits.MAX_STRING_LENGTH and provider not in self.catalog.providers:
-            bad.add("provider", f"unknown provider {provider!r}; known: {', '.join(sorted(self.catalog.providers))}")
+            known = ", ".join(sorted(self.catalog.providers))
+            bad.add("provider", f"unknown provider {shown(provider)}; known: {known}")
         if not 0 <= request.page_size <= limits.MAX_PAGE_SIZE_INSTANCES:
             bad.add("page_size", f"must be from 0 to {limits.MAX_PAGE_SIZE_INSTANCES}")
         bad.raise_if_any()
         assert level is not None
-        need = footprint(self._profile(ref), WeightFormat(level)).total_bytes
+        need = Fit(request, "model")(
+            "required_memory_bytes", footprint(self._profile(ref), WeightFormat(level)).total_bytes
+        )
         fits = recommend_instances(self.catalog, need, provider, level)
         lacking = skus_lacking(self.catalog, level, provider)
         items, token = page(
@@ -620,6 +637,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             f"family={family}",
             default_size=limits.DEFAULT_PAGE_SIZE_MODELS,
             max_size=limits.MAX_PAGE_SIZE_MODELS,
+            size_of=lambda m: self._model_infos[m.id].ByteSize(),
         )
         return models_pb2.ListModelsResponse(models=[self._model_infos[m.id] for m in items], next_page_token=token)
 
@@ -649,6 +667,15 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         fits = find_compatible_models(
             self.catalog, lambda m: footprint(self.profiles[m.id], fmt).total_bytes, request.available_memory_bytes
         )
+        items, token = page(
+            fits,
+            request.page_size,
+            request.page_token,
+            f"{int(level)}|{request.available_memory_bytes}",
+            default_size=limits.DEFAULT_PAGE_SIZE_MODELS,
+            max_size=limits.MAX_PAGE_SIZE_MODELS,
+            size_of=lambda f: self._model_infos[f.model.id].ByteSize() + 32,
+        )
         return models_pb2.FindCompatibleModelsResponse(
             models=[
                 models_pb2.CompatibleModel(
@@ -656,8 +683,9 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
                     required_memory_bytes=f.required_memory_bytes,
                     headroom_bytes=f.headroom_bytes,
                 )
-                for f in fits
-            ]
+                for f in items
+            ],
+            next_page_token=token,
         )
 
     @translate_errors
@@ -704,6 +732,12 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
             if not kind or int(a.type) == kind
         ]
         items, token = page(
-            entries, request.page_size, request.page_token, f"type={kind}", default_size=100, max_size=1000
+            entries,
+            request.page_size,
+            request.page_token,
+            f"type={kind}",
+            default_size=100,
+            max_size=1000,
+            size_of=lambda m: m.ByteSize(),
         )
         return hardware_pb2.ListAcceleratorModelsResponse(accelerator_models=list(items), next_page_token=token)

@@ -10,13 +10,15 @@ message the field-by-field build gives; tests/unit/test_shard_wire.py checks it.
 
 from __future__ import annotations
 
+from collections import Counter
 from itertools import chain, repeat
 from typing import NamedTuple
 
 from accelplan.v1 import hardware_pb2, planning_pb2
+from accelplan_server.core.errors import invalid
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.planning.sharding import Layout, Lineup, Plan
-from accelplan_server.rpc import convert
+from accelplan_server.rpc import convert, limits
 
 _ModelShard = planning_pb2.ModelShard
 
@@ -70,6 +72,57 @@ def _device_fields(lineup: Lineup, fleet: hw.Fleet, fleet_msg: hardware_pb2.Flee
             fields += _ACCELERATOR_INDEX + varint(index)
         out.append(fields)
     return tuple(out)
+
+
+_SHARD_FIELDS_BYTES = 40
+"""A shard's encoding beyond its accelerator, at most: tags, lengths, shard_id, layers, memory and index."""
+MAX_SHARD_BYTES = _SHARD_FIELDS_BYTES + 2 * 4 * limits.MAX_STRING_LENGTH + 256
+"""A shard's encoding at most: name and sku of up to MAX_STRING_LENGTH characters of up to 4 UTF-8 bytes,
+and the Accelerator's numbers (fewer than 20 fields of at most 11 bytes each)."""
+
+
+def _accelerator_bytes(
+    index: int, device: hw.Accelerator, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None
+) -> int:
+    """Bytes of the Accelerator a shard on ``device`` (fleet position ``index``) echoes, as _echoed builds it."""
+    if index >= 0 and fleet_msg is not None:
+        sent = fleet_msg.accelerators[index]
+        if sent.memory_bytes and not sent.sku:
+            return sent.ByteSize()
+    return convert.accelerator_message(fleet.accelerators[index] if index >= 0 else device).ByteSize()
+
+
+def _lineup_size_bound(lineup: Lineup, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> int:
+    sizes: dict[int, int] = {}
+    firsts: dict[int, hw.Accelerator] = {}
+    for index, device in zip(lineup.indices, lineup.devices, strict=True):
+        firsts.setdefault(index, device)
+    for index, device in firsts.items():
+        sizes[index] = _SHARD_FIELDS_BYTES + _accelerator_bytes(index, device, fleet, fleet_msg)
+    return sum(sizes[i] * n for i, n in Counter(lineup.indices).items())
+
+
+def shards_size_bound(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> int:
+    """An upper bound on the bytes of ``encoded_shards(plan, ...)``, worked out without encoding any shard.
+
+    Like the encoding, it is kept with the plan's lineup (it depends only on the lineup and its fleet).
+    """
+    lineup = plan.lineup
+    if len(lineup) * MAX_SHARD_BYTES <= limits.MAX_PAGE_BYTES:
+        return len(lineup) * MAX_SHARD_BYTES  # fits whatever the devices: nothing to look at
+    return lineup.memo(("shard size", fleet_msg is None), lambda: _lineup_size_bound(lineup, fleet, fleet_msg))
+
+
+def check_shards_fit(plan: Plan, fleet: hw.Fleet, fleet_msg: hardware_pb2.Fleet | None) -> None:
+    """InvalidArgument when the plan's shards would not fit in a response a client accepts (before encoding them)."""
+    size = shards_size_bound(plan, fleet, fleet_msg)
+    if size > limits.MAX_PAGE_BYTES:
+        raise invalid(
+            "fleet.accelerators",
+            f"the plan has {len(plan.lineup)} shards, each naming its accelerator as sent: about "
+            f"{size / 2**20:.1f} MiB, more than the {limits.MAX_RESPONSE_BYTES >> 20} MiB a response may carry; "
+            "shorten the accelerators' names or plan on fewer, larger devices",
+        )
 
 
 class _LineupWire(NamedTuple):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -12,25 +12,79 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from accelplan_server.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from accelplan_server.core.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 
 log = logging.getLogger(__name__)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 
-def invalid_argument_status(error: InvalidArgument) -> grpc.Status:
-    """INVALID_ARGUMENT carrying a google.rpc.BadRequest with one violation per bad field."""
-    detail = any_pb2.Any()
-    detail.Pack(
-        error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in error.violations
-            ]
-        )
+MAX_MESSAGE_CHARS = 400
+"""Longest grpc-message: the first violation and how many more (C-core clients drop trailers past 8-16 KiB)."""
+MAX_VIOLATIONS = 50
+"""Most field violations listed in a BadRequest, the last of them saying how many were left out."""
+MAX_DETAILS_BYTES = 4096
+"""Most bytes of BadRequest listed (about 5.5 KiB once base64-encoded in grpc-status-details-bin)."""
+MAX_FIELD_CHARS = 200
+"""Longest field path shown."""
+MAX_DESCRIPTION_CHARS = 300
+"""Longest violation description shown."""
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    note = f"... ({len(text) - limit} more characters)"
+    return text[: max(0, limit - len(note))] + note
+
+
+def _violation(v: FieldViolation) -> error_details_pb2.BadRequest.FieldViolation:
+    return error_details_pb2.BadRequest.FieldViolation(
+        field=_clip(v.field, MAX_FIELD_CHARS), description=_clip(v.description, MAX_DESCRIPTION_CHARS)
     )
-    return rpc_status.to_status(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(error), details=[detail]))
+
+
+def listed_violations(violations: Sequence[FieldViolation]) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    """The violations a BadRequest lists, within MAX_VIOLATIONS and MAX_DETAILS_BYTES; the last says what is cut."""
+    listed: list[error_details_pb2.BadRequest.FieldViolation] = []
+    size = 0
+    for v in violations:
+        item = _violation(v)
+        size += item.ByteSize() + 4  # tag and length of the repeated field
+        if len(listed) == MAX_VIOLATIONS - 1 or size > MAX_DETAILS_BYTES - 400:  # room for the closing line
+            break
+        listed.append(item)
+    left = len(violations) - len(listed)
+    if left == 1:
+        listed.append(_violation(violations[-1]))
+    elif left:
+        first_left = violations[len(listed)]
+        listed.append(
+            error_details_pb2.BadRequest.FieldViolation(
+                field=_clip(first_left.field, MAX_FIELD_CHARS),
+                description=f"this and {left - 1} more violations were left out ({len(violations)} in all); "
+                "fix the ones listed and call again to see the rest",
+            )
+        )
+    return listed
+
+
+def short_message(violations: Sequence[FieldViolation]) -> str:
+    """grpc-message for INVALID_ARGUMENT: the first violation, and how many more the details list."""
+    first = violations[0] if violations else FieldViolation("", "invalid argument")
+    more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+    text = f"{_clip(first.field, MAX_FIELD_CHARS)}: {first.description}"
+    return _clip(text, MAX_MESSAGE_CHARS - len(more)) + more
+
+
+def invalid_argument_status(error: InvalidArgument) -> grpc.Status:
+    """INVALID_ARGUMENT carrying a google.rpc.BadRequest with one violation per bad field (bounded in size)."""
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.BadRequest(field_violations=listed_violations(error.violations)))
+    return rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=short_message(error.violations), details=[detail])
+    )
 
 
 ERROR_DOMAIN = "accelplan.dev"
@@ -44,7 +98,8 @@ def not_found_status(error: NotFound) -> grpc.Status:
     and ``suggestions`` (the closest known names, comma-separated) so every SDK can show them.
     """
     resource = any_pb2.Any()
-    resource.Pack(error_details_pb2.ResourceInfo(resource_type=error.field, description=error.description))
+    field, description = _clip(error.field, MAX_FIELD_CHARS), _clip(error.description, MAX_DESCRIPTION_CHARS)
+    resource.Pack(error_details_pb2.ResourceInfo(resource_type=field, description=description))
     details = [resource]
     if error.reason:
         info = any_pb2.Any()
@@ -52,11 +107,16 @@ def not_found_status(error: NotFound) -> grpc.Status:
             error_details_pb2.ErrorInfo(
                 reason=error.reason,
                 domain=ERROR_DOMAIN,
-                metadata={"name": error.name, "field": error.field, "suggestions": ",".join(error.suggestions)},
+                metadata={
+                    "name": _clip(error.name, MAX_FIELD_CHARS),
+                    "field": field,
+                    "suggestions": ",".join(error.suggestions),
+                },
             )
         )
         details.append(info)
-    return rpc_status.to_status(status_pb2.Status(code=code_pb2.NOT_FOUND, message=str(error), details=details))
+    message = _clip(f"{field}: {description}", MAX_MESSAGE_CHARS)
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.NOT_FOUND, message=message, details=details))
 
 
 def failed_precondition_status(error: FailedPrecondition) -> grpc.Status:
@@ -73,7 +133,9 @@ def failed_precondition_status(error: FailedPrecondition) -> grpc.Status:
         )
     )
     return rpc_status.to_status(
-        status_pb2.Status(code=code_pb2.FAILED_PRECONDITION, message=str(error), details=[detail])
+        status_pb2.Status(
+            code=code_pb2.FAILED_PRECONDITION, message=_clip(str(error), MAX_MESSAGE_CHARS), details=[detail]
+        )
     )
 
 

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from accelplan_server.core import cache
 from accelplan_server.core.catalog import load_catalog
 from accelplan_server.runtime.security import TOKEN_ENV, TOKEN_FILE_ENV, CredentialError, TlsFiles, TokenAuth
 from accelplan_server.runtime.security import exempt_prefixes as _exempt_prefixes
@@ -24,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=1, help="processes sharing the port with SO_REUSEPORT (default %(default)s)"
     )
     parser.add_argument("--data-dir", help="read catalogues from this folder instead of the embedded ones")
+    parser.add_argument(
+        "--cache-bytes",
+        type=int,
+        default=cache.DEFAULT_TOTAL_BYTES,
+        help="bytes all caches of one process may hold together (default %(default)s = 256 MiB; 0 turns them off)",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG (adds one line per call), INFO, WARNING or ERROR")
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls-cert", help="PEM certificate chain; with --tls-key serves TLS")
@@ -54,6 +61,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
     if args.workers < 1:
         raise ValueError("--workers must be at least 1")
+    if args.cache_bytes < 0:
+        raise ValueError("--cache-bytes must be at least 0")
     tls = (
         TlsFiles(Path(args.tls_cert), Path(args.tls_key), Path(args.tls_client_ca) if args.tls_client_ca else None)
         if args.tls_cert
@@ -91,4 +100,5 @@ def run(args: argparse.Namespace) -> int:
     except (CredentialError, ValueError) as e:  # CatalogError is a ValueError
         print(f"accelplan: {e}", file=sys.stderr)
         return 2
+    cache.set_total_bytes(args.cache_bytes)  # before serving (and forking workers, which inherit it)
     return serve_workers(config) if config.workers > 1 else serve(config)

@@ -794,8 +794,14 @@ type FindCompatibleModelsRequest struct {
 	Quantization QuantizationLevel `protobuf:"varint,1,opt,name=quantization,proto3,enum=accelplan.v1.QuantizationLevel" json:"quantization,omitempty"`
 	// Memory available, in bytes. Required (> 0).
 	AvailableMemoryBytes uint64 `protobuf:"varint,2,opt,name=available_memory_bytes,json=availableMemoryBytes,proto3" json:"available_memory_bytes,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Most models to return; 0 means 50, at most 1000. A page also ends early rather
+	// than pass 4 MiB (a catalogue loaded with --data-dir can be large).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous response (with the same quantization and budget);
+	// empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FindCompatibleModelsRequest) Reset() {
@@ -840,6 +846,20 @@ func (x *FindCompatibleModelsRequest) GetAvailableMemoryBytes() uint64 {
 		return x.AvailableMemoryBytes
 	}
 	return 0
+}
+
+func (x *FindCompatibleModelsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *FindCompatibleModelsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 // CompatibleModel is a model that fits, with what it needs.
@@ -910,8 +930,11 @@ func (x *CompatibleModel) GetHeadroomBytes() uint64 {
 // FindCompatibleModelsResponse lists the models that fit, largest first.
 type FindCompatibleModelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Models whose required memory is at most the budget, by parameter count descending.
-	Models        []*CompatibleModel `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	// Models whose required memory is at most the budget, by parameter count descending
+	// (this page of them).
+	Models []*CompatibleModel `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -951,6 +974,13 @@ func (x *FindCompatibleModelsResponse) GetModels() []*CompatibleModel {
 		return x.Models
 	}
 	return nil
+}
+
+func (x *FindCompatibleModelsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 var File_accelplan_v1_models_proto protoreflect.FileDescriptor
@@ -1025,16 +1055,20 @@ const file_accelplan_v1_models_proto_rawDesc = "" +
 	"\x0fGetModelRequest\x12\x19\n" +
 	"\bmodel_id\x18\x01 \x01(\tR\amodelId\"A\n" +
 	"\x10GetModelResponse\x12-\n" +
-	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelInfoR\x05model\"\x98\x01\n" +
+	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelInfoR\x05model\"\xd4\x01\n" +
 	"\x1bFindCompatibleModelsRequest\x12C\n" +
 	"\fquantization\x18\x01 \x01(\x0e2\x1f.accelplan.v1.QuantizationLevelR\fquantization\x124\n" +
-	"\x16available_memory_bytes\x18\x02 \x01(\x04R\x14availableMemoryBytes\"\x9b\x01\n" +
+	"\x16available_memory_bytes\x18\x02 \x01(\x04R\x14availableMemoryBytes\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x9b\x01\n" +
 	"\x0fCompatibleModel\x12-\n" +
 	"\x05model\x18\x01 \x01(\v2\x17.accelplan.v1.ModelInfoR\x05model\x122\n" +
 	"\x15required_memory_bytes\x18\x02 \x01(\x04R\x13requiredMemoryBytes\x12%\n" +
-	"\x0eheadroom_bytes\x18\x03 \x01(\x04R\rheadroomBytes\"U\n" +
+	"\x0eheadroom_bytes\x18\x03 \x01(\x04R\rheadroomBytes\"}\n" +
 	"\x1cFindCompatibleModelsResponse\x125\n" +
-	"\x06models\x18\x01 \x03(\v2\x1d.accelplan.v1.CompatibleModelR\x06modelsBd\n" +
+	"\x06models\x18\x01 \x03(\v2\x1d.accelplan.v1.CompatibleModelR\x06models\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageTokenBd\n" +
 	"\x10dev.accelplan.v1B\vModelsProtoP\x01ZAgithub.com/accelplan/accelplan/client/go/accelplan/v1;accelplanv1b\x06proto3"
 
 var (

@@ -379,19 +379,31 @@ class FindCompatibleModelsRequest(_message.Message):
 
     QUANTIZATION_FIELD_NUMBER: _builtins.int
     AVAILABLE_MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     quantization: _quantization_pb2.QuantizationLevel.ValueType
     """Weight precision to size the models at. Required."""
     available_memory_bytes: _builtins.int
     """Memory available, in bytes. Required (> 0)."""
+    page_size: _builtins.int
+    """Most models to return; 0 means 50, at most 1000. A page also ends early rather
+    than pass 4 MiB (a catalogue loaded with --data-dir can be large).
+    """
+    page_token: _builtins.str
+    """next_page_token of the previous response (with the same quantization and budget);
+    empty for the first page.
+    """
     def __init__(
         self,
         *,
         quantization: _quantization_pb2.QuantizationLevel.ValueType = ...,
         available_memory_bytes: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_memory_bytes", b"available_memory_bytes", "quantization", b"quantization"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_memory_bytes", b"available_memory_bytes", "page_size", b"page_size", "page_token", b"page_token", "quantization", b"quantization"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -438,18 +450,24 @@ class FindCompatibleModelsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     MODELS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
     @_builtins.property
     def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___CompatibleModel]:
-        """Models whose required memory is at most the budget, by parameter count descending."""
+        """Models whose required memory is at most the budget, by parameter count descending
+        (this page of them).
+        """
 
     def __init__(
         self,
         *,
         models: _abc.Iterable[Global___CompatibleModel] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["models", b"models"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["models", b"models", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,9 +8,12 @@ figure taken from a stand-in is named in the assumptions.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+import cachetools
 
 from accelplan_server.core.catalog import AcceleratorModel, Catalog
 from accelplan_server.core.hardware.accelerators import Accelerator, AcceleratorType
@@ -189,12 +192,15 @@ class SpecResolver:
     """``resolve`` memoised on the fields that decide a device's specs, for fleets of many alike devices."""
 
     MAX_ENTRIES = 4096
-    MAX_DEVICE_OBJECTS = 65536
+    """Specs kept, oldest first out; each is a few hundred bytes (a spec key holds no names)."""
 
     def __init__(self, catalog: Catalog, bandwidths: BandwidthTable) -> None:
         self.catalog = catalog
         self.bandwidths = bandwidths
-        self._cache: dict[tuple[object, ...], DeviceSpecs] = {}
+        # cachetools.Cache evicts in insertion order and reads without reordering, so a read needs no
+        # lock (one dict lookup); writes take the lock. This is on every plan's path, once per device.
+        self._cache: cachetools.Cache[tuple[object, ...], DeviceSpecs] = cachetools.Cache(self.MAX_ENTRIES)
+        self._lock = threading.Lock()
 
     def __call__(self, device: Accelerator) -> DeviceSpecs:
         """The device's specs (device_id, NUMA node, name and availability do not matter)."""
@@ -202,7 +208,6 @@ class SpecResolver:
         specs = self._cache.get(key)
         if specs is None:
             specs = resolve(device, self.catalog, self.bandwidths)
-            if len(self._cache) >= self.MAX_ENTRIES:
-                self._cache.clear()
-            self._cache[key] = specs
+            with self._lock:
+                self._cache[key] = specs
         return specs

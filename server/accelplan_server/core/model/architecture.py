@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, NamedTuple
 
-from accelplan_server.core.errors import FieldViolation, InvalidArgument
+from accelplan_server.core.errors import FieldViolation, InvalidArgument, shown
 from accelplan_server.core.model import families
 
 MAX_DIMENSION = 1 << 24
@@ -343,10 +343,11 @@ class _Parser:
                     or not isinstance(value, (int, float))
                     or (isinstance(value, float) and not value.is_integer())
                 ):
-                    self.bad.append(FieldViolation(self._path(key), f"must be an integer, got {value!r}"))
+                    self.bad.append(FieldViolation(self._path(key), f"must be an integer, got {shown(value)}"))
                     return default
                 if not low <= int(value) <= high:
-                    self.bad.append(FieldViolation(self._path(key), f"must be from {low} to {high}, got {value}"))
+                    got = shown(value)
+                    self.bad.append(FieldViolation(self._path(key), f"must be from {low} to {high}, got {got}"))
                     return default
                 return int(value)
         if required:
@@ -358,7 +359,7 @@ class _Parser:
         if value is None:
             return default
         if not isinstance(value, bool):
-            self.bad.append(FieldViolation(self._path(key), f"must be true or false, got {value!r}"))
+            self.bad.append(FieldViolation(self._path(key), f"must be true or false, got {shown(value)}"))
             return default
         return value
 

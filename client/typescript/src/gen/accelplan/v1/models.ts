@@ -167,6 +167,16 @@ export interface FindCompatibleModelsRequest {
   quantization: QuantizationLevel;
   /** Memory available, in bytes. Required (> 0). */
   availableMemoryBytes: string;
+  /**
+   * Most models to return; 0 means 50, at most 1000. A page also ends early rather
+   * than pass 4 MiB (a catalogue loaded with --data-dir can be large).
+   */
+  pageSize: number;
+  /**
+   * next_page_token of the previous response (with the same quantization and budget);
+   * empty for the first page.
+   */
+  pageToken: string;
 }
 
 /** CompatibleModel is a model that fits, with what it needs. */
@@ -186,8 +196,13 @@ export interface CompatibleModel {
 
 /** FindCompatibleModelsResponse lists the models that fit, largest first. */
 export interface FindCompatibleModelsResponse {
-  /** Models whose required memory is at most the budget, by parameter count descending. */
+  /**
+   * Models whose required memory is at most the budget, by parameter count descending
+   * (this page of them).
+   */
   models: CompatibleModel[];
+  /** Token for the next page; empty on the last page. */
+  nextPageToken: string;
 }
 
 function createBaseModelSpec(): ModelSpec {
@@ -1575,7 +1590,7 @@ export const GetModelResponse: MessageFns<GetModelResponse> = {
 };
 
 function createBaseFindCompatibleModelsRequest(): FindCompatibleModelsRequest {
-  return { quantization: 0, availableMemoryBytes: "0" };
+  return { quantization: 0, availableMemoryBytes: "0", pageSize: 0, pageToken: "" };
 }
 
 export const FindCompatibleModelsRequest: MessageFns<FindCompatibleModelsRequest> = {
@@ -1585,6 +1600,12 @@ export const FindCompatibleModelsRequest: MessageFns<FindCompatibleModelsRequest
     }
     if (message.availableMemoryBytes !== "0") {
       writer.uint32(16).uint64(message.availableMemoryBytes);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(24).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(34).string(message.pageToken);
     }
     return writer;
   },
@@ -1618,6 +1639,22 @@ export const FindCompatibleModelsRequest: MessageFns<FindCompatibleModelsRequest
             message.availableMemoryBytes = reader.uint64().toString();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1638,6 +1675,16 @@ export const FindCompatibleModelsRequest: MessageFns<FindCompatibleModelsRequest
         : isSet(object.available_memory_bytes)
         ? globalThis.String(object.available_memory_bytes)
         : "0",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
     };
   },
 
@@ -1649,6 +1696,12 @@ export const FindCompatibleModelsRequest: MessageFns<FindCompatibleModelsRequest
     if (message.availableMemoryBytes !== "0") {
       obj.availableMemoryBytes = message.availableMemoryBytes;
     }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
     return obj;
   },
 
@@ -1659,6 +1712,8 @@ export const FindCompatibleModelsRequest: MessageFns<FindCompatibleModelsRequest
     const message = createBaseFindCompatibleModelsRequest();
     message.quantization = object.quantization ?? 0;
     message.availableMemoryBytes = object.availableMemoryBytes ?? "0";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
     return message;
   },
 };
@@ -1775,13 +1830,16 @@ export const CompatibleModel: MessageFns<CompatibleModel> = {
 };
 
 function createBaseFindCompatibleModelsResponse(): FindCompatibleModelsResponse {
-  return { models: [] };
+  return { models: [], nextPageToken: "" };
 }
 
 export const FindCompatibleModelsResponse: MessageFns<FindCompatibleModelsResponse> = {
   encode(message: FindCompatibleModelsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.models) {
       CompatibleModel.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
     }
     return writer;
   },
@@ -1807,6 +1865,14 @@ export const FindCompatibleModelsResponse: MessageFns<FindCompatibleModelsRespon
             message.models.push(CompatibleModel.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1824,6 +1890,11 @@ export const FindCompatibleModelsResponse: MessageFns<FindCompatibleModelsRespon
       models: globalThis.Array.isArray(object?.models)
         ? object.models.map((e: any) => CompatibleModel.fromJSON(e))
         : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
     };
   },
 
@@ -1831,6 +1902,9 @@ export const FindCompatibleModelsResponse: MessageFns<FindCompatibleModelsRespon
     const obj: any = {};
     if (message.models?.length) {
       obj.models = message.models.map((e) => CompatibleModel.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
     }
     return obj;
   },
@@ -1841,6 +1915,7 @@ export const FindCompatibleModelsResponse: MessageFns<FindCompatibleModelsRespon
   fromPartial<I extends Exact<DeepPartial<FindCompatibleModelsResponse>, I>>(object: I): FindCompatibleModelsResponse {
     const message = createBaseFindCompatibleModelsResponse();
     message.models = object.models?.map((e) => CompatibleModel.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
     return message;
   },
 };
