@@ -1,6 +1,6 @@
 """The ``accelplan`` command: run the server, or ask a running one.
 
-Every subcommand except ``serve`` talks to a server over gRPC (``--server``)
+Every subcommand except ``serve`` and ``extender`` talks to a server over gRPC (``--server``)
 and prints a readable table, or proto3 JSON with ``--json``.
 """
 
@@ -377,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the gRPC server")
     _serve_arguments(s)
 
+    x = sub.add_parser("extender", help="run the Kubernetes scheduler extender (kube-scheduler's HTTP webhook)")
+    _extender_arguments(x)
+
     q = sub.add_parser("quant", help="list quantization levels, or resolve one by name or bits")
     q.add_argument("level", nargs="?", help="a name (bf16, int4, QUANTIZATION_LEVEL_NONE) or bit width (8)")
     q.set_defaults(run=cmd_quant)
@@ -483,12 +486,33 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_cli.run(args)
 
 
+def _extender_arguments(parser: argparse.ArgumentParser) -> None:
+    try:
+        from accelplan_server.adapters.kubernetes import server as extender_cli
+    except ImportError as e:  # client-only install, or without the extender's dependencies
+        parser.set_defaults(extender_unavailable=str(e))
+        return
+    extender_cli.add_arguments(parser)
+
+
+def _extender(args: argparse.Namespace) -> int:
+    missing = getattr(args, "extender_unavailable", None)
+    if missing:
+        print(f"accelplan: the extender needs the server package and its extras: {missing}", file=sys.stderr)
+        return 2
+    from accelplan_server.adapters.kubernetes import server as extender_cli
+
+    return extender_cli.run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``accelplan`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "extender":
+        return _extender(args)
     run: Callable[[PlannerClient, argparse.Namespace], tuple[Message, str]] = args.run
     try:
         with PlannerClient(args.server, timeout=args.timeout, token=args.token) as client:
