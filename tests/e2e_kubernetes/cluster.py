@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 import urllib3
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".tools" / "kube" / "bin"
@@ -123,6 +124,7 @@ class ControlPlane:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.session.headers["Authorization"] = f"Bearer {TOKEN}"
         self.session.verify = str(w / "serving.crt")
+        self.session.trust_env = False  # else REQUESTS_CA_BUNDLE overrides verify, and proxies apply to loopback
         _wait("kube-apiserver", lambda: self.session.get(f"{self.api_url}/readyz", timeout=2).ok, api, api_log)
         # The default namespace and service account come from controllers we do not run.
         _wait("default namespace", lambda: self.get("/api/v1/namespaces/default") is not None, api, api_log)
@@ -244,27 +246,17 @@ class ControlPlane:
         raise AssertionError("pods or nodes left after reset")
 
 
+SAMPLE_CONFIG = ROOT / "deploy" / "kubernetes" / "scheduler-extender" / "scheduler-config.yaml"
+
+
 def scheduler_config(kubeconfig: Path, extender_url: str, *, ignorable: bool, node_cache: bool) -> str:
-    """A KubeSchedulerConfiguration with the accelplan extender (the shape of deploy/kubernetes/...)."""
-    return f"""apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-clientConnection:
-  kubeconfig: {kubeconfig}
-leaderElection:
-  leaderElect: false
-extenders:
-- urlPrefix: {extender_url}
-  filterVerb: filter
-  prioritizeVerb: prioritize
-  weight: 5
-  enableHTTPS: false
-  nodeCacheCapable: {str(node_cache).lower()}
-  ignorable: {str(ignorable).lower()}
-  httpTimeout: 5s
-  managedResources:
-  - name: nvidia.com/gpu
-    ignoredByScheduler: false
-"""
+    """The shipped sample KubeSchedulerConfiguration, pointed at this cluster and this extender."""
+    config = yaml.safe_load(SAMPLE_CONFIG.read_text())
+    config["clientConnection"]["kubeconfig"] = str(kubeconfig)
+    config["leaderElection"] = {"leaderElect": False}
+    (ext,) = config["extenders"]
+    ext.update(urlPrefix=extender_url, ignorable=ignorable, nodeCacheCapable=node_cache)
+    return str(yaml.safe_dump(config))
 
 
 @contextmanager
@@ -282,6 +274,7 @@ def scheduler(plane: ControlPlane, config: str, name: str) -> Iterator[subproces
     try:
         probe = requests.Session()
         probe.verify = False
+        probe.trust_env = False
         _wait("kube-scheduler", lambda: probe.get(f"https://127.0.0.1:{port}/healthz", timeout=1).ok, proc, log)
         yield proc
     finally:
