@@ -37,8 +37,6 @@ MAX_RANK_NODES = 10_000
 """Most nodes in one RankNodes request."""
 MAX_NODE_LABELS = 512
 """Most labels on one node (Kubernetes nodes carry 20-100)."""
-MAX_LABEL_VALUE_LENGTH = 256
-"""Longest value accepted for a label accelplan reads (Kubernetes caps label values at 63)."""
 MAX_PRICE_PER_HOUR_USD = 1e6
 """Largest node price accepted, in US dollars per hour."""
 MAX_SLO_VALUE = 1e9

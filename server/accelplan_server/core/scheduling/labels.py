@@ -31,6 +31,8 @@ from accelplan_server.core.scheduling.devices import catalog_device, device_link
 
 MIB = 2**20
 GIB = 2**30
+MAX_LABEL_VALUE_LENGTH = 256
+"""Longest value accepted for a label the table reads (Kubernetes caps label values at 63)."""
 MAX_DEVICES_PER_NODE = 1024
 """Most devices one node's labels may declare (a DGX-class node has 8-16; TPU hosts 8)."""
 
@@ -216,11 +218,27 @@ class LabelTable:
 
     def shape(self, labels: Mapping[str, str]) -> NodeShape:
         """The node's devices from its labels (cached on the labels that matter). InvalidArgument names a bad label."""
-        key: tuple[object, ...] = tuple(map(labels.get, KEYS))
-        if labels.get(NV_MIG_STRATEGY) == "mixed":
-            key += (tuple(sorted((k, v) for k, v in labels.items() if _MIG_MIXED_COUNT.match(k))),)
+        get = labels.get
+        # Only the labels of the vendor that describes the node make its key: a few lookups per node.
+        if (sku := get(AP_SKU)) is not None:
+            key: tuple[object, ...] = (AP_SKU, sku, get(AP_COUNT), get(AP_MEMORY), get(AP_INTERCONNECT))
+        elif (product := get(NV_PRODUCT)) is not None or get(NV_MIG_STRATEGY) is not None:
+            key = (NV_PRODUCT, product, get(NV_COUNT), get(NV_MEMORY), get(NV_FAMILY), get(NV_CLIQUE))
+            if (strategy := get(NV_MIG_STRATEGY)) is not None:
+                key += (strategy,)
+                if strategy == "mixed":
+                    key += (tuple(sorted((k, v) for k, v in labels.items() if _MIG_MIXED_COUNT.match(k))),)
+        elif (device_id := get(AMD_DEVICE_ID)) is not None or get(AMD_PRODUCT) is not None:
+            key = (AMD_DEVICE_ID, device_id, get(AMD_PRODUCT), get(AMD_VRAM), get(AP_COUNT))
+        elif (tpu := get(TPU_ACCELERATOR)) is not None:
+            key = (TPU_ACCELERATOR, tpu, get(TPU_TOPOLOGY), get(AP_COUNT))
+        else:
+            key = (INSTANCE_TYPE, get(INSTANCE_TYPE))
         found = self._cache.get(key)
         if found is None:
+            too_long = next((k for k in KEYS if len(get(k) or "") > MAX_LABEL_VALUE_LENGTH), None)
+            if too_long is not None:
+                raise _bad(too_long, f"longer than {MAX_LABEL_VALUE_LENGTH} characters")
             found = self._read(labels)
             found = NodeShape(found.fleet, found.product, found.sku, found.assumptions, key)
             if len(self._cache) >= self.MAX_CACHED:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from accelplan_server.core.catalog import Catalog, CloudInstance
 from accelplan_server.core.hardware.accelerators import Accelerator, AcceleratorType
@@ -47,8 +48,7 @@ class ShapeResult:
     assumptions: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """One node's verdict."""
 
     index: int
@@ -190,37 +190,52 @@ class Ranker:
     def rank(self, nodes: Sequence[RankNode], devices_per_replica: int, policy: Policy, top_k: int) -> Ranking:
         """Every node's verdict, feasible first by score (ties keep request order)."""
         by_shape: dict[tuple[object, ...], ShapeResult] = {}
-        shaped: list[ShapeResult] = []
+        evaluate = self.evaluate
+        # Price-dependent numbers depend on (shape, node price) only: nodes without a price of
+        # their own share their shape's, so this loop does a dictionary lookup per node.
+        groups: dict[tuple[int, float | None], tuple[ShapeResult, float | None, float | None]] = {}
+        keys: list[tuple[int, float | None]] = []
         for node in nodes:
             shape = node.shape
             key = shape.key or (id(shape),)
             found = by_shape.get(key)
             if found is None:
-                found = by_shape[key] = self.evaluate(shape, devices_per_replica)
-            shaped.append(found)
-        concurrency = self.sizer.workload.concurrency
-        rows: list[tuple[int, RankNode, ShapeResult, float | None, float | None]] = []
-        for i, (node, s) in enumerate(zip(nodes, shaped, strict=True)):
-            price = node.price_per_hour_usd
-            if price is None and s.per_device_price_usd is not None:
-                price = s.per_device_price_usd * s.device_total
-            cost = None
-            a = s.attempt
-            if s.feasible and a is not None and price is not None and a.decode_tokens_per_second > 0 and s.device_total:
-                share = price * a.device_count / s.device_total
-                cost = share / (a.decode_tokens_per_second * concurrency * 3600) * 1e6
-            rows.append((i, node, s, price, cost))
-        feasible = [r for r in rows if r[2].feasible]
-        fastest = max((r[2].attempt.decode_tokens_per_second for r in feasible if r[2].attempt), default=0.0)
-        cheapest = min((r[4] for r in feasible if r[4] is not None), default=None)
-        verdicts: list[Verdict] = []
-        for i, node, s, price, cost in rows:
-            score = _score(s, policy, fastest, cheapest, cost) if s.feasible else 0
-            verdicts.append(Verdict(i, node.name, s, score, price, cost))
-        verdicts.sort(key=lambda v: (not v.shape.feasible, -v.score if v.shape.feasible else 0, v.index))
+                found = by_shape[key] = evaluate(shape, devices_per_replica)
+            group = (id(found), node.price_per_hour_usd)
+            if group not in groups:
+                groups[group] = (found, *self._prices(found, node.price_per_hour_usd))
+            keys.append(group)
+        feasible = [g for g in groups.values() if g[0].feasible]
+        fastest = max((g[0].attempt.decode_tokens_per_second for g in feasible if g[0].attempt), default=0.0)
+        cheapest = min((g[2] for g in feasible if g[2] is not None), default=None)
+        scores = {k: (_score(g[0], policy, fastest, cheapest, g[2]) if g[0].feasible else 0) for k, g in groups.items()}
+        n = len(nodes)
+        # Sort keys as integers: feasible first, by score descending, then request order.
+        order = sorted(
+            (0 if groups[k][0].feasible else 101 * n) + (100 - scores[k]) * n + i for i, k in enumerate(keys)
+        )
         if top_k:
-            verdicts = verdicts[:top_k]
-        return Ranking(verdicts, len(feasible), len(by_shape))
+            order = order[:top_k]
+        verdicts = []
+        for o in order:
+            i = o % n
+            k = keys[i]
+            s, price, cost = groups[k]
+            verdicts.append(Verdict(i, nodes[i].name, s, scores[k], price, cost))
+        feasible_count = sum(1 for k in keys if groups[k][0].feasible)
+        return Ranking(verdicts, feasible_count, len(by_shape))
+
+    def _prices(self, s: ShapeResult, node_price: float | None) -> tuple[float | None, float | None]:
+        """(node price per hour, cost per million tokens) for a node of this shape."""
+        price = node_price
+        if price is None and s.per_device_price_usd is not None:
+            price = s.per_device_price_usd * s.device_total
+        a = s.attempt
+        if not (s.feasible and a is not None and price is not None and a.decode_tokens_per_second > 0):
+            return price, None
+        share = price * a.device_count / max(1, s.device_total)
+        concurrency = self.sizer.workload.concurrency
+        return price, share / (a.decode_tokens_per_second * concurrency * 3600) * 1e6
 
 
 def _score(s: ShapeResult, policy: Policy, fastest: float, cheapest: float | None, cost: float | None) -> int:
