@@ -51,7 +51,7 @@ class ShapeResult:
 class Verdict(NamedTuple):
     """One node's verdict."""
 
-    index: int
+    position: int
     """Position in the request."""
     node_name: str
     shape: ShapeResult
