@@ -214,17 +214,18 @@ class ControlPlane:
             time.sleep(0.05)
         raise AssertionError(f"pod {name} not bound after {seconds:.0f} s: {self.pod(name).get('status')}")
 
-    def wait_unschedulable(self, name: str, seconds: float = 30.0) -> str:
-        """The scheduler's message once it has found no node for the pod; fails if it binds."""
+    def wait_unschedulable(self, name: str, seconds: float = 30.0, reason: str = "Unschedulable") -> str:
+        """The scheduler's message once it has found no node for the pod (or, with reason="SchedulerError",
+        failed to schedule it); fails if the pod binds."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             pod = self.pod(name)
             assert not pod["spec"].get("nodeName"), f"pod {name} was bound to {pod['spec'].get('nodeName')}"
             for c in pod.get("status", {}).get("conditions", []):
-                if c["type"] == "PodScheduled" and c["status"] == "False" and c.get("reason") == "Unschedulable":
+                if c["type"] == "PodScheduled" and c["status"] == "False" and c.get("reason") == reason:
                     return str(c.get("message", ""))
             time.sleep(0.05)
-        raise AssertionError(f"pod {name} not marked unschedulable after {seconds:.0f} s")
+        raise AssertionError(f"pod {name} not marked {reason} after {seconds:.0f} s: {self.pod(name).get('status')}")
 
     def reset(self) -> None:
         """Delete every pod and node (immediately: no kubelet has to confirm)."""

@@ -10,53 +10,56 @@ call however many nodes there are.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
 
 from accelplan.v1 import scheduler_service_pb2_grpc, scheduling_pb2
 from accelplan_server.adapters.kubernetes.annotations import PodWorkload
+from accelplan_server.core.errors import InvalidArgument, NotFound
+from accelplan_server.core.scheduling import labels as node_labels
 
 Shape = tuple[tuple[str, str], ...]
 """The device-describing labels of a node, sorted: nodes with equal shapes get equal verdicts."""
 
-# Label domains whose labels may describe a node's accelerators (GPU Feature Discovery, AMD's node
-# labeller, Intel's and Habana's device plugins, AWS Neuron, accelplan's own `accelplan detect --labels`).
-_DEVICE_DOMAINS = ("nvidia.com", "amd.com", "habana.ai", "intel.com", "aws.amazon.com", "accelplan.dev")
-# Single keys outside those domains: GKE's accelerator and TPU labels, the instance type (prices).
-_DEVICE_KEY_PREFIXES = (
-    "cloud.google.com/gke-tpu",
-    "cloud.google.com/gke-accelerator",
-    "node.kubernetes.io/instance-type",
-)
-_MAX_KNOWN_KEYS = 100_000
-_known_keys: dict[str, bool] = {}
+_DEVICE_KEYS = frozenset(node_labels.KEYS)
+_MIG_COUNT_PREFIX = "nvidia.com/mig-"  # nvidia.com/mig-<g>g.<m>gb.count under the mixed MIG strategy
 
 
 def device_label(key: str) -> bool:
-    """Whether a label key may describe the node's devices (and so must be sent to RankNodes)."""
-    known = _known_keys.get(key)
-    if known is not None:
-        return known
-    domain, slash, _ = key.partition("/")
-    relevant = bool(slash) and (
-        any(domain == d or domain.endswith("." + d) for d in _DEVICE_DOMAINS) or key.startswith(_DEVICE_KEY_PREFIXES)
-    )
-    if len(_known_keys) < _MAX_KNOWN_KEYS:  # label keys are few; bound it anyway
-        _known_keys[key] = relevant
-    return relevant
+    """Whether RankNodes reads this label key (core.scheduling.labels decides a node's devices from these)."""
+    return key in _DEVICE_KEYS or (key.startswith(_MIG_COUNT_PREFIX) and key.endswith(".count"))
 
 
 def shape_of(labels: Mapping[str, Any]) -> Shape:
-    """A node's shape: its device-describing labels, sorted."""
+    """A node's shape: the labels RankNodes reads, sorted."""
     return tuple(sorted((k, str(v)) for k, v in labels.items() if device_label(k)))
 
 
+_NODE_PATH = re.compile(r"^nodes\[(\d+)\]")
+
+
 class RankError(Exception):
-    """RankNodes refused the workload (bad or unknown model, bad annotation values): the message says why."""
+    """RankNodes refused the request: the message says why; ``bad_nodes`` are the indexes of nodes it blamed."""
+
+    def __init__(self, message: str, bad_nodes: Mapping[int, str] | None = None) -> None:
+        super().__init__(message)
+        self.bad_nodes: Mapping[int, str] = bad_nodes or {}
+
+
+def _blamed(violations: Iterable[tuple[str, str]]) -> dict[int, str]:
+    """Node index to the description of what is wrong with it, from BadRequest field paths ``nodes[i]...``."""
+    blamed: dict[int, str] = {}
+    for path, description in violations:
+        m = _NODE_PATH.match(path)
+        if m:
+            blamed.setdefault(int(m.group(1)), f"{path.removeprefix(m.group(0)).lstrip('.')}: {description}")
+    return blamed
 
 
 class Ranker(Protocol):
@@ -67,66 +70,23 @@ class Ranker(Protocol):
         ...
 
 
-class _Aborted(Exception):
-    pass
-
-
-class _LocalContext:
-    """The part of grpc.ServicerContext a servicer uses, for calls made in-process."""
-
-    def __init__(self) -> None:
-        self._code: grpc.StatusCode | None = None
-        self._details = ""
-
-    def abort(self, code: grpc.StatusCode, details: str) -> None:
-        self._code, self._details = code, details
-        raise _Aborted(details)
-
-    def abort_with_status(self, status: Any) -> None:
-        self.abort(status.code, status.details)
-
-    def code(self) -> grpc.StatusCode | None:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
-
-    def time_remaining(self) -> float | None:
-        return None
-
-    def is_active(self) -> bool:
-        return True
-
-    def set_code(self, code: grpc.StatusCode) -> None:
-        self._code = code
-
-    def set_details(self, details: str) -> None:
-        self._details = details
-
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
-
-
 class LocalRanker:
-    """RankNodes through the SchedulerServicer in this process: the same code the gRPC server runs."""
+    """RankNodes through the SchedulerServicer in this process: the code ``accelplan serve`` runs for the RPC."""
 
     def __init__(self, data_dir: str | None = None) -> None:
-        from pathlib import Path
-
         from accelplan_server.core.catalog import load_catalog
         from accelplan_server.rpc.scheduler import SchedulerServicer
 
         self._servicer = SchedulerServicer(load_catalog(Path(data_dir) if data_dir else None))
 
     def rank(self, request: scheduling_pb2.RankNodesRequest) -> scheduling_pb2.RankNodesResponse:
-        """The servicer's response; RankError with the status it aborted with."""
-        context = _LocalContext()
+        """The servicer's response; RankError for what it refuses (INVALID_ARGUMENT, NOT_FOUND over gRPC)."""
         try:
-            response: scheduling_pb2.RankNodesResponse = self._servicer.RankNodes(request, context)
-        except _Aborted:
-            code = context.code()
-            raise RankError(f"{code.name if code is not None else 'ERROR'}: {context.details()}") from None
-        return response
+            return self._servicer.rank(request)
+        except InvalidArgument as e:
+            raise RankError(str(e), _blamed((v.field, v.description) for v in e.violations)) from None
+        except NotFound as e:
+            raise RankError(str(e)) from None
 
 
 class GrpcRanker:
@@ -145,12 +105,26 @@ class GrpcRanker:
                 request, timeout=self._timeout, metadata=self._metadata
             )
         except grpc.RpcError as e:
-            raise RankError(f"{e.code().name}: {e.details()}") from None
+            raise RankError(f"{e.code().name}: {e.details()}", _blamed(_violations(e))) from None
         return response
 
     def close(self) -> None:
         """Close the channel."""
         self._channel.close()
+
+
+def _violations(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """The google.rpc.BadRequest field violations an INVALID_ARGUMENT status carries."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    found: list[tuple[str, str]] = []
+    for detail in status.details if status is not None else ():
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found.extend((v.field, v.description) for v in bad.field_violations)
+    return found
 
 
 Verdicts = dict[Shape, scheduling_pb2.NodeVerdict]
@@ -174,16 +148,33 @@ class ShapeRanker:
             if hit is not None:
                 self._memo.move_to_end(key)
                 return hit
-        request = scheduling_pb2.RankNodesRequest(
-            workload=pod.workload, devices_per_replica=pod.devices, policy=pod.policy
-        )
-        for i, shape in enumerate(distinct):
-            request.nodes.add(name=f"shape-{i}", labels=dict(shape))
-        response = self._ranker.rank(request)
-        by_name = {v.node_name: v for v in response.verdicts}
-        result = {shape: by_name[f"shape-{i}"] for i, shape in enumerate(distinct) if f"shape-{i}" in by_name}
+        result = self._rank(pod, distinct)
         with self._lock:
             self._memo[key] = result
             while len(self._memo) > self._remembered:
                 self._memo.popitem(last=False)
         return result
+
+    def _rank(self, pod: PodWorkload, shapes: list[Shape]) -> Verdicts:
+        """Verdicts from RankNodes; shapes whose labels it refuses get that refusal as their verdict."""
+        refused: Verdicts = {}
+        while True:
+            request = scheduling_pb2.RankNodesRequest(
+                workload=pod.workload, devices_per_replica=pod.devices, policy=pod.policy
+            )
+            for i, shape in enumerate(shapes):
+                request.nodes.add(name=str(i), labels=dict(shape))
+            try:
+                response = self._ranker.rank(request) if shapes else scheduling_pb2.RankNodesResponse()
+            except RankError as e:
+                blamed = {i: why for i, why in e.bad_nodes.items() if i < len(shapes)}
+                if not blamed:
+                    raise  # the workload itself was refused: every node fails alike
+                for i, why in blamed.items():
+                    refused[shapes[i]] = scheduling_pb2.NodeVerdict(
+                        feasible=False, unresolvable=True, reason=f"RankNodes cannot read the node's labels: {why}"
+                    )
+                shapes = [s for i, s in enumerate(shapes) if i not in blamed]
+                continue
+            verdicts = {shapes[int(v.node_name)]: v for v in response.verdicts}
+            return {**verdicts, **refused}
