@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -25,6 +26,8 @@ MAX_NODES = 100_000
 """Most nodes kept (Kubernetes supports 5,000 per cluster); further nodes are reported as unknown."""
 MAX_FETCHES = 16
 """Most nodes one request reads from the API server when the watch has not delivered them yet."""
+FETCH_PAUSE_SECONDS = 10.0
+"""After a failed read, requests do not read missing nodes for this long (the filter must stay fast)."""
 WATCH_SECONDS = 300
 """Each watch request ends after this long and is resumed from the last resource version."""
 
@@ -38,6 +41,7 @@ class NodeCache:
         self.synced = threading.Event()
         self.fetch: Callable[[str], Mapping[str, Any] | None] | None = None
         """Reads one node from the API server: used for a name the watch has not delivered yet."""
+        self._fetch_failed_at = -FETCH_PAUSE_SECONDS
 
     def __len__(self) -> int:
         return len(self._shapes)
@@ -55,13 +59,14 @@ class NodeCache:
         """Each node's shape; a few names the watch has not delivered yet are read from the API server."""
         get = self._shapes.get
         found = [get(n) for n in names]
-        if self.fetch is not None:
+        if self.fetch is not None and time.monotonic() - self._fetch_failed_at >= FETCH_PAUSE_SECONDS:
             missing = [i for i, s in enumerate(found) if s is None][:MAX_FETCHES]
             for i in missing:
                 try:
                     node = self.fetch(names[i])
                 except Exception as e:  # the API server is unreachable: the node stays unknown this time
                     log.warning("node %s: cannot read it from the API server: %s", names[i], e)
+                    self._fetch_failed_at = time.monotonic()
                     break
                 if node is not None:
                     self.apply("ADDED", node)
