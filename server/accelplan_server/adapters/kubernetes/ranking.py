@@ -27,18 +27,25 @@ from accelplan_server.core.scheduling import labels as node_labels
 Shape = tuple[tuple[str, str], ...]
 """The device-describing labels of a node, sorted: nodes with equal shapes get equal verdicts."""
 
-_DEVICE_KEYS = frozenset(node_labels.KEYS)
-_MIG_COUNT_PREFIX = "nvidia.com/mig-"  # nvidia.com/mig-<g>g.<m>gb.count under the mixed MIG strategy
+DEVICE_KEYS: tuple[str, ...] = tuple(node_labels.KEYS)
+"""The labels RankNodes reads (core.scheduling.labels decides a node's devices from these)."""
+MIG_STRATEGY = node_labels.NV_MIG_STRATEGY
+_MIG_COUNT_PREFIX = "nvidia.com/mig-"  # nvidia.com/mig-<g>g.<m>gb.count, read under the mixed MIG strategy
 
 
-def device_label(key: str) -> bool:
-    """Whether RankNodes reads this label key (core.scheduling.labels decides a node's devices from these)."""
-    return key in _DEVICE_KEYS or (key.startswith(_MIG_COUNT_PREFIX) and key.endswith(".count"))
+def mig_counts(labels: Mapping[str, Any]) -> Shape:
+    """The per-profile MIG count labels of a node with the mixed MIG strategy, sorted."""
+    return tuple(
+        sorted((k, str(v)) for k, v in labels.items() if k.startswith(_MIG_COUNT_PREFIX) and k.endswith(".count"))
+    )
 
 
 def shape_of(labels: Mapping[str, Any]) -> Shape:
-    """A node's shape: the labels RankNodes reads, sorted."""
-    return tuple(sorted((k, str(v)) for k, v in labels.items() if device_label(k)))
+    """A node's shape: the labels RankNodes reads, in DEVICE_KEYS order (then MIG counts, sorted)."""
+    shape = tuple((k, str(labels[k])) for k in DEVICE_KEYS if k in labels)
+    if labels.get(MIG_STRATEGY) == "mixed":
+        shape += mig_counts(labels)
+    return shape
 
 
 _NODE_PATH = re.compile(r"^nodes\[(\d+)\]")

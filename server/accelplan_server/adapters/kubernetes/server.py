@@ -16,9 +16,10 @@ import orjson
 from aiohttp import web
 
 from accelplan_server.adapters.kubernetes.annotations import AnnotationError
-from accelplan_server.adapters.kubernetes.extender import BadArgs, Extender, field
+from accelplan_server.adapters.kubernetes.extender import Extender
 from accelplan_server.adapters.kubernetes.nodecache import NodeCache, NodeWatcher
 from accelplan_server.adapters.kubernetes.ranking import GrpcRanker, LocalRanker, Ranker, RankError, ShapeRanker
+from accelplan_server.adapters.kubernetes.wire import BadArgs, field
 
 log = logging.getLogger("accelplan.extender")
 
@@ -42,11 +43,15 @@ class Recorder:
         self.folder = folder
         self.count = 0
 
-    def write(self, verb: str, body: bytes, args: Any) -> None:
+    def write(self, verb: str, body: bytes) -> None:
         """Keep one request body, named by its order, verb and pod."""
         if self.count >= MAX_RECORDED:
             return
         self.count += 1
+        try:
+            args = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            args = None
         pod = field(args, "Pod") if isinstance(args, dict) else None
         name = str(((pod or {}).get("metadata") or {}).get("name", "unknown")) if isinstance(pod, dict) else "unknown"
         safe = re.sub(r"[^A-Za-z0-9.-]", "_", name)[:100]
@@ -56,15 +61,11 @@ class Recorder:
 def make_app(extender: Extender, recorder: Recorder | None = None) -> web.Application:
     """The aiohttp application: POST /filter, POST /prioritize, GET /healthz."""
 
-    async def _body(request: web.Request, verb: str) -> Any:
+    async def _body(request: web.Request, verb: str) -> bytes:
         body = await request.read()
-        try:
-            args = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise web.HTTPBadRequest(text=f"the body is not JSON: {e}") from None
         if recorder is not None:
-            recorder.write(verb, body, args)
-        return args
+            recorder.write(verb, body)
+        return body
 
     async def filter_(request: web.Request) -> web.Response:
         return _json(extender.filter(await _body(request, "filter")))
