@@ -231,8 +231,22 @@ def serve(nodes_file: str | None) -> None:
         cache = NodeCache()
         cache.replace(orjson.loads(Path(nodes_file).read_bytes()))
 
+    handler_seconds: dict[str, list[float]] = {"filter": [], "prioritize": []}
+
+    @web.middleware
+    async def timed(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/bench-stats":
+            return web.json_response({k: percentiles(v) for k, v in handler_seconds.items() if v})
+        t = time.perf_counter()
+        response: web.StreamResponse = await handler(request)
+        handler_seconds[request.path.strip("/")].append(time.perf_counter() - t)
+        return response
+
     async def run() -> None:
-        runner = web.AppRunner(make_app(Extender(ShapeRanker(LocalRanker()), cache)), access_log=None)
+        app = make_app(Extender(ShapeRanker(LocalRanker()), cache))
+        app.middlewares.append(timed)
+        app.router.add_get("/bench-stats", lambda r: web.Response())
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -277,7 +291,10 @@ def run_case(url: str, bodies: list[dict[str, Any]], names_only: bool) -> dict[s
         filt.append(t1 - t0)
         prio.append(t3 - t2)
         both.append((t1 - t0) + (t3 - t2))
+    server = http.get(f"{url}/bench-stats").json()  # handler time in the server: body read to answer built
     return {
+        "server_filter_handler": server["filter"],
+        "server_prioritize_handler": server["prioritize"],
         "filter": percentiles(filt),
         "prioritize": percentiles(prio),
         "filter_plus_prioritize": percentiles(both),
