@@ -23,7 +23,7 @@ from accelplan_server.core.memory.serving import DEFAULT_CONTEXT_LENGTH
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.footprint import ModelProfile
 from accelplan_server.core.scheduling.labels import LabelTable, NodeShape
-from accelplan_server.core.scheduling.rank import Policy, Ranker, Ranking, RankNode, ShapeResult
+from accelplan_server.core.scheduling.rank import Policy, Ranker, Ranking, ShapeResult
 from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
 from accelplan_server.core.scheduling.sizing import ServingWorkload, Sizer
 from accelplan_server.rpc import convert, limits
@@ -33,10 +33,6 @@ from accelplan_server.rpc.status import translate_errors
 Ctx = grpc.ServicerContext
 DEFAULT_PROMPT_TOKENS = 512
 MAX_DEVICES_PER_REPLICA = 1024
-
-
-def _HAS_FLEET(node: scheduling_pb2.NodeInventory) -> bool:
-    return node.HasField("fleet") and len(node.fleet.accelerators) > 0
 
 
 _pack_double = struct.Struct("<d").pack
@@ -168,47 +164,46 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     # ----- RankNodes -----
 
-    def _nodes(self, request: scheduling_pb2.RankNodesRequest, bad: Violations) -> list[RankNode]:
+    def _nodes(
+        self, request: scheduling_pb2.RankNodesRequest, bad: Violations
+    ) -> tuple[list[str], list[NodeShape], list[float | None] | None]:
         nodes = request.nodes
         n = len(nodes)
         if n == 0:
             bad.add("nodes", "must list at least one node")
         if n > limits.MAX_RANK_NODES:
             bad.add("nodes", f"has {n} entries; at most {limits.MAX_RANK_NODES} are accepted")
-            return []
-        out: list[RankNode] = []
+            return [], [], None
+        names: list[str] = []
+        shapes: list[NodeShape] = []
+        prices: list[float | None] | None = None
         shape_of = self.table.shape
-        seen: set[str] = set()
-        has_fleet = _HAS_FLEET
+        max_labels = limits.MAX_NODE_LABELS
         for i, node in enumerate(nodes):
-            name = node.name
-            if not name or len(name) > limits.MAX_STRING_LENGTH or name in seen:
-                why = "must not be empty" if not name else ("is a duplicate" if name in seen else "is too long")
-                bad.add(
-                    f"nodes[{i}].name",
-                    why if name in seen or not name else f"longer than {limits.MAX_STRING_LENGTH} characters",
-                )
-            seen.add(name)
-            price = None
-            if node.HasField("price_per_hour_usd"):
+            names.append(node.name)
+            has = node.HasField
+            if has("price_per_hour_usd"):
+                if prices is None:
+                    prices = [None] * i
                 price = node.price_per_hour_usd
                 if not (math.isfinite(price) and 0 <= price <= limits.MAX_PRICE_PER_HOUR_USD):
                     bad.add(f"nodes[{i}].price_per_hour_usd", f"must be from 0 to {limits.MAX_PRICE_PER_HOUR_USD:g}")
-                    price = None
-            if has_fleet(node):
-                shape = self._fleet_shape(node.fleet, f"nodes[{i}].fleet", bad)
-            else:
-                labels = node.labels
-                if len(labels) > limits.MAX_NODE_LABELS:
-                    bad.add(f"nodes[{i}].labels", f"has {len(labels)} entries; at most {limits.MAX_NODE_LABELS}")
-                    continue
-                try:
-                    shape = shape_of(labels)
-                except InvalidArgument as e:
-                    bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
-                    continue
-            out.append(RankNode(name, shape, price))
-        return out
+                prices.append(price)
+            elif prices is not None:
+                prices.append(None)
+            if has("fleet") and node.fleet.accelerators:
+                shapes.append(self._fleet_shape(node.fleet, f"nodes[{i}].fleet", bad))
+                continue
+            labels = node.labels
+            if len(labels) > max_labels:
+                bad.add(f"nodes[{i}].labels", f"has {len(labels)} entries; at most {max_labels} are accepted")
+                continue
+            try:
+                shapes.append(shape_of(labels))
+            except InvalidArgument as e:
+                bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
+        _check_names(names, bad)
+        return names, shapes, prices
 
     def _fleet_shape(self, msg: hardware_pb2.Fleet, field: str, bad: Violations) -> NodeShape:
         fleet = convert.fleet(msg, field, bad, required=True, skus=self.skus)
@@ -225,11 +220,13 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         policy = convert.enum_value(Policy, request.policy, "policy", bad, required=False)
         if request.devices_per_replica > MAX_DEVICES_PER_REPLICA:
             bad.add("devices_per_replica", f"must be at most {MAX_DEVICES_PER_REPLICA}")
-        nodes = self._nodes(request, bad)
+        names, shapes, prices = self._nodes(request, bad)
         bad.raise_if_any()
         workload = self._serving(request.workload, ref, parts)
         ranker = Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest)
-        ranking = ranker.rank(nodes, request.devices_per_replica, Policy(policy or Policy.BEST_FIT), request.top_k)
+        ranking = ranker.rank_shapes(
+            names, shapes, prices, request.devices_per_replica, Policy(policy or Policy.BEST_FIT), request.top_k
+        )
         return self._rank_response(ranking, workload, request.workload)
 
     def _rank_response(
@@ -284,17 +281,16 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         chosen = convert.enum_value(Policy, policy, "policy", bad, required=False)
         if len(nodes) > limits.MAX_RANK_NODES:
             bad.add("nodes", f"has {len(nodes)} entries; at most {limits.MAX_RANK_NODES} are accepted")
-        ranked: list[RankNode] = []
-        shape_of = self.table.shape
-        for i, (name, labels) in enumerate(nodes[: limits.MAX_RANK_NODES]):
-            try:
-                ranked.append(RankNode(name, shape_of(labels)))
-            except InvalidArgument as e:
-                bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
+        kept = nodes[: limits.MAX_RANK_NODES]
+        names = [name for name, _ in kept]
+        shapes, errors = self.table.shapes([labels for _, labels in kept])
+        for i, e in errors:
+            bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
+        _check_names(names, bad)
         bad.raise_if_any()
         serving = self._serving(workload, ref, parts)
         ranker = Ranker(Sizer(serving, self.specs_of), self.catalog, self.cheapest)
-        return ranker.rank(ranked, devices_per_replica, Policy(chosen or Policy.BEST_FIT), top_k)
+        return ranker.rank_shapes(names, shapes, None, devices_per_replica, Policy(chosen or Policy.BEST_FIT), top_k)
 
     @translate_errors
     def RankNodes(self, request: scheduling_pb2.RankNodesRequest, context: Ctx) -> scheduling_pb2.RankNodesResponse:
@@ -387,12 +383,19 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         return self.right_size(request)
 
 
-def _name_problem(name: str, seen: set[str]) -> str:
-    if not name:
-        return "must not be empty"
-    if name in seen:
-        return "duplicates an earlier node's name"
-    return f"longer than {limits.MAX_STRING_LENGTH} characters"
+def _check_names(names: list[str], bad: Violations) -> None:
+    """Every node name non-empty, within the length cap and unique (one C-level pass when they are)."""
+    if all(names) and len(set(names)) == len(names) and max(map(len, names), default=0) <= limits.MAX_STRING_LENGTH:
+        return
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if not name:
+            bad.add(f"nodes[{i}].name", "must not be empty")
+        elif len(name) > limits.MAX_STRING_LENGTH:
+            bad.add(f"nodes[{i}].name", f"longer than {limits.MAX_STRING_LENGTH} characters")
+        elif name in seen:
+            bad.add(f"nodes[{i}].name", "duplicates an earlier node's name")
+        seen.add(name)
 
 
 def _shape_verdict(s: ShapeResult) -> scheduling_pb2.NodeVerdict:

@@ -8,6 +8,7 @@ the price-dependent numbers and the score are per node.
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -189,41 +190,63 @@ class Ranker:
 
     def rank(self, nodes: Sequence[RankNode], devices_per_replica: int, policy: Policy, top_k: int) -> Ranking:
         """Every node's verdict, feasible first by score (ties keep request order)."""
-        by_shape: dict[tuple[object, ...], ShapeResult] = {}
-        evaluate = self.evaluate
-        # Price-dependent numbers depend on (shape, node price) only: nodes without a price of
-        # their own share their shape's, so this loop does a dictionary lookup per node.
-        groups: dict[tuple[int, float | None], tuple[ShapeResult, float | None, float | None]] = {}
-        keys: list[tuple[int, float | None]] = []
-        for node in nodes:
-            shape = node.shape
-            key = shape.key or (id(shape),)
-            found = by_shape.get(key)
+        return self.rank_shapes(
+            [n.name for n in nodes],
+            [n.shape for n in nodes],
+            [n.price_per_hour_usd for n in nodes],
+            devices_per_replica,
+            policy,
+            top_k,
+        )
+
+    def rank_shapes(
+        self,
+        names: Sequence[str],
+        shapes: Sequence[NodeShape],
+        prices: Sequence[float | None] | None,
+        devices_per_replica: int,
+        policy: Policy,
+        top_k: int,
+    ) -> Ranking:
+        """``rank`` over parallel lists (``prices`` None: no node has a price of its own).
+
+        Work per node is a few C-level list and dict operations: every number is computed once
+        per (shape, price) group, and the order comes from one sort of per-node integers.
+        """
+        # Shapes from the label table are shared objects; equal keys from elsewhere merge here.
+        ids = list(map(id, shapes))
+        by_id = dict(zip(ids, shapes, strict=True))
+        by_key: dict[tuple[object, ...], ShapeResult] = {}
+        result_of: dict[int, ShapeResult] = {}
+        for shape_id, shape in by_id.items():
+            key = shape.key or (shape_id,)
+            found = by_key.get(key)
             if found is None:
-                found = by_shape[key] = evaluate(shape, devices_per_replica)
-            group = (id(found), node.price_per_hour_usd)
-            if group not in groups:
-                groups[group] = (found, *self._prices(found, node.price_per_hour_usd))
-            keys.append(group)
+                found = by_key[key] = self.evaluate(shape, devices_per_replica)
+            result_of[shape_id] = found
+        gkeys: list[object] = list(ids) if prices is None else list(zip(ids, prices, strict=True))
+        counts = Counter(gkeys)
+        groups: dict[object, tuple[ShapeResult, int, float | None, float | None]] = {}
+        for g in counts:
+            pair: tuple[int, float | None] = (g, None) if prices is None else g  # type: ignore[assignment]
+            found = result_of[pair[0]]
+            groups[g] = (found, 0, *self._prices(found, pair[1]))
         feasible = [g for g in groups.values() if g[0].feasible]
         fastest = max((g[0].attempt.decode_tokens_per_second for g in feasible if g[0].attempt), default=0.0)
-        cheapest = min((g[2] for g in feasible if g[2] is not None), default=None)
-        scores = {k: (_score(g[0], policy, fastest, cheapest, g[2]) if g[0].feasible else 0) for k, g in groups.items()}
-        n = len(nodes)
-        # Sort keys as integers: feasible first, by score descending, then request order.
-        order = sorted(
-            (0 if groups[k][0].feasible else 101 * n) + (100 - scores[k]) * n + i for i, k in enumerate(keys)
-        )
+        cheapest = min((g[3] for g in feasible if g[3] is not None), default=None)
+        sort_value: dict[object, int] = {}
+        for g, (found, _, price, cost) in groups.items():
+            score = _score(found, policy, fastest, cheapest, cost) if found.feasible else 0
+            groups[g] = (found, score, price, cost)
+            sort_value[g] = 100 - score if found.feasible else 1000
+        ranks = list(map(sort_value.__getitem__, gkeys))
+        order = sorted(range(len(ranks)), key=ranks.__getitem__)  # stable: ties keep request order
         if top_k:
             order = order[:top_k]
-        verdicts = []
-        for o in order:
-            i = o % n
-            k = keys[i]
-            s, price, cost = groups[k]
-            verdicts.append(Verdict(i, nodes[i].name, s, scores[k], price, cost))
-        feasible_count = sum(1 for k in keys if groups[k][0].feasible)
-        return Ranking(verdicts, feasible_count, len(by_shape))
+        make = Verdict
+        verdicts = [make(i, names[i], *groups[gkeys[i]]) for i in order]
+        feasible_count = sum(counts[g] for g, v in groups.items() if v[0].feasible)
+        return Ranking(verdicts, feasible_count, len(by_key))
 
     def _prices(self, s: ShapeResult, node_price: float | None) -> tuple[float | None, float | None]:
         """(node price per hour, cost per million tokens) for a node of this shape."""
