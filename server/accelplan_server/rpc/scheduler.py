@@ -234,22 +234,24 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     ) -> scheduling_pb2.RankNodesResponse:
         # Every node of a shape shares its verdict's fields: encode them once per shape, then add
         # each node's name, score and prices as wire bytes, and let the response parse the lot in C.
-        suffixes: dict[tuple[int, int, float | None, float | None], bytes] = {}
         parts: list[bytes] = []
         append = parts.append
-        for v in ranking.verdicts:
-            key = (id(v.shape), v.score, v.price_per_hour_usd, v.cost_per_million_tokens_usd)
-            tail = suffixes.get(key)
+        names, group_of = ranking.names, ranking.group_of
+        tails: dict[int, bytes] = {}
+        for i in ranking.order:
+            group = group_of[i]
+            tail = tails.get(id(group))
             if tail is None:
-                tail = _shape_verdict(v.shape).SerializeToString()
-                if v.score:
-                    tail += b"\x18" + _varint(v.score)
-                if v.cost_per_million_tokens_usd is not None:
-                    tail += b"\x81\x01" + _pack_double(v.cost_per_million_tokens_usd)
-                if v.price_per_hour_usd is not None:
-                    tail += b"\x89\x01" + _pack_double(v.price_per_hour_usd)
-                suffixes[key] = tail
-            name = v.node_name.encode()
+                shape, score, price, cost = group
+                tail = _shape_verdict(shape).SerializeToString()
+                if score:
+                    tail += b"\x18" + _varint(score)
+                if cost is not None:
+                    tail += b"\x81\x01" + _pack_double(cost)
+                if price is not None:
+                    tail += b"\x89\x01" + _pack_double(price)
+                tails[id(group)] = tail
+            name = names[i].encode()
             head = b"\x0a" + _varint(len(name)) + name
             append(b"\x0a" + _varint(len(head) + len(tail)) + head)
             append(tail)
@@ -271,22 +273,55 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     ) -> Ranking:
         """RankNodes for in-process callers holding node labels as dicts (the Kubernetes extender).
 
-        Same core and checks as ``rank`` without building NodeInventory messages: reading a proto
-        map costs ~1 us per label, a dict ~30 ns. Returns the core Ranking (verdicts with
-        ``node_name``, ``score`` and ``shape`` carrying feasible, reason, unresolvable, attempt).
-        Raises InvalidArgument (paths ``nodes[i].labels["key"]``) / NotFound.
+        Same core and checks as ``rank`` without NodeInventory messages (reading a proto map
+        costs ~1 us per label, a dict ~30 ns). Returns the core Ranking: ``order`` (request
+        positions, best first), ``verdict(i)`` / ``verdicts`` (``node_name``, ``score``, and
+        ``shape`` with ``feasible``, ``reason``, ``unresolvable``, ``attempt``). Raises
+        InvalidArgument (paths ``nodes[i].labels["key"]``) / NotFound.
+        """
+        bad = Violations()
+        if len(nodes) > limits.MAX_RANK_NODES:
+            bad.add("nodes", f"has {len(nodes)} entries; at most {limits.MAX_RANK_NODES} are accepted")
+        kept = nodes[: limits.MAX_RANK_NODES]
+        shapes, errors = self.table.shapes([labels for _, labels in kept])
+        for i, e in errors:
+            bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
+        bad.raise_if_any()
+        return self.rank_shapes(
+            workload,
+            [name for name, _ in kept],
+            shapes,
+            devices_per_replica=devices_per_replica,
+            policy=policy,
+            top_k=top_k,
+        )
+
+    def rank_shapes(
+        self,
+        workload: scheduling_pb2.Workload,
+        names: Sequence[str],
+        shapes: Sequence[NodeShape],
+        *,
+        devices_per_replica: int = 0,
+        policy: int = 0,
+        top_k: int = 0,
+    ) -> Ranking:
+        """``rank_labels`` for nodes whose shapes a node cache already holds.
+
+        A caller that watches nodes keeps ``servicer.table.shape(labels)`` per node (computed
+        when the node changes; nodes of one hardware shape share one object), and each
+        ranking then does no label work at all.
         """
         bad = Violations()
         ref, parts = self._workload(workload, True, bad)
         chosen = convert.enum_value(Policy, policy, "policy", bad, required=False)
-        if len(nodes) > limits.MAX_RANK_NODES:
-            bad.add("nodes", f"has {len(nodes)} entries; at most {limits.MAX_RANK_NODES} are accepted")
-        kept = nodes[: limits.MAX_RANK_NODES]
-        names = [name for name, _ in kept]
-        shapes, errors = self.table.shapes([labels for _, labels in kept])
-        for i, e in errors:
-            bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
-        _check_names(names, bad)
+        if devices_per_replica > MAX_DEVICES_PER_REPLICA:
+            bad.add("devices_per_replica", f"must be at most {MAX_DEVICES_PER_REPLICA}")
+        if len(names) != len(shapes):
+            bad.add("nodes", f"{len(names)} names for {len(shapes)} shapes")
+        elif len(names) > limits.MAX_RANK_NODES:
+            bad.add("nodes", f"has {len(names)} entries; at most {limits.MAX_RANK_NODES} are accepted")
+        _check_names(list(names), bad)
         bad.raise_if_any()
         serving = self._serving(workload, ref, parts)
         ranker = Ranker(Sizer(serving, self.specs_of), self.catalog, self.cheapest)

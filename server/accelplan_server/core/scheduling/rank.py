@@ -8,7 +8,6 @@ the price-dependent numbers and the score are per node.
 from __future__ import annotations
 
 import enum
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -20,6 +19,9 @@ from accelplan_server.core.quantization import Quantization as Q
 from accelplan_server.core.scheduling.devices import AUTO_ORDER, supported_levels
 from accelplan_server.core.scheduling.labels import NodeShape
 from accelplan_server.core.scheduling.sizing import Attempt, Cause, Sizer, candidate_counts, closest_miss, gib
+
+INFEASIBLE = 1000
+"""Sort value of an infeasible node: after every feasible one (those sort by 100 - score)."""
 
 
 class Policy(enum.IntEnum):
@@ -70,13 +72,45 @@ class RankNode:
     price_per_hour_usd: float | None = None
 
 
-@dataclass(frozen=True)
-class Ranking:
-    """Verdicts, feasible first by score, and what was computed."""
+Group = tuple[ShapeResult, int, float | None, float | None]
+"""What nodes of one shape and price share: (shape result, score, price per hour, cost per million tokens)."""
 
-    verdicts: list[Verdict]
-    feasible_count: int
-    shape_count: int
+
+class Ranking:
+    """Nodes in ranked order, feasible first by score, and what was computed.
+
+    ``order`` holds request positions best first; ``verdict(position)`` is one node's verdict.
+    ``verdicts`` spells them all out (built on first use: the numbers are shared per group,
+    so a caller that needs only some nodes, or only the order, pays nothing per node).
+    """
+
+    def __init__(
+        self,
+        order: list[int],
+        names: Sequence[str],
+        group_of: Sequence[Group],
+        feasible_count: int,
+        shape_count: int,
+    ) -> None:
+        self.order = order
+        self.names = names
+        self.group_of = group_of
+        """Per request position: its group (shared tuples)."""
+        self.feasible_count = feasible_count
+        self.shape_count = shape_count
+        self._verdicts: list[Verdict] | None = None
+
+    def verdict(self, position: int) -> Verdict:
+        """The verdict of the node at ``position`` in the request."""
+        return Verdict(position, self.names[position], *self.group_of[position])
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        """Every ranked node's verdict, best first."""
+        if self._verdicts is None:
+            names, groups = self.names, self.group_of
+            self._verdicts = [Verdict(i, names[i], *groups[i]) for i in self.order]
+        return self._verdicts
 
 
 def _expand(devices: Sequence[Accelerator]) -> list[Accelerator]:
@@ -214,20 +248,18 @@ class Ranker:
         per (shape, price) group, and the order comes from one sort of per-node integers.
         """
         # Shapes from the label table are shared objects; equal keys from elsewhere merge here.
-        ids = list(map(id, shapes))
-        by_id = dict(zip(ids, shapes, strict=True))
         by_key: dict[tuple[object, ...], ShapeResult] = {}
         result_of: dict[int, ShapeResult] = {}
-        for shape_id, shape in by_id.items():
-            key = shape.key or (shape_id,)
+        for shape in set(shapes):
+            key = shape.key or (id(shape),)
             found = by_key.get(key)
             if found is None:
                 found = by_key[key] = self.evaluate(shape, devices_per_replica)
-            result_of[shape_id] = found
-        gkeys: list[object] = list(ids) if prices is None else list(zip(ids, prices, strict=True))
-        counts = Counter(gkeys)
-        groups: dict[object, tuple[ShapeResult, int, float | None, float | None]] = {}
-        for g in counts:
+            result_of[id(shape)] = found
+        ids = list(map(id, shapes))
+        gkeys: list[object] = ids if prices is None else list(zip(ids, prices, strict=True))  # type: ignore[assignment]
+        groups: dict[object, Group] = {}
+        for g in dict.fromkeys(gkeys):
             pair: tuple[int, float | None] = (g, None) if prices is None else g  # type: ignore[assignment]
             found = result_of[pair[0]]
             groups[g] = (found, 0, *self._prices(found, pair[1]))
@@ -238,15 +270,13 @@ class Ranker:
         for g, (found, _, price, cost) in groups.items():
             score = _score(found, policy, fastest, cheapest, cost) if found.feasible else 0
             groups[g] = (found, score, price, cost)
-            sort_value[g] = 100 - score if found.feasible else 1000
+            sort_value[g] = 100 - score if found.feasible else INFEASIBLE
         ranks = list(map(sort_value.__getitem__, gkeys))
         order = sorted(range(len(ranks)), key=ranks.__getitem__)  # stable: ties keep request order
         if top_k:
             order = order[:top_k]
-        make = Verdict
-        verdicts = [make(i, names[i], *groups[gkeys[i]]) for i in order]
-        feasible_count = sum(counts[g] for g, v in groups.items() if v[0].feasible)
-        return Ranking(verdicts, feasible_count, len(by_key))
+        group_of = list(map(groups.__getitem__, gkeys))
+        return Ranking(order, names, group_of, len(ranks) - ranks.count(INFEASIBLE), len(by_key))
 
     def _prices(self, s: ShapeResult, node_price: float | None) -> tuple[float | None, float | None]:
         """(node price per hour, cost per million tokens) for a node of this shape."""
