@@ -453,7 +453,10 @@ pub struct Client {
 impl Client {
     fn wrap(channel: Channel, defaults: CallDefaults) -> Client {
         Client {
-            inner: v1::planner_service_client::PlannerServiceClient::with_interceptor(channel.clone(), defaults.clone()),
+            inner: v1::planner_service_client::PlannerServiceClient::with_interceptor(
+                channel.clone(),
+                defaults.clone(),
+            ),
             scheduler: v1::scheduler_service_client::SchedulerServiceClient::with_interceptor(channel, defaults),
         }
     }
