@@ -81,12 +81,15 @@ def node_labels(i: int) -> dict[str, str]:
 
 
 def workloads(n: int) -> list[scheduling_pb2.Workload]:
-    """n distinct workloads."""
+    """n distinct workloads (contexts within each model's maximum)."""
+    catalog = load_catalog()
     models = ["llama-3.1-8b", "llama-3.1-70b", "qwen2.5-32b", "mixtral-8x7b", "gemma-2-27b", "qwen2.5-72b"]
     levels = [0, 3, 6, 4, 5]
     contexts = [0, 8192, 32768, 2048]
     out = []
     for m, q, c, conc in itertools.product(models, levels, contexts, (1, 8, 32)):
+        if c > catalog.model(m).max_context_length:
+            continue
         out.append(
             scheduling_pb2.Workload(
                 model=models_pb2.ModelSpec(model_id=m),

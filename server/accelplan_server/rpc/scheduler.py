@@ -234,27 +234,26 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     ) -> scheduling_pb2.RankNodesResponse:
         # Every node of a shape shares its verdict's fields: encode them once per shape, then add
         # each node's name, score and prices as wire bytes, and let the response parse the lot in C.
-        parts: list[bytes] = []
-        append = parts.append
-        names, group_of = ranking.names, ranking.group_of
+        names, group_of, order = ranking.names, ranking.group_of, ranking.order
         tails: dict[int, bytes] = {}
-        for i in ranking.order:
-            group = group_of[i]
-            tail = tails.get(id(group))
-            if tail is None:
-                shape, score, price, cost = group
-                tail = _shape_verdict(shape).SerializeToString()
-                if score:
-                    tail += b"\x18" + _varint(score)
-                if cost is not None:
-                    tail += b"\x81\x01" + _pack_double(cost)
-                if price is not None:
-                    tail += b"\x89\x01" + _pack_double(price)
-                tails[id(group)] = tail
-            name = names[i].encode()
-            head = b"\x0a" + _varint(len(name)) + name
-            append(b"\x0a" + _varint(len(head) + len(tail)) + head)
-            append(tail)
+        for group in {id(g): g for g in map(group_of.__getitem__, order)}.values():
+            shape, score, price, cost = group
+            tail = _shape_verdict(shape).SerializeToString()
+            if score:
+                tail += b"\x18" + _varint(score)
+            if cost is not None:
+                tail += b"\x81\x01" + _pack_double(cost)
+            if price is not None:
+                tail += b"\x89\x01" + _pack_double(price)
+            tails[id(group)] = tail
+        # One verdict on the wire: tag, length, the name field (tag, length, bytes), the group's tail.
+        v = _varint
+        heads = [b"\x0a" + v(len(n)) + n for n in _encode_names(names)]
+        ordered_tails = [tails[id(group_of[i])] for i in order]
+        parts = [
+            b"\x0a" + v(len(h) + len(t)) + h + t
+            for h, t in zip(map(heads.__getitem__, order), ordered_tails, strict=True)
+        ]
         resp = scheduling_pb2.RankNodesResponse.FromString(b"".join(parts))
         resp.feasible_count = ranking.feasible_count
         resp.shape_count = ranking.shape_count
@@ -416,6 +415,14 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     def RightSize(self, request: scheduling_pb2.RightSizeRequest, context: Ctx) -> scheduling_pb2.RightSizeResponse:
         """Which devices, how many, at what precision, and what to ask for."""
         return self.right_size(request)
+
+
+def _encode_names(names: Sequence[str]) -> list[bytes]:
+    """Each name as UTF-8 bytes, in one C-level pass when no name holds a NUL."""
+    joined = "\x00".join(names)
+    if joined.count("\x00") == len(names) - 1 or not names:
+        return joined.encode().split(b"\x00") if names else []
+    return [n.encode() for n in names]
 
 
 def _check_names(names: list[str], bad: Violations) -> None:
