@@ -12,6 +12,7 @@ message (as the extender calls it); gRPC calls go over loopback to a real server
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import statistics
@@ -80,12 +81,15 @@ def node_labels(i: int) -> dict[str, str]:
 
 
 def workloads(n: int) -> list[scheduling_pb2.Workload]:
-    """n distinct workloads."""
+    """n distinct workloads (contexts within each model's maximum)."""
+    catalog = load_catalog()
     models = ["llama-3.1-8b", "llama-3.1-70b", "qwen2.5-32b", "mixtral-8x7b", "gemma-2-27b", "qwen2.5-72b"]
     levels = [0, 3, 6, 4, 5]
     contexts = [0, 8192, 32768, 2048]
     out = []
     for m, q, c, conc in itertools.product(models, levels, contexts, (1, 8, 32)):
+        if c > catalog.model(m).max_context_length:
+            continue
         out.append(
             scheduling_pb2.Workload(
                 model=models_pb2.ModelSpec(model_id=m),
@@ -109,15 +113,21 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def measure(call: Any, requests: list[Any], rounds: int) -> dict[str, float]:
+    """Every call's time (p50/p99/max over all calls), and the p99 over distinct workloads of each
+    workload's best round (what is left when other processes on a shared machine are not running)."""
     for r in requests[:3]:
         call(r)
-    samples = []
+    per_request: list[list[float]] = [[] for _ in requests]
     for _ in range(rounds):
-        for r in requests:
+        for k, r in enumerate(requests):
             t = time.perf_counter()
             call(r)
-            samples.append(time.perf_counter() - t)
-    return percentiles(samples)
+            per_request[k].append(time.perf_counter() - t)
+    result = percentiles([x for xs in per_request for x in xs])
+    best = percentiles([min(xs) for xs in per_request])
+    result["best_of_rounds_p50_ms"] = best["p50_ms"]
+    result["best_of_rounds_p99_ms"] = best["p99_ms"]
+    return result
 
 
 def main() -> None:
@@ -144,6 +154,10 @@ def main() -> None:
     rank_small = [scheduling_pb2.RankNodesRequest(workload=w, nodes=small) for w in loads]
     sizes = [scheduling_pb2.RightSizeRequest(workload=w) for w in loads]
 
+    # Long-lived inputs (the node labels, as a node cache holds them) move out of the collector's
+    # view, as `accelplan serve` does with its startup objects (runtime.serve.freeze_startup_objects).
+    gc.collect()
+    gc.freeze()
     results: dict[str, Any] = {
         "shapes": len(SHAPES),
         "labels_per_node": len(node_labels(0)),
@@ -155,11 +169,28 @@ def main() -> None:
     def by_labels(nodes: list[tuple[str, dict[str, str]]]) -> Any:
         return lambda w: servicer.rank_labels(w, nodes)
 
+    def by_labels_all_verdicts(nodes: list[tuple[str, dict[str, str]]]) -> Any:
+        return lambda w: servicer.rank_labels(w, nodes).verdicts
+
+    def by_cached_shapes(nodes: list[tuple[str, dict[str, str]]]) -> Any:
+        names = [n for n, _ in nodes]
+        shapes = [servicer.table.shape(labels) for _, labels in nodes]  # a node cache keeps these
+        return lambda w: servicer.rank_shapes(w, names, shapes)
+
     results[f"RankNodes {args.nodes} nodes, in-process (labels as dicts)"] = measure(
         by_labels(dict_big), loads, args.rounds
     )
     results[f"RankNodes {args.small} nodes, in-process (labels as dicts)"] = measure(
         by_labels(dict_small), loads, args.rounds
+    )
+    results[f"RankNodes {args.nodes} nodes, in-process (labels as dicts, every verdict built)"] = measure(
+        by_labels_all_verdicts(dict_big), loads, args.rounds
+    )
+    results[f"RankNodes {args.nodes} nodes, in-process (node cache: shapes kept per node)"] = measure(
+        by_cached_shapes(dict_big), loads, args.rounds
+    )
+    results[f"RankNodes {args.small} nodes, in-process (node cache: shapes kept per node)"] = measure(
+        by_cached_shapes(dict_small), loads, args.rounds
     )
     results[f"RankNodes {args.nodes} nodes, in-process (request message)"] = measure(
         servicer.rank, rank_big, args.rounds
@@ -184,8 +215,9 @@ def main() -> None:
     for key, value in results.items():
         if isinstance(value, dict):
             print(
-                f"{key:<{width}}  n={value['n']:<4} p50 {value['p50_ms']:7.2f} ms  p99 {value['p99_ms']:7.2f} ms  "
-                f"max {value['max_ms']:7.2f} ms"
+                f"{key:<{width}}  n={value['n']:<4} p50 {value['p50_ms']:6.2f}  p99 {value['p99_ms']:6.2f}  "
+                f"max {value['max_ms']:6.2f}  | best of rounds: p50 {value['best_of_rounds_p50_ms']:6.2f}  "
+                f"p99 {value['best_of_rounds_p99_ms']:6.2f}  (ms)"
             )
         else:
             print(f"{key:<{width}}  {value}")

@@ -23,7 +23,7 @@ from accelplan_server.core.memory.serving import DEFAULT_CONTEXT_LENGTH
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.footprint import ModelProfile
 from accelplan_server.core.scheduling.labels import LabelTable, NodeShape
-from accelplan_server.core.scheduling.rank import Policy, Ranker, Ranking, RankNode, ShapeResult
+from accelplan_server.core.scheduling.rank import Policy, Ranker, Ranking, ShapeResult
 from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
 from accelplan_server.core.scheduling.sizing import ServingWorkload, Sizer
 from accelplan_server.rpc import convert, limits
@@ -33,10 +33,6 @@ from accelplan_server.rpc.status import translate_errors
 Ctx = grpc.ServicerContext
 DEFAULT_PROMPT_TOKENS = 512
 MAX_DEVICES_PER_REPLICA = 1024
-
-
-def _HAS_FLEET(node: scheduling_pb2.NodeInventory) -> bool:
-    return node.HasField("fleet") and len(node.fleet.accelerators) > 0
 
 
 _pack_double = struct.Struct("<d").pack
@@ -168,47 +164,46 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     # ----- RankNodes -----
 
-    def _nodes(self, request: scheduling_pb2.RankNodesRequest, bad: Violations) -> list[RankNode]:
+    def _nodes(
+        self, request: scheduling_pb2.RankNodesRequest, bad: Violations
+    ) -> tuple[list[str], list[NodeShape], list[float | None] | None]:
         nodes = request.nodes
         n = len(nodes)
         if n == 0:
             bad.add("nodes", "must list at least one node")
         if n > limits.MAX_RANK_NODES:
             bad.add("nodes", f"has {n} entries; at most {limits.MAX_RANK_NODES} are accepted")
-            return []
-        out: list[RankNode] = []
+            return [], [], None
+        names: list[str] = []
+        shapes: list[NodeShape] = []
+        prices: list[float | None] | None = None
         shape_of = self.table.shape
-        seen: set[str] = set()
-        has_fleet = _HAS_FLEET
+        max_labels = limits.MAX_NODE_LABELS
         for i, node in enumerate(nodes):
-            name = node.name
-            if not name or len(name) > limits.MAX_STRING_LENGTH or name in seen:
-                why = "must not be empty" if not name else ("is a duplicate" if name in seen else "is too long")
-                bad.add(
-                    f"nodes[{i}].name",
-                    why if name in seen or not name else f"longer than {limits.MAX_STRING_LENGTH} characters",
-                )
-            seen.add(name)
-            price = None
-            if node.HasField("price_per_hour_usd"):
+            names.append(node.name)
+            has = node.HasField
+            if has("price_per_hour_usd"):
+                if prices is None:
+                    prices = [None] * i
                 price = node.price_per_hour_usd
                 if not (math.isfinite(price) and 0 <= price <= limits.MAX_PRICE_PER_HOUR_USD):
                     bad.add(f"nodes[{i}].price_per_hour_usd", f"must be from 0 to {limits.MAX_PRICE_PER_HOUR_USD:g}")
-                    price = None
-            if has_fleet(node):
-                shape = self._fleet_shape(node.fleet, f"nodes[{i}].fleet", bad)
-            else:
-                labels = node.labels
-                if len(labels) > limits.MAX_NODE_LABELS:
-                    bad.add(f"nodes[{i}].labels", f"has {len(labels)} entries; at most {limits.MAX_NODE_LABELS}")
-                    continue
-                try:
-                    shape = shape_of(labels)
-                except InvalidArgument as e:
-                    bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
-                    continue
-            out.append(RankNode(name, shape, price))
-        return out
+                prices.append(price)
+            elif prices is not None:
+                prices.append(None)
+            if has("fleet") and node.fleet.accelerators:
+                shapes.append(self._fleet_shape(node.fleet, f"nodes[{i}].fleet", bad))
+                continue
+            labels = node.labels
+            if len(labels) > max_labels:
+                bad.add(f"nodes[{i}].labels", f"has {len(labels)} entries; at most {max_labels} are accepted")
+                continue
+            try:
+                shapes.append(shape_of(labels))
+            except InvalidArgument as e:
+                bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
+        _check_names(names, bad)
+        return names, shapes, prices
 
     def _fleet_shape(self, msg: hardware_pb2.Fleet, field: str, bad: Violations) -> NodeShape:
         fleet = convert.fleet(msg, field, bad, required=True, skus=self.skus)
@@ -225,11 +220,13 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         policy = convert.enum_value(Policy, request.policy, "policy", bad, required=False)
         if request.devices_per_replica > MAX_DEVICES_PER_REPLICA:
             bad.add("devices_per_replica", f"must be at most {MAX_DEVICES_PER_REPLICA}")
-        nodes = self._nodes(request, bad)
+        names, shapes, prices = self._nodes(request, bad)
         bad.raise_if_any()
         workload = self._serving(request.workload, ref, parts)
         ranker = Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest)
-        ranking = ranker.rank(nodes, request.devices_per_replica, Policy(policy or Policy.BEST_FIT), request.top_k)
+        ranking = ranker.rank_shapes(
+            names, shapes, prices, request.devices_per_replica, Policy(policy or Policy.BEST_FIT), request.top_k
+        )
         return self._rank_response(ranking, workload, request.workload)
 
     def _rank_response(
@@ -237,25 +234,26 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     ) -> scheduling_pb2.RankNodesResponse:
         # Every node of a shape shares its verdict's fields: encode them once per shape, then add
         # each node's name, score and prices as wire bytes, and let the response parse the lot in C.
-        suffixes: dict[tuple[int, int, float | None, float | None], bytes] = {}
-        parts: list[bytes] = []
-        append = parts.append
-        for v in ranking.verdicts:
-            key = (id(v.shape), v.score, v.price_per_hour_usd, v.cost_per_million_tokens_usd)
-            tail = suffixes.get(key)
-            if tail is None:
-                tail = _shape_verdict(v.shape).SerializeToString()
-                if v.score:
-                    tail += b"\x18" + _varint(v.score)
-                if v.cost_per_million_tokens_usd is not None:
-                    tail += b"\x81\x01" + _pack_double(v.cost_per_million_tokens_usd)
-                if v.price_per_hour_usd is not None:
-                    tail += b"\x89\x01" + _pack_double(v.price_per_hour_usd)
-                suffixes[key] = tail
-            name = v.node_name.encode()
-            head = b"\x0a" + _varint(len(name)) + name
-            append(b"\x0a" + _varint(len(head) + len(tail)) + head)
-            append(tail)
+        names, group_of, order = ranking.names, ranking.group_of, ranking.order
+        tails: dict[int, bytes] = {}
+        for group in {id(g): g for g in map(group_of.__getitem__, order)}.values():
+            shape, score, price, cost = group
+            tail = _shape_verdict(shape).SerializeToString()
+            if score:
+                tail += b"\x18" + _varint(score)
+            if cost is not None:
+                tail += b"\x81\x01" + _pack_double(cost)
+            if price is not None:
+                tail += b"\x89\x01" + _pack_double(price)
+            tails[id(group)] = tail
+        # One verdict on the wire: tag, length, the name field (tag, length, bytes), the group's tail.
+        v = _varint
+        heads = [b"\x0a" + v(len(n)) + n for n in _encode_names(names)]
+        ordered_tails = [tails[id(group_of[i])] for i in order]
+        parts = [
+            b"\x0a" + v(len(h) + len(t)) + h + t
+            for h, t in zip(map(heads.__getitem__, order), ordered_tails, strict=True)
+        ]
         resp = scheduling_pb2.RankNodesResponse.FromString(b"".join(parts))
         resp.feasible_count = ranking.feasible_count
         resp.shape_count = ranking.shape_count
@@ -274,27 +272,59 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     ) -> Ranking:
         """RankNodes for in-process callers holding node labels as dicts (the Kubernetes extender).
 
-        Same core and checks as ``rank`` without building NodeInventory messages: reading a proto
-        map costs ~1 us per label, a dict ~30 ns. Returns the core Ranking (verdicts with
-        ``node_name``, ``score`` and ``shape`` carrying feasible, reason, unresolvable, attempt).
-        Raises InvalidArgument (paths ``nodes[i].labels["key"]``) / NotFound.
+        Same core and checks as ``rank`` without NodeInventory messages (reading a proto map
+        costs ~1 us per label, a dict ~30 ns). Returns the core Ranking: ``order`` (request
+        positions, best first), ``verdict(i)`` / ``verdicts`` (``node_name``, ``score``, and
+        ``shape`` with ``feasible``, ``reason``, ``unresolvable``, ``attempt``). Raises
+        InvalidArgument (paths ``nodes[i].labels["key"]``) / NotFound.
+        """
+        bad = Violations()
+        if len(nodes) > limits.MAX_RANK_NODES:
+            bad.add("nodes", f"has {len(nodes)} entries; at most {limits.MAX_RANK_NODES} are accepted")
+        kept = nodes[: limits.MAX_RANK_NODES]
+        shapes, errors = self.table.shapes([labels for _, labels in kept])
+        for i, e in errors:
+            bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
+        bad.raise_if_any()
+        return self.rank_shapes(
+            workload,
+            [name for name, _ in kept],
+            shapes,
+            devices_per_replica=devices_per_replica,
+            policy=policy,
+            top_k=top_k,
+        )
+
+    def rank_shapes(
+        self,
+        workload: scheduling_pb2.Workload,
+        names: Sequence[str],
+        shapes: Sequence[NodeShape],
+        *,
+        devices_per_replica: int = 0,
+        policy: int = 0,
+        top_k: int = 0,
+    ) -> Ranking:
+        """``rank_labels`` for nodes whose shapes a node cache already holds.
+
+        A caller that watches nodes keeps ``servicer.table.shape(labels)`` per node (computed
+        when the node changes; nodes of one hardware shape share one object), and each
+        ranking then does no label work at all.
         """
         bad = Violations()
         ref, parts = self._workload(workload, True, bad)
         chosen = convert.enum_value(Policy, policy, "policy", bad, required=False)
-        if len(nodes) > limits.MAX_RANK_NODES:
-            bad.add("nodes", f"has {len(nodes)} entries; at most {limits.MAX_RANK_NODES} are accepted")
-        ranked: list[RankNode] = []
-        shape_of = self.table.shape
-        for i, (name, labels) in enumerate(nodes[: limits.MAX_RANK_NODES]):
-            try:
-                ranked.append(RankNode(name, shape_of(labels)))
-            except InvalidArgument as e:
-                bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
+        if devices_per_replica > MAX_DEVICES_PER_REPLICA:
+            bad.add("devices_per_replica", f"must be at most {MAX_DEVICES_PER_REPLICA}")
+        if len(names) != len(shapes):
+            bad.add("nodes", f"{len(names)} names for {len(shapes)} shapes")
+        elif len(names) > limits.MAX_RANK_NODES:
+            bad.add("nodes", f"has {len(names)} entries; at most {limits.MAX_RANK_NODES} are accepted")
+        _check_names(list(names), bad)
         bad.raise_if_any()
         serving = self._serving(workload, ref, parts)
         ranker = Ranker(Sizer(serving, self.specs_of), self.catalog, self.cheapest)
-        return ranker.rank(ranked, devices_per_replica, Policy(chosen or Policy.BEST_FIT), top_k)
+        return ranker.rank_shapes(names, shapes, None, devices_per_replica, Policy(chosen or Policy.BEST_FIT), top_k)
 
     @translate_errors
     def RankNodes(self, request: scheduling_pb2.RankNodesRequest, context: Ctx) -> scheduling_pb2.RankNodesResponse:
@@ -387,12 +417,27 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         return self.right_size(request)
 
 
-def _name_problem(name: str, seen: set[str]) -> str:
-    if not name:
-        return "must not be empty"
-    if name in seen:
-        return "duplicates an earlier node's name"
-    return f"longer than {limits.MAX_STRING_LENGTH} characters"
+def _encode_names(names: Sequence[str]) -> list[bytes]:
+    """Each name as UTF-8 bytes, in one C-level pass when no name holds a NUL."""
+    joined = "\x00".join(names)
+    if joined.count("\x00") == len(names) - 1 or not names:
+        return joined.encode().split(b"\x00") if names else []
+    return [n.encode() for n in names]
+
+
+def _check_names(names: list[str], bad: Violations) -> None:
+    """Every node name non-empty, within the length cap and unique (one C-level pass when they are)."""
+    if all(names) and len(set(names)) == len(names) and max(map(len, names), default=0) <= limits.MAX_STRING_LENGTH:
+        return
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if not name:
+            bad.add(f"nodes[{i}].name", "must not be empty")
+        elif len(name) > limits.MAX_STRING_LENGTH:
+            bad.add(f"nodes[{i}].name", f"longer than {limits.MAX_STRING_LENGTH} characters")
+        elif name in seen:
+            bad.add(f"nodes[{i}].name", "duplicates an earlier node's name")
+        seen.add(name)
 
 
 def _shape_verdict(s: ShapeResult) -> scheduling_pb2.NodeVerdict:

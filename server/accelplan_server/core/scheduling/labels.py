@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
@@ -122,6 +122,45 @@ EMPTY = NodeShape(
 )
 
 
+def _key(get: Callable[[str], str | None], labels: Mapping[str, str]) -> tuple[object, ...]:
+    """The values of the labels that decide a node's devices: only its vendor's, a few lookups."""
+    product = get(NV_PRODUCT)
+    if product is not None and get(AP_SKU) is None:
+        key: tuple[object, ...] = (NV_PRODUCT, product, get(NV_COUNT), get(NV_MEMORY), get(NV_FAMILY), get(NV_CLIQUE))
+        strategy = get(NV_MIG_STRATEGY)
+        if strategy is None:
+            return key
+        key += (strategy,)
+        if strategy == "mixed":
+            key += (tuple(sorted((k, v) for k, v in labels.items() if _MIG_MIXED_COUNT.match(k))),)
+        return key
+    if (sku := get(AP_SKU)) is not None:
+        return (AP_SKU, sku, get(AP_COUNT), get(AP_MEMORY), get(AP_INTERCONNECT))
+    if get(NV_MIG_STRATEGY) is not None:
+        return _key_mig_only(get, labels)
+    if (device_id := get(AMD_DEVICE_ID)) is not None or get(AMD_PRODUCT) is not None:
+        return (AMD_DEVICE_ID, device_id, get(AMD_PRODUCT), get(AMD_VRAM), get(AP_COUNT))
+    if (tpu := get(TPU_ACCELERATOR)) is not None:
+        return (TPU_ACCELERATOR, tpu, get(TPU_TOPOLOGY), get(AP_COUNT))
+    return (INSTANCE_TYPE, get(INSTANCE_TYPE))
+
+
+def _key_mig_only(get: Callable[[str], str | None], labels: Mapping[str, str]) -> tuple[object, ...]:
+    strategy = get(NV_MIG_STRATEGY)
+    key: tuple[object, ...] = (
+        NV_PRODUCT,
+        None,
+        get(NV_COUNT),
+        get(NV_MEMORY),
+        get(NV_FAMILY),
+        get(NV_CLIQUE),
+        strategy,
+    )
+    if strategy == "mixed":
+        key += (tuple(sorted((k, v) for k, v in labels.items() if _MIG_MIXED_COUNT.match(k))),)
+    return key
+
+
 def _load_rows() -> dict[str, Any]:
     text = resources.files("accelplan_server.data").joinpath("node_labels.json").read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
@@ -218,24 +257,29 @@ class LabelTable:
 
     def shape(self, labels: Mapping[str, str]) -> NodeShape:
         """The node's devices from its labels (cached on the labels that matter). InvalidArgument names a bad label."""
-        get = labels.get
-        # Only the labels of the vendor that describes the node make its key: a few lookups per node.
-        if (sku := get(AP_SKU)) is not None:
-            key: tuple[object, ...] = (AP_SKU, sku, get(AP_COUNT), get(AP_MEMORY), get(AP_INTERCONNECT))
-        elif (product := get(NV_PRODUCT)) is not None or get(NV_MIG_STRATEGY) is not None:
-            key = (NV_PRODUCT, product, get(NV_COUNT), get(NV_MEMORY), get(NV_FAMILY), get(NV_CLIQUE))
-            if (strategy := get(NV_MIG_STRATEGY)) is not None:
-                key += (strategy,)
-                if strategy == "mixed":
-                    key += (tuple(sorted((k, v) for k, v in labels.items() if _MIG_MIXED_COUNT.match(k))),)
-        elif (device_id := get(AMD_DEVICE_ID)) is not None or get(AMD_PRODUCT) is not None:
-            key = (AMD_DEVICE_ID, device_id, get(AMD_PRODUCT), get(AMD_VRAM), get(AP_COUNT))
-        elif (tpu := get(TPU_ACCELERATOR)) is not None:
-            key = (TPU_ACCELERATOR, tpu, get(TPU_TOPOLOGY), get(AP_COUNT))
-        else:
-            key = (INSTANCE_TYPE, get(INSTANCE_TYPE))
+        return self._shape(_key(labels.get, labels), labels)
+
+    def shapes(self, many: Sequence[Mapping[str, str]]) -> tuple[list[NodeShape], list[tuple[int, InvalidArgument]]]:
+        """``shape`` for each node, and (position, error) for the nodes whose labels are bad."""
+        cache_get = self._cache.get
+        out: list[NodeShape] = []
+        errors: list[tuple[int, InvalidArgument]] = []
+        for i, labels in enumerate(many):
+            key = _key(labels.get, labels)
+            found = cache_get(key)
+            if found is None:
+                try:
+                    found = self._shape(key, labels)
+                except InvalidArgument as e:
+                    errors.append((i, e))
+                    continue
+            out.append(found)
+        return out, errors
+
+    def _shape(self, key: tuple[object, ...], labels: Mapping[str, str]) -> NodeShape:
         found = self._cache.get(key)
         if found is None:
+            get = labels.get
             too_long = next((k for k in KEYS if len(get(k) or "") > MAX_LABEL_VALUE_LENGTH), None)
             if too_long is not None:
                 raise _bad(too_long, f"longer than {MAX_LABEL_VALUE_LENGTH} characters")

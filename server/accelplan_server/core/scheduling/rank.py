@@ -20,6 +20,9 @@ from accelplan_server.core.scheduling.devices import AUTO_ORDER, supported_level
 from accelplan_server.core.scheduling.labels import NodeShape
 from accelplan_server.core.scheduling.sizing import Attempt, Cause, Sizer, candidate_counts, closest_miss, gib
 
+INFEASIBLE = 1000
+"""Sort value of an infeasible node: after every feasible one (those sort by 100 - score)."""
+
 
 class Policy(enum.IntEnum):
     """How feasible nodes are ordered (accelplan.v1.PlacementPolicy's numbers)."""
@@ -69,13 +72,45 @@ class RankNode:
     price_per_hour_usd: float | None = None
 
 
-@dataclass(frozen=True)
-class Ranking:
-    """Verdicts, feasible first by score, and what was computed."""
+Group = tuple[ShapeResult, int, float | None, float | None]
+"""What nodes of one shape and price share: (shape result, score, price per hour, cost per million tokens)."""
 
-    verdicts: list[Verdict]
-    feasible_count: int
-    shape_count: int
+
+class Ranking:
+    """Nodes in ranked order, feasible first by score, and what was computed.
+
+    ``order`` holds request positions best first; ``verdict(position)`` is one node's verdict.
+    ``verdicts`` spells them all out (built on first use: the numbers are shared per group,
+    so a caller that needs only some nodes, or only the order, pays nothing per node).
+    """
+
+    def __init__(
+        self,
+        order: list[int],
+        names: Sequence[str],
+        group_of: Sequence[Group],
+        feasible_count: int,
+        shape_count: int,
+    ) -> None:
+        self.order = order
+        self.names = names
+        self.group_of = group_of
+        """Per request position: its group (shared tuples)."""
+        self.feasible_count = feasible_count
+        self.shape_count = shape_count
+        self._verdicts: list[Verdict] | None = None
+
+    def verdict(self, position: int) -> Verdict:
+        """The verdict of the node at ``position`` in the request."""
+        return Verdict(position, self.names[position], *self.group_of[position])
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        """Every ranked node's verdict, best first."""
+        if self._verdicts is None:
+            names, groups = self.names, self.group_of
+            self._verdicts = [Verdict(i, names[i], *groups[i]) for i in self.order]
+        return self._verdicts
 
 
 def _expand(devices: Sequence[Accelerator]) -> list[Accelerator]:
@@ -189,41 +224,59 @@ class Ranker:
 
     def rank(self, nodes: Sequence[RankNode], devices_per_replica: int, policy: Policy, top_k: int) -> Ranking:
         """Every node's verdict, feasible first by score (ties keep request order)."""
-        by_shape: dict[tuple[object, ...], ShapeResult] = {}
-        evaluate = self.evaluate
-        # Price-dependent numbers depend on (shape, node price) only: nodes without a price of
-        # their own share their shape's, so this loop does a dictionary lookup per node.
-        groups: dict[tuple[int, float | None], tuple[ShapeResult, float | None, float | None]] = {}
-        keys: list[tuple[int, float | None]] = []
-        for node in nodes:
-            shape = node.shape
+        return self.rank_shapes(
+            [n.name for n in nodes],
+            [n.shape for n in nodes],
+            [n.price_per_hour_usd for n in nodes],
+            devices_per_replica,
+            policy,
+            top_k,
+        )
+
+    def rank_shapes(
+        self,
+        names: Sequence[str],
+        shapes: Sequence[NodeShape],
+        prices: Sequence[float | None] | None,
+        devices_per_replica: int,
+        policy: Policy,
+        top_k: int,
+    ) -> Ranking:
+        """``rank`` over parallel lists (``prices`` None: no node has a price of its own).
+
+        Work per node is a few C-level list and dict operations: every number is computed once
+        per (shape, price) group, and the order comes from one sort of per-node integers.
+        """
+        # Shapes from the label table are shared objects; equal keys from elsewhere merge here.
+        by_key: dict[tuple[object, ...], ShapeResult] = {}
+        result_of: dict[int, ShapeResult] = {}
+        for shape in set(shapes):
             key = shape.key or (id(shape),)
-            found = by_shape.get(key)
+            found = by_key.get(key)
             if found is None:
-                found = by_shape[key] = evaluate(shape, devices_per_replica)
-            group = (id(found), node.price_per_hour_usd)
-            if group not in groups:
-                groups[group] = (found, *self._prices(found, node.price_per_hour_usd))
-            keys.append(group)
+                found = by_key[key] = self.evaluate(shape, devices_per_replica)
+            result_of[id(shape)] = found
+        ids = list(map(id, shapes))
+        gkeys: list[object] = ids if prices is None else list(zip(ids, prices, strict=True))  # type: ignore[assignment]
+        groups: dict[object, Group] = {}
+        for g in dict.fromkeys(gkeys):
+            pair: tuple[int, float | None] = (g, None) if prices is None else g  # type: ignore[assignment]
+            found = result_of[pair[0]]
+            groups[g] = (found, 0, *self._prices(found, pair[1]))
         feasible = [g for g in groups.values() if g[0].feasible]
         fastest = max((g[0].attempt.decode_tokens_per_second for g in feasible if g[0].attempt), default=0.0)
-        cheapest = min((g[2] for g in feasible if g[2] is not None), default=None)
-        scores = {k: (_score(g[0], policy, fastest, cheapest, g[2]) if g[0].feasible else 0) for k, g in groups.items()}
-        n = len(nodes)
-        # Sort keys as integers: feasible first, by score descending, then request order.
-        order = sorted(
-            (0 if groups[k][0].feasible else 101 * n) + (100 - scores[k]) * n + i for i, k in enumerate(keys)
-        )
+        cheapest = min((g[3] for g in feasible if g[3] is not None), default=None)
+        sort_value: dict[object, int] = {}
+        for g, (found, _, price, cost) in groups.items():
+            score = _score(found, policy, fastest, cheapest, cost) if found.feasible else 0
+            groups[g] = (found, score, price, cost)
+            sort_value[g] = 100 - score if found.feasible else INFEASIBLE
+        ranks = list(map(sort_value.__getitem__, gkeys))
+        order = sorted(range(len(ranks)), key=ranks.__getitem__)  # stable: ties keep request order
         if top_k:
             order = order[:top_k]
-        verdicts = []
-        for o in order:
-            i = o % n
-            k = keys[i]
-            s, price, cost = groups[k]
-            verdicts.append(Verdict(i, nodes[i].name, s, scores[k], price, cost))
-        feasible_count = sum(1 for k in keys if groups[k][0].feasible)
-        return Ranking(verdicts, feasible_count, len(by_shape))
+        group_of = list(map(groups.__getitem__, gkeys))
+        return Ranking(order, names, group_of, len(ranks) - ranks.count(INFEASIBLE), len(by_key))
 
     def _prices(self, s: ShapeResult, node_price: float | None) -> tuple[float | None, float | None]:
         """(node price per hour, cost per million tokens) for a node of this shape."""
