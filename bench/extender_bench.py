@@ -1,6 +1,6 @@
 """Kubernetes extender latency: filter + prioritize round trips over HTTP on loopback.
 
-    .venv/bin/python -m bench.extender_bench [--nodes 500] [--cached-nodes 5000] [--pods 300] [--json PATH]
+    .venv/bin/python -m bench.extender_bench [--nodes 500] [--cached-nodes 5000] [--pods 200] [--rounds 3] [--json PATH]
 
 Two cases, as issue 10 sets them:
 - full Node objects (nodeCacheCapable: false): each /filter carries --nodes complete v1.Node objects
@@ -14,8 +14,9 @@ even the prioritize after a filter ranks afresh (the shipped extender remembers 
 pod runs --rounds times; reported are percentiles over all calls and, since this 2-core machine is
 shared, the best round per pod (p99 over distinct pods of each pod's best filter+prioritize).
 The server is the extender's aiohttp application (make_app, the in-process SchedulerServicer) in
-its own process; for the node-name case its NodeCache is filled from the same Node objects the watch would deliver (``serve`` below), since a 5,000-node API server
-is out of reach here. Times are client-side: send the body, read the whole answer.
+its own process; for the node-name case its NodeCache is filled from the same Node objects the
+watch would deliver (``serve`` below), since a 5,000-node API server is out of reach here. Times are
+client-side (send the body, read the whole answer), beside the server's handler time and CPU.
 """
 
 from __future__ import annotations
