@@ -48,3 +48,11 @@ def test_node_names_only() -> None:
 def test_not_extender_args(body: bytes) -> None:
     with pytest.raises(BadArgs):
         parse_args(body)
+
+
+def test_prioritize_parsing_skips_the_raw_nodes_but_not_mixed_mig_labels() -> None:
+    plain = {"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.count": "2"}
+    lean = parse_args(orjson.dumps(_args(plain, {})), keep_nodes=False)
+    assert lean.nodes is None and lean.shapes == [shape_of(plain), ()]
+    mixed = parse_args(orjson.dumps(_args(MIXED, plain)), keep_nodes=False)
+    assert mixed.shapes == [shape_of(MIXED), shape_of(plain)]

@@ -35,8 +35,8 @@ def _pod_name(pod: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace', 'default')}/{meta.get('name', '?')}"
 
 
-def _args(body: Any) -> Args:
-    return parse_args(body) if isinstance(body, bytes) else args_from_json(body)
+def _args(body: Any, *, keep_nodes: bool = True) -> Args:
+    return parse_args(body, keep_nodes=keep_nodes) if isinstance(body, bytes) else args_from_json(body)
 
 
 class Extender:
@@ -75,18 +75,22 @@ class Extender:
             return _filter_result(args, list(range(len(args.names))), {}, {})
         try:
             shapes = self._shapes(args)
-            verdicts = self.ranker.verdicts(pod, (s for s in shapes if s is not None))
+            distinct = _distinct(shapes)
+            verdicts = self.ranker.verdicts(pod, (s for s in distinct.values() if s is not None))
         except (BadArgs, RankError) as e:
             return _filter_error(f"accelplan: pod {_pod_name(args.pod)}: {e}")
-        outcome: dict[Shape | None, tuple[int, str]] = {None: (_FAIL, NOT_CACHED)}
-        for known, verdict in verdicts.items():
-            kind = _PASS if verdict.feasible else _UNRESOLVABLE if verdict.unresolvable else _FAIL
-            outcome[known] = (kind, f"accelplan: {verdict.reason}")
+        outcome: dict[int, tuple[int, str]] = {}
+        for key, shape in distinct.items():
+            verdict = verdicts.get(shape) if shape is not None else None
+            if verdict is None:
+                outcome[key] = (_FAIL, NOT_CACHED)
+            else:
+                kind = _PASS if verdict.feasible else _UNRESOLVABLE if verdict.unresolvable else _FAIL
+                outcome[key] = (kind, f"accelplan: {verdict.reason}")
         passed: list[int] = []
         failed: dict[str, str] = {}
         unresolvable: dict[str, str] = {}
-        for i, (name, shape) in enumerate(zip(args.names, shapes, strict=True)):
-            kind, reason = outcome.get(shape, (_FAIL, NOT_CACHED))
+        for i, (name, (kind, reason)) in enumerate(zip(args.names, [outcome[id(s)] for s in shapes], strict=True)):
             if kind == _PASS:
                 passed.append(i)
             elif kind == _UNRESOLVABLE:
@@ -101,18 +105,30 @@ class Extender:
 
         BadArgs, AnnotationError or RankError when the request cannot be answered.
         """
-        args = _args(body)
+        args = _args(body, keep_nodes=False)
         pod = pod_workload(args.pod)
         if pod is None:
             return [{"Host": n, "Score": 0} for n in args.names]
         shapes = self._shapes(args)
-        verdicts = self.ranker.verdicts(pod, (s for s in shapes if s is not None))
-        scores: dict[Shape | None, int] = {shape: _extender_score(v) for shape, v in verdicts.items()}
-        return [{"Host": n, "Score": scores.get(s, 0)} for n, s in zip(args.names, shapes, strict=True)]
+        distinct = _distinct(shapes)
+        verdicts = self.ranker.verdicts(pod, (s for s in distinct.values() if s is not None))
+        scores = {key: _extender_score(verdicts.get(s)) if s is not None else 0 for key, s in distinct.items()}
+        return [{"Host": n, "Score": scores[id(s)]} for n, s in zip(args.names, shapes, strict=True)]
 
 
-def _extender_score(verdict: scheduling_pb2.NodeVerdict) -> int:
-    return (verdict.score * MAX_EXTENDER_PRIORITY + 50) // 100 if verdict.feasible else 0
+def _distinct(shapes: list[Shape | None]) -> dict[int, Shape | None]:
+    """The shapes by object identity: a few entries, found without hashing each node's label tuple.
+
+    The node cache and the wire decoder hand out one object per shape; equal shapes that are distinct
+    objects still get equal verdicts, since ShapeRanker compares by value.
+    """
+    return {id(s): s for s in shapes}
+
+
+def _extender_score(verdict: scheduling_pb2.NodeVerdict | None) -> int:
+    if verdict is None or not verdict.feasible:
+        return 0
+    return (verdict.score * MAX_EXTENDER_PRIORITY + 50) // 100
 
 
 def _filter_result(

@@ -113,16 +113,18 @@ _VIEWS = msgspec.json.Decoder(_ArgsViews)
 _RAWS = msgspec.json.Decoder(_ArgsRaws)
 _NUMBERED_KEYS = tuple(enumerate(DEVICE_KEYS))
 _MIG_INDEX = DEVICE_KEYS.index(MIG_STRATEGY)
+_MIG_FIELD = f"k{_MIG_INDEX}"
 
 
 _MAX_SHAPES = 10_000
 _shapes: dict[tuple[str | None, ...], Shape] = {}
 
 
-def _node_shape(node: _Node, raw: msgspec.Raw) -> Shape:
+def _node_shape(node: _Node, raw: msgspec.Raw | None) -> Shape:
     values = msgspec.structs.astuple(node.metadata.labels)
     if values[_MIG_INDEX] == "mixed":  # the MIG count labels are not fixed keys: read them all
         mixed: Shape = tuple((key, values[i]) for i, key in _NUMBERED_KEYS if values[i] is not None)
+        assert raw is not None, "nodes with mixed MIG need their raw JSON"
         return mixed + mig_counts(orjson.loads(bytes(raw))["metadata"]["labels"])
     shape = _shapes.get(values)  # a cluster has few shapes: build each once
     if shape is None:
@@ -133,8 +135,11 @@ def _node_shape(node: _Node, raw: msgspec.Raw) -> Shape:
     return shape
 
 
-def parse_args(body: bytes) -> Args:
-    """Args from the request body; BadArgs when it is not an ExtenderArgs."""
+def parse_args(body: bytes, *, keep_nodes: bool = True) -> Args:
+    """Args from the request body; BadArgs when it is not an ExtenderArgs.
+
+    ``keep_nodes=False`` (prioritize, which answers with names only) skips slicing out each Node.
+    """
     try:
         views = _VIEWS.decode(body)
         if not views.Pod or (views.Nodes is None and views.NodeNames is None):
@@ -146,6 +151,8 @@ def parse_args(body: bytes) -> Args:
         if views.Nodes is None:
             return Args(pod, list(views.NodeNames or ()), None, None)
         nodes = views.Nodes.items or []
+        if not keep_nodes and not any(getattr(n.metadata.labels, _MIG_FIELD) == "mixed" for n in nodes):
+            return Args(pod, [n.metadata.name for n in nodes], [_node_shape(n, None) for n in nodes], None)
         raws = (_RAWS.decode(body).Nodes or _NodeRaws()).items or []
         return Args(
             pod,
