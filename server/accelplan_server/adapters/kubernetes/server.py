@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import re
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,8 @@ async def _serve(args: argparse.Namespace) -> int:
         watcher = NodeWatcher(cache, args.kubeconfig or os.environ.get("KUBECONFIG"))
         watcher.start()
     extender = Extender(ShapeRanker(_ranker(args)), cache)
+    gc.collect()  # the catalogue and servicer are built: keep the collector from walking them per request
+    gc.freeze()
     recorder = Recorder(Path(args.record_dir)) if args.record_dir else None
     runner = web.AppRunner(make_app(extender, recorder), access_log=None)
     await runner.setup()
@@ -155,4 +159,16 @@ async def _serve(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the extender from parsed flags until SIGTERM or SIGINT; returns the exit code."""
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return asyncio.run(_serve(args))
+    return run_loop(_serve(args))
+
+
+def run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on uvloop when it is installed (the extender extra has it), else asyncio's loop.
+
+    uvloop cut the server's CPU per /filter by ~1/3 for 5,000 node names in bench/extender_bench.py.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
