@@ -100,7 +100,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="rank over gRPC with this `accelplan serve` (default: in this process, with the same servicer)",
     )
-    parser.add_argument("--planner-timeout", type=float, default=2.0, help="seconds per RankNodes call over gRPC")
+    parser.add_argument(
+        "--planner-timeout",
+        type=float,
+        default=2.0,
+        help="seconds per RankNodes call over gRPC (default %(default)s); the token is accelplan's --token",
+    )
     parser.add_argument("--data-dir", help="in-process ranking: read catalogues from this folder")
     parser.add_argument(
         "--node-cache",
