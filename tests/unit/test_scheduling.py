@@ -423,3 +423,16 @@ def test_right_size_unknown_sku_is_not_found(servicer: SchedulerServicer) -> Non
     with pytest.raises(NotFound) as e:
         servicer.right_size(scheduling_pb2.RightSizeRequest(workload=workload(), skus=["h100-sxm", "h900"]))
     assert e.value.field == "skus[1]"
+
+
+def test_searches_are_bounded(servicer: SchedulerServicer) -> None:
+    with pytest.raises(InvalidArgument) as e:
+        servicer.right_size(scheduling_pb2.RightSizeRequest(workload=workload(), max_devices=65))
+    assert e.value.violations[0].field == "max_devices"
+    with pytest.raises(InvalidArgument) as e:
+        rank(servicer, workload(), {"a": gfd("NVIDIA-L4", 1)}, devices_per_replica=1025)
+    assert e.value.violations[0].field == "devices_per_replica"
+    # A 256-GPU node is searched up to 64 devices per replica; the reason says where it stopped.
+    huge = scheduling_pb2.Workload(model=models_pb2.ModelSpec(parameter_count=2 * 10**12), quantization=3)
+    big = rank(servicer, huge, {"pod": gfd("NVIDIA-L4", 256)})
+    assert big.verdicts[0].reason.startswith("Needs ") and "at BF16 on 64 devices" in big.verdicts[0].reason

@@ -25,7 +25,7 @@ from accelplan_server.core.model.footprint import ModelProfile
 from accelplan_server.core.scheduling.labels import LabelTable, NodeShape
 from accelplan_server.core.scheduling.rank import Policy, Ranker, Ranking, ShapeResult
 from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
-from accelplan_server.core.scheduling.sizing import ServingWorkload, Sizer
+from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, ServingWorkload, Sizer
 from accelplan_server.rpc import convert, limits
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.status import translate_errors
@@ -338,8 +338,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         bad = Violations()
         ref, parts = self._workload(request.workload, request.HasField("workload"), bad)
         objective = convert.enum_value(Objective, request.objective, "objective", bad, required=False)
-        if request.max_devices > MAX_DEVICES_PER_REPLICA:
-            bad.add("max_devices", f"must be at most {MAX_DEVICES_PER_REPLICA}")
+        if request.max_devices > MAX_SEARCHED_DEVICES:
+            bad.add("max_devices", f"must be at most {MAX_SEARCHED_DEVICES} (0 means {DEFAULT_MAX_DEVICES})")
         if len(request.skus) > len(self.skus):
             bad.add("skus", f"has {len(request.skus)} entries; the catalogue has {len(self.skus)}")
         models = []

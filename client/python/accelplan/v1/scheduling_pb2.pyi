@@ -301,8 +301,8 @@ class RankNodesRequest(_message.Message):
     POLICY_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     devices_per_replica: _builtins.int
-    """Devices one replica uses. 0 means the fewest of the node's available devices that fit;
-    N means exactly N devices, as a pod that requests N GPUs gets.
+    """Devices one replica uses. 0 means the fewest of the node's available devices that fit
+    (up to 64 tried); N means exactly N devices, as a pod that requests N GPUs gets (at most 1,024).
     """
     policy: Global___PlacementPolicy.ValueType
     """How feasible nodes are ordered; UNSPECIFIED means BEST_FIT."""
@@ -776,7 +776,7 @@ class RightSizeRequest(_message.Message):
     OBJECTIVE_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     max_devices: _builtins.int
-    """Most devices one replica may use; 0 means 8."""
+    """Most devices one replica may use; 0 means 8, at most 64."""
     objective: Global___RightSizeObjective.ValueType
     """How variants are ordered; UNSPECIFIED means FEWEST_DEVICES."""
     top_k: _builtins.int

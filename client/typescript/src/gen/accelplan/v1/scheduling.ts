@@ -319,8 +319,8 @@ export interface RankNodesRequest {
   /** The candidate nodes. Required: at least one, at most 10,000 (see the server's caps). */
   nodes: NodeInventory[];
   /**
-   * Devices one replica uses. 0 means the fewest of the node's available devices that fit;
-   * N means exactly N devices, as a pod that requests N GPUs gets.
+   * Devices one replica uses. 0 means the fewest of the node's available devices that fit
+   * (up to 64 tried); N means exactly N devices, as a pod that requests N GPUs gets (at most 1,024).
    */
   devicesPerReplica: number;
   /** How feasible nodes are ordered; UNSPECIFIED means BEST_FIT. */
@@ -534,7 +534,7 @@ export interface RightSizeRequest {
    * Unknown keys are NOT_FOUND.
    */
   skus: string[];
-  /** Most devices one replica may use; 0 means 8. */
+  /** Most devices one replica may use; 0 means 8, at most 64. */
   maxDevices: number;
   /** How variants are ordered; UNSPECIFIED means FEWEST_DEVICES. */
   objective: RightSizeObjective;
