@@ -436,3 +436,18 @@ def test_searches_are_bounded(servicer: SchedulerServicer) -> None:
     huge = scheduling_pb2.Workload(model=models_pb2.ModelSpec(parameter_count=2 * 10**12), quantization=3)
     big = rank(servicer, huge, {"pod": gfd("NVIDIA-L4", 256)})
     assert big.verdicts[0].reason.startswith("Needs ") and "at BF16 on 64 devices" in big.verdicts[0].reason
+
+
+def test_gke_gpu_and_neuron_instance_labels(table: LabelTable) -> None:
+    gke = table.shape(
+        {"cloud.google.com/gke-accelerator": "nvidia-h100-80gb", "node.kubernetes.io/instance-type": "a3-highgpu-8g"}
+    )
+    assert gke.sku == "h100-sxm" and len(gke.fleet.accelerators) == 8 and not gke.assumptions
+    lone = table.shape({"cloud.google.com/gke-accelerator": "nvidia-l4"})
+    assert lone.sku == "l4" and len(lone.fleet.accelerators) == 1 and "assumed 1 GPU" in lone.assumptions[0]
+    inf2 = table.shape({"node.kubernetes.io/instance-type": "inf2.48xlarge"})
+    assert inf2.sku == "inferentia2" and len(inf2.fleet.accelerators) == 12
+    assert inf2.fleet.accelerators[0].type is AcceleratorType.AWS_NEURON
+    with pytest.raises(InvalidArgument) as e:
+        table.shape({"cloud.google.com/gke-accelerator": "nvidia-tesla-k1"})
+    assert e.value.violations[0].field == 'labels["cloud.google.com/gke-accelerator"]'

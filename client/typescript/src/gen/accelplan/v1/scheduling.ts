@@ -286,9 +286,11 @@ export interface NodeInventory {
    * derived from well-known labels: NVIDIA GPU Feature Discovery (nvidia.com/gpu.product,
    * nvidia.com/gpu.count, nvidia.com/gpu.memory in MiB, nvidia.com/gpu.family,
    * nvidia.com/gpu.clique, nvidia.com/mig.*), AMD's node labeller (amd.com/gpu.*), GKE TPU
-   * (cloud.google.com/gke-tpu-accelerator, cloud.google.com/gke-tpu-topology), Intel Gaudi,
-   * AWS Neuron, and accelplan's own (accelplan.dev/accelerator.sku, .count, .memory-mib,
-   * .interconnect, as `accelplan detect --labels` publishes them).
+   * (cloud.google.com/gke-tpu-accelerator, cloud.google.com/gke-tpu-topology), GKE GPU
+   * (cloud.google.com/gke-accelerator), node.kubernetes.io/instance-type (cloud shapes, AWS
+   * Inferentia and Trainium), and accelplan's own (accelplan.dev/accelerator.sku, .count,
+   * .memory-mib, .interconnect, as `accelplan detect --labels` publishes them; the way to
+   * describe Intel Gaudi nodes, whose plugin publishes no product label).
    */
   labels: { [key: string]: string };
   /**
