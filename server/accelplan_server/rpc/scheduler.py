@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import grpc
 
@@ -59,8 +60,17 @@ def _varint_slow(n: int) -> bytes:
 _VARINTS = [_varint_slow(n) for n in range(1 << 14)]
 
 
-def _positive(msg: object, name: str, field: str, bad: Violations) -> float | None:
-    if not msg.HasField(name):  # type: ignore[attr-defined]
+class _WorkloadParts(NamedTuple):
+    """The Workload fields validated before the model is resolved."""
+
+    quantization: quant.Quantization | None
+    kv_quantization: quant.Quantization | None
+    min_decode: float | None
+    max_ttft: float | None
+
+
+def _positive(msg: scheduling_pb2.Workload, name: str, field: str, bad: Violations) -> float | None:
+    if not msg.HasField(name):  # type: ignore[arg-type]
         return None
     value = float(getattr(msg, name))
     if not (math.isfinite(value) and 0 < value <= limits.MAX_SLO_VALUE):
@@ -108,7 +118,9 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     # ----- the workload -----
 
-    def _workload(self, msg: scheduling_pb2.Workload, present: bool, bad: Violations) -> tuple[convert.ModelRef, dict]:  # type: ignore[type-arg]
+    def _workload(
+        self, msg: scheduling_pb2.Workload, present: bool, bad: Violations
+    ) -> tuple[convert.ModelRef, _WorkloadParts]:
         field = "workload"
         ref = convert.model_spec(msg.model, f"{field}.model", bad, present=present and msg.HasField("model"))
         q = convert.enum_value(quant.Quantization, msg.quantization, f"{field}.quantization", bad, required=False)
@@ -122,17 +134,15 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         ):
             if getattr(msg, name) > cap:
                 bad.add(f"{field}.{name}", f"must be at most {cap}")
-        parts = {
-            "quantization": quant.Quantization(q) if q else None,
-            "kv_quantization": quant.Quantization(kv) if kv else None,
-            "min_decode": _positive(msg, "min_decode_tokens_per_second", f"{field}.min_decode_tokens_per_second", bad),
-            "max_ttft": _positive(
-                msg, "max_time_to_first_token_seconds", f"{field}.max_time_to_first_token_seconds", bad
-            ),
-        }
+        parts = _WorkloadParts(
+            quant.Quantization(q) if q else None,
+            quant.Quantization(kv) if kv else None,
+            _positive(msg, "min_decode_tokens_per_second", f"{field}.min_decode_tokens_per_second", bad),
+            _positive(msg, "max_time_to_first_token_seconds", f"{field}.max_time_to_first_token_seconds", bad),
+        )
         return ref, parts
 
-    def _serving(self, msg: scheduling_pb2.Workload, ref: convert.ModelRef, parts: dict) -> ServingWorkload:  # type: ignore[type-arg]
+    def _serving(self, msg: scheduling_pb2.Workload, ref: convert.ModelRef, parts: _WorkloadParts) -> ServingWorkload:
         profile = ref.resolve(self.catalog, self.profiles)
         limit = profile.architecture.max_position_embeddings if profile.architecture else 0
         if ref.model_id and not limit:
@@ -143,13 +153,13 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         prompt = msg.prompt_tokens or DEFAULT_PROMPT_TOKENS
         return ServingWorkload(
             profile,
-            parts["quantization"],
+            parts.quantization,
             context,
             msg.concurrency or 1,
-            parts["kv_quantization"],
+            parts.kv_quantization,
             prompt,
-            parts["min_decode"],
-            parts["max_ttft"],
+            parts.min_decode,
+            parts.max_ttft,
         )
 
     @staticmethod
