@@ -198,6 +198,9 @@ def main() -> None:
     results[f"RankNodes {args.small} nodes, in-process (request message)"] = measure(
         servicer.rank, rank_small, args.rounds
     )
+    results[f"RankNodes {args.nodes} nodes, in-process (request message, labels accelplan reads)"] = measure(
+        servicer.rank, rank_slim, args.rounds
+    )
     results["RightSize whole catalogue, in-process"] = measure(servicer.right_size, sizes, args.rounds)
 
     running = start(ServerConfig(host="127.0.0.1", port=0), catalog=catalog, serve_metrics=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import grpc
 
@@ -25,7 +26,7 @@ from accelplan_server.core.model.footprint import ModelProfile
 from accelplan_server.core.scheduling.labels import LabelTable, NodeShape
 from accelplan_server.core.scheduling.rank import Policy, Ranker, Ranking, ShapeResult
 from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
-from accelplan_server.core.scheduling.sizing import ServingWorkload, Sizer
+from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, ServingWorkload, Sizer
 from accelplan_server.rpc import convert, limits
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.status import translate_errors
@@ -33,6 +34,10 @@ from accelplan_server.rpc.status import translate_errors
 Ctx = grpc.ServicerContext
 DEFAULT_PROMPT_TOKENS = 512
 MAX_DEVICES_PER_REPLICA = 1024
+WIRE_PATH_MAX_LABELS = 16
+"""Nodes with more labels than this (a full Kubernetes label set) are read through the message."""
+WIRE_PATH_MAX_DISTINCT = 64
+"""Distinct node bodies above which (and above 1 in 8 nodes) the wire path gives way to the message path."""
 
 
 _pack_double = struct.Struct("<d").pack
@@ -55,8 +60,17 @@ def _varint_slow(n: int) -> bytes:
 _VARINTS = [_varint_slow(n) for n in range(1 << 14)]
 
 
-def _positive(msg: object, name: str, field: str, bad: Violations) -> float | None:
-    if not msg.HasField(name):  # type: ignore[attr-defined]
+class _WorkloadParts(NamedTuple):
+    """The Workload fields validated before the model is resolved."""
+
+    quantization: quant.Quantization | None
+    kv_quantization: quant.Quantization | None
+    min_decode: float | None
+    max_ttft: float | None
+
+
+def _positive(msg: scheduling_pb2.Workload, name: str, field: str, bad: Violations) -> float | None:
+    if not msg.HasField(name):  # type: ignore[arg-type]
         return None
     value = float(getattr(msg, name))
     if not (math.isfinite(value) and 0 < value <= limits.MAX_SLO_VALUE):
@@ -104,7 +118,9 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     # ----- the workload -----
 
-    def _workload(self, msg: scheduling_pb2.Workload, present: bool, bad: Violations) -> tuple[convert.ModelRef, dict]:  # type: ignore[type-arg]
+    def _workload(
+        self, msg: scheduling_pb2.Workload, present: bool, bad: Violations
+    ) -> tuple[convert.ModelRef, _WorkloadParts]:
         field = "workload"
         ref = convert.model_spec(msg.model, f"{field}.model", bad, present=present and msg.HasField("model"))
         q = convert.enum_value(quant.Quantization, msg.quantization, f"{field}.quantization", bad, required=False)
@@ -118,17 +134,15 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         ):
             if getattr(msg, name) > cap:
                 bad.add(f"{field}.{name}", f"must be at most {cap}")
-        parts = {
-            "quantization": quant.Quantization(q) if q else None,
-            "kv_quantization": quant.Quantization(kv) if kv else None,
-            "min_decode": _positive(msg, "min_decode_tokens_per_second", f"{field}.min_decode_tokens_per_second", bad),
-            "max_ttft": _positive(
-                msg, "max_time_to_first_token_seconds", f"{field}.max_time_to_first_token_seconds", bad
-            ),
-        }
+        parts = _WorkloadParts(
+            quant.Quantization(q) if q else None,
+            quant.Quantization(kv) if kv else None,
+            _positive(msg, "min_decode_tokens_per_second", f"{field}.min_decode_tokens_per_second", bad),
+            _positive(msg, "max_time_to_first_token_seconds", f"{field}.max_time_to_first_token_seconds", bad),
+        )
         return ref, parts
 
-    def _serving(self, msg: scheduling_pb2.Workload, ref: convert.ModelRef, parts: dict) -> ServingWorkload:  # type: ignore[type-arg]
+    def _serving(self, msg: scheduling_pb2.Workload, ref: convert.ModelRef, parts: _WorkloadParts) -> ServingWorkload:
         profile = ref.resolve(self.catalog, self.profiles)
         limit = profile.architecture.max_position_embeddings if profile.architecture else 0
         if ref.model_id and not limit:
@@ -139,13 +153,13 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         prompt = msg.prompt_tokens or DEFAULT_PROMPT_TOKENS
         return ServingWorkload(
             profile,
-            parts["quantization"],
+            parts.quantization,
             context,
             msg.concurrency or 1,
-            parts["kv_quantization"],
+            parts.kv_quantization,
             prompt,
-            parts["min_decode"],
-            parts["max_ttft"],
+            parts.min_decode,
+            parts.max_ttft,
         )
 
     @staticmethod
@@ -205,6 +219,76 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         _check_names(names, bad)
         return names, shapes, prices
 
+    def _nodes_from_wire(
+        self, request: scheduling_pb2.RankNodesRequest, bad: Violations
+    ) -> tuple[list[str], list[NodeShape], list[float | None] | None] | None:
+        """``_nodes`` read from the request's wire bytes; None (nothing recorded) when they are not the plain form.
+
+        Reading a protobuf map costs ~1 us per lookup, and nodes of one shape differ only in their
+        name: each node's bytes after its name are looked up in a dict, and only the distinct ones
+        are parsed (as NodeInventory messages, through the same checks as ``_nodes``). The plain form
+        is what every SDK writes: each node starts with its name (field 1) and names no other.
+        """
+        nodes = request.nodes
+        if nodes and any(len(nodes[k].labels) > WIRE_PATH_MAX_LABELS for k in {0, len(nodes) // 2, len(nodes) - 1}):
+            return None  # full label sets (hostnames...): nodes rarely share their bytes
+        data = request.SerializeToString()
+        size = len(data)
+        names_b: list[bytes] = []
+        rests: list[bytes] = []
+        i = 0
+        while i < size:
+            tag = data[i]
+            i += 1
+            if tag & 7 == 0:  # varint field (devices_per_replica, policy, top_k)
+                while data[i] & 0x80:
+                    i += 1
+                i += 1
+                continue
+            if tag & 7 != 2 or tag & 0x80:
+                return None
+            length, i = _read_varint(data, i)
+            end = i + length
+            if tag == 0x12:  # RankNodesRequest.nodes
+                if end - i < 2 or data[i] != 0x0A or data[i + 1] & 0x80:
+                    return None
+                start = i + 2
+                stop = start + data[i + 1]
+                names_b.append(data[start:stop])
+                rests.append(data[stop:end])
+            i = end
+        if not rests:
+            bad.add("nodes", "must list at least one node")
+        if len(set(rests)) > max(WIRE_PATH_MAX_DISTINCT, len(rests) // 8):
+            return None  # few nodes share their bytes: the per-message path is cheaper
+        parsed: dict[bytes, tuple[NodeShape | None, float | None, list[FieldViolation]]] = {}
+        for rest in dict.fromkeys(rests):
+            node = scheduling_pb2.NodeInventory.FromString(rest)
+            if node.name:  # a second name field: the last one wins, as a parser reads it
+                return None
+            local = Violations()
+            names, shapes, prices = self._nodes(scheduling_pb2.RankNodesRequest(nodes=[node]), local)
+            local.items = [v for v in local.items if not v.field.startswith("nodes[0].name")]
+            fields = [FieldViolation(v.field.removeprefix("nodes[0]."), v.description) for v in local.items]
+            parsed[rest] = (shapes[0] if shapes else None, prices[0] if prices else None, fields)
+        shapes_out: list[NodeShape] = []
+        prices_out: list[float | None] = []
+        for k, rest in enumerate(rests):
+            shape, price, fields = parsed[rest]
+            for v in fields:
+                bad.add(f"nodes[{k}].{v.field}", v.description)
+            if shape is not None:
+                shapes_out.append(shape)
+            prices_out.append(price)
+        joined = b"\x00".join(names_b)
+        if joined.count(b"\x00") == max(0, len(names_b) - 1):
+            names = joined.decode().split("\x00") if names_b else []
+        else:
+            names = [b.decode() for b in names_b]
+        _check_names(names, bad)
+        has_price = any(p is not None for p in prices_out)
+        return names, shapes_out, prices_out if has_price else None
+
     def _fleet_shape(self, msg: hardware_pb2.Fleet, field: str, bad: Violations) -> NodeShape:
         fleet = convert.fleet(msg, field, bad, required=True, skus=self.skus)
         first = fleet.accelerators[0] if fleet.accelerators else None
@@ -220,7 +304,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         policy = convert.enum_value(Policy, request.policy, "policy", bad, required=False)
         if request.devices_per_replica > MAX_DEVICES_PER_REPLICA:
             bad.add("devices_per_replica", f"must be at most {MAX_DEVICES_PER_REPLICA}")
-        names, shapes, prices = self._nodes(request, bad)
+        wire = self._nodes_from_wire(request, bad) if len(request.nodes) <= limits.MAX_RANK_NODES else None
+        names, shapes, prices = wire if wire is not None else self._nodes(request, bad)
         bad.raise_if_any()
         workload = self._serving(request.workload, ref, parts)
         ranker = Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest)
@@ -338,8 +423,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         bad = Violations()
         ref, parts = self._workload(request.workload, request.HasField("workload"), bad)
         objective = convert.enum_value(Objective, request.objective, "objective", bad, required=False)
-        if request.max_devices > MAX_DEVICES_PER_REPLICA:
-            bad.add("max_devices", f"must be at most {MAX_DEVICES_PER_REPLICA}")
+        if request.max_devices > MAX_SEARCHED_DEVICES:
+            bad.add("max_devices", f"must be at most {MAX_SEARCHED_DEVICES} (0 means {DEFAULT_MAX_DEVICES})")
         if len(request.skus) > len(self.skus):
             bad.add("skus", f"has {len(request.skus)} entries; the catalogue has {len(self.skus)}")
         models = []
@@ -415,6 +500,18 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     def RightSize(self, request: scheduling_pb2.RightSizeRequest, context: Ctx) -> scheduling_pb2.RightSizeResponse:
         """Which devices, how many, at what precision, and what to ask for."""
         return self.right_size(request)
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    """(value, next position) of the varint at ``data[i]``."""
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i
+        shift += 7
 
 
 def _encode_names(names: Sequence[str]) -> list[bytes]:

@@ -387,9 +387,11 @@ type NodeInventory struct {
 	// derived from well-known labels: NVIDIA GPU Feature Discovery (nvidia.com/gpu.product,
 	// nvidia.com/gpu.count, nvidia.com/gpu.memory in MiB, nvidia.com/gpu.family,
 	// nvidia.com/gpu.clique, nvidia.com/mig.*), AMD's node labeller (amd.com/gpu.*), GKE TPU
-	// (cloud.google.com/gke-tpu-accelerator, cloud.google.com/gke-tpu-topology), Intel Gaudi,
-	// AWS Neuron, and accelplan's own (accelplan.dev/accelerator.sku, .count, .memory-mib,
-	// .interconnect, as `accelplan detect --labels` publishes them).
+	// (cloud.google.com/gke-tpu-accelerator, cloud.google.com/gke-tpu-topology), GKE GPU
+	// (cloud.google.com/gke-accelerator), node.kubernetes.io/instance-type (cloud shapes, AWS
+	// Inferentia and Trainium), and accelplan's own (accelplan.dev/accelerator.sku, .count,
+	// .memory-mib, .interconnect, as `accelplan detect --labels` publishes them; the way to
+	// describe Intel Gaudi nodes, whose plugin publishes no product label).
 	Labels map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The node's devices. May be empty when the labels describe them; when set, it wins over
 	// the labels.
@@ -466,8 +468,8 @@ type RankNodesRequest struct {
 	Workload *Workload `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
 	// The candidate nodes. Required: at least one, at most 10,000 (see the server's caps).
 	Nodes []*NodeInventory `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	// Devices one replica uses. 0 means the fewest of the node's available devices that fit;
-	// N means exactly N devices, as a pod that requests N GPUs gets.
+	// Devices one replica uses. 0 means the fewest of the node's available devices that fit
+	// (up to 64 tried); N means exactly N devices, as a pod that requests N GPUs gets (at most 1,024).
 	DevicesPerReplica uint32 `protobuf:"varint,3,opt,name=devices_per_replica,json=devicesPerReplica,proto3" json:"devices_per_replica,omitempty"`
 	// How feasible nodes are ordered; UNSPECIFIED means BEST_FIT.
 	Policy PlacementPolicy `protobuf:"varint,4,opt,name=policy,proto3,enum=accelplan.v1.PlacementPolicy" json:"policy,omitempty"`
@@ -1230,7 +1232,7 @@ type RightSizeRequest struct {
 	// Catalogue accelerator keys to consider; empty means every catalogue accelerator.
 	// Unknown keys are NOT_FOUND.
 	Skus []string `protobuf:"bytes,2,rep,name=skus,proto3" json:"skus,omitempty"`
-	// Most devices one replica may use; 0 means 8.
+	// Most devices one replica may use; 0 means 8, at most 64.
 	MaxDevices uint32 `protobuf:"varint,3,opt,name=max_devices,json=maxDevices,proto3" json:"max_devices,omitempty"`
 	// How variants are ordered; UNSPECIFIED means FEWEST_DEVICES.
 	Objective RightSizeObjective `protobuf:"varint,4,opt,name=objective,proto3,enum=accelplan.v1.RightSizeObjective" json:"objective,omitempty"`

@@ -260,9 +260,11 @@ class NodeInventory(_message.Message):
         derived from well-known labels: NVIDIA GPU Feature Discovery (nvidia.com/gpu.product,
         nvidia.com/gpu.count, nvidia.com/gpu.memory in MiB, nvidia.com/gpu.family,
         nvidia.com/gpu.clique, nvidia.com/mig.*), AMD's node labeller (amd.com/gpu.*), GKE TPU
-        (cloud.google.com/gke-tpu-accelerator, cloud.google.com/gke-tpu-topology), Intel Gaudi,
-        AWS Neuron, and accelplan's own (accelplan.dev/accelerator.sku, .count, .memory-mib,
-        .interconnect, as `accelplan detect --labels` publishes them).
+        (cloud.google.com/gke-tpu-accelerator, cloud.google.com/gke-tpu-topology), GKE GPU
+        (cloud.google.com/gke-accelerator), node.kubernetes.io/instance-type (cloud shapes, AWS
+        Inferentia and Trainium), and accelplan's own (accelplan.dev/accelerator.sku, .count,
+        .memory-mib, .interconnect, as `accelplan detect --labels` publishes them; the way to
+        describe Intel Gaudi nodes, whose plugin publishes no product label).
         """
 
     @_builtins.property
@@ -301,8 +303,8 @@ class RankNodesRequest(_message.Message):
     POLICY_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     devices_per_replica: _builtins.int
-    """Devices one replica uses. 0 means the fewest of the node's available devices that fit;
-    N means exactly N devices, as a pod that requests N GPUs gets.
+    """Devices one replica uses. 0 means the fewest of the node's available devices that fit
+    (up to 64 tried); N means exactly N devices, as a pod that requests N GPUs gets (at most 1,024).
     """
     policy: Global___PlacementPolicy.ValueType
     """How feasible nodes are ordered; UNSPECIFIED means BEST_FIT."""
@@ -776,7 +778,7 @@ class RightSizeRequest(_message.Message):
     OBJECTIVE_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     max_devices: _builtins.int
-    """Most devices one replica may use; 0 means 8."""
+    """Most devices one replica may use; 0 means 8, at most 64."""
     objective: Global___RightSizeObjective.ValueType
     """How variants are ordered; UNSPECIFIED means FEWEST_DEVICES."""
     top_k: _builtins.int

@@ -3,8 +3,9 @@
 Labels read, most explicit first: accelplan's own (``accelplan.dev/accelerator.*``, as
 ``accelplan detect --labels`` publishes them), NVIDIA GPU Feature Discovery
 (``nvidia.com/gpu.*``, MIG labels), AMD's node labeller (``amd.com/gpu.*``), GKE TPU
-(``cloud.google.com/gke-tpu-*``), then the well-known ``node.kubernetes.io/instance-type``
-looked up in the cloud price list. A product the table lacks still gets its memory from
+(``cloud.google.com/gke-tpu-*``), GKE GPU (``cloud.google.com/gke-accelerator``), then the
+well-known ``node.kubernetes.io/instance-type`` looked up in the cloud price list and the
+table's instance types (AWS Inferentia and Trainium). A product the table lacks still gets its memory from
 the memory label and its kind's stand-in figures, with an assumption line saying so.
 """
 
@@ -52,6 +53,7 @@ AP_COUNT = "accelplan.dev/accelerator.count"
 AP_MEMORY = "accelplan.dev/accelerator.memory-mib"
 AP_INTERCONNECT = "accelplan.dev/accelerator.interconnect"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
+GKE_ACCELERATOR = "cloud.google.com/gke-accelerator"
 
 KEYS = (
     AP_SKU,
@@ -69,6 +71,7 @@ KEYS = (
     AMD_VRAM,
     TPU_ACCELERATOR,
     TPU_TOPOLOGY,
+    GKE_ACCELERATOR,
     INSTANCE_TYPE,
 )
 """Every label the table reads; a node's values of these decide its devices."""
@@ -142,6 +145,8 @@ def _key(get: Callable[[str], str | None], labels: Mapping[str, str]) -> tuple[o
         return (AMD_DEVICE_ID, device_id, get(AMD_PRODUCT), get(AMD_VRAM), get(AP_COUNT))
     if (tpu := get(TPU_ACCELERATOR)) is not None:
         return (TPU_ACCELERATOR, tpu, get(TPU_TOPOLOGY), get(AP_COUNT))
+    if (gke := get(GKE_ACCELERATOR)) is not None:
+        return (GKE_ACCELERATOR, gke, get(INSTANCE_TYPE), get(AP_COUNT))
     return (INSTANCE_TYPE, get(INSTANCE_TYPE))
 
 
@@ -241,7 +246,15 @@ class LabelTable:
         }
         self.mig_slices: dict[str, int] = dict(data["mig"]["compute_slices"])
         self.gres_types: dict[str, str] = {k: v for k, v in data["slurm_gres_types"].items() if not k.startswith("_")}
-        self.instances = {i.name: i for i in catalog.instances}
+        # Instance type -> (sku, accelerators, memory per accelerator): the price list, then the table's extras.
+        self.instances: dict[str, tuple[str, int, int]] = {
+            i.name: (i.accelerator_sku, i.accelerator_count, i.accelerator_memory_bytes) for i in catalog.instances
+        }
+        for r in data.get("instance_types", ()):
+            model = catalog.accelerator(r["sku"])
+            if model is None:
+                raise ValueError(f"node_labels.json: instance type {r['name']} maps to unknown sku {r['sku']}")
+            self.instances.setdefault(r["name"], (model.sku, int(r["accelerator_count"]), model.memory_bytes))
         self._cache: dict[tuple[object, ...], NodeShape] = {}
         # The label that selects each sku's nodes: its first exact product row, or its TPU value.
         self.selector: dict[str, tuple[str, str]] = {}
@@ -301,6 +314,8 @@ class LabelTable:
             return self._amd(labels)
         if TPU_ACCELERATOR in labels:
             return self._tpu(labels)
+        if GKE_ACCELERATOR in labels:
+            return self._gke(labels)
         if INSTANCE_TYPE in labels and labels[INSTANCE_TYPE] in self.instances:
             return self._instance(labels[INSTANCE_TYPE])
         return EMPTY
@@ -444,10 +459,27 @@ class LabelTable:
                     notes.append(f"Multi-host slice {topology} ({chips} chips): {count} chips on this node.")
         return self._uniform(catalog_device(model, 0, value), count, value, model, notes)
 
-    def _instance(self, name: str) -> NodeShape:
-        inst = self.instances[name]
-        model = self.catalog.accelerator(inst.accelerator_sku)
+    def _gke(self, labels: Mapping[str, str]) -> NodeShape:
+        value = labels[GKE_ACCELERATOR].strip()
+        row = self.products.get((GKE_ACCELERATOR, value.lower()))
+        if row is None:
+            known = sorted(v for k, v in self.products if k == GKE_ACCELERATOR)
+            raise _bad(GKE_ACCELERATOR, f"unknown GKE accelerator {value[:64]!r}; known: {', '.join(known)}")
+        model = self.catalog.accelerator(row.sku)
         assert model is not None
-        note = f"Devices from {INSTANCE_TYPE}={name}: {inst.accelerator_count} x {model.name} (cloud price list)."
-        device = catalog_device(model, inst.accelerator_memory_bytes)
-        return self._uniform(device, inst.accelerator_count, model.name, model, [note])
+        notes: list[str] = []
+        count = _count(labels, AP_COUNT)
+        machine = self.instances.get(labels.get(INSTANCE_TYPE, ""))
+        if count is None and machine is not None and machine[0] == model.sku:
+            count = machine[1]
+        if count is None:
+            count = 1
+            notes.append(f"GKE publishes no GPU count label: assumed 1 GPU (set {AP_COUNT}).")
+        return self._uniform(catalog_device(model), count, model.name, model, notes)
+
+    def _instance(self, name: str) -> NodeShape:
+        sku, count, memory = self.instances[name]
+        model = self.catalog.accelerator(sku)
+        assert model is not None
+        note = f"Devices from {INSTANCE_TYPE}={name}: {count} x {model.name}."
+        return self._uniform(catalog_device(model, memory), count, model.name, model, [note])

@@ -115,9 +115,16 @@ class Ranking:
 
 def _expand(devices: Sequence[Accelerator]) -> list[Accelerator]:
     """Per-chip devices (a multi-chip TPU device counts as its chips), largest memory first."""
-    out = (
-        [chip_view(d) for d in devices for _ in range(d.chips)] if any(d.chips > 1 for d in devices) else list(devices)
-    )
+    if any(d.chips > 1 for d in devices):
+        views: dict[int, Accelerator] = {}  # alike devices are one object (validated once): one view each
+        out = []
+        for d in devices:
+            view = views.get(id(d))
+            if view is None:
+                view = views[id(d)] = chip_view(d)
+            out.extend([view] * d.chips)
+    else:
+        out = list(devices)
     out.sort(key=lambda d: -d.memory_bytes)
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from accelplan_server.core.catalog import AcceleratorModel, Catalog, CloudInstance
@@ -143,7 +143,9 @@ class RightSizer:
         return Variant(model, a, instance, per_hour, per_million, arts)
 
 
-def _order(objective: Objective):  # type: ignore[no-untyped-def]
+def _order(objective: Objective) -> Callable[[Variant], tuple[float, ...]]:
+    """The sort key for ``objective``."""
+
     def cost(v: Variant) -> float:
         return v.cost_per_million_tokens_usd if v.cost_per_million_tokens_usd is not None else math.inf
 

@@ -214,8 +214,17 @@ def _with(a: Attempt, cause: Cause, miss: str) -> Attempt:
     )
 
 
+MAX_SEARCHED_DEVICES = 64
+"""Largest replica the searches try on their own (a caller may still ask for more explicitly):
+each size tried costs a roofline over its devices, and a request must not buy unbounded work."""
+
+
 def candidate_counts(available: int) -> list[int]:
-    """Replica sizes to try on ``available`` devices, fewest first: powers of two, then all of them."""
+    """Replica sizes to try on ``available`` devices, fewest first: powers of two, then all of them.
+
+    At most MAX_SEARCHED_DEVICES.
+    """
+    available = min(available, MAX_SEARCHED_DEVICES)
     counts = []
     n = 1
     while n <= available:

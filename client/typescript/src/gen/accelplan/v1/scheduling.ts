@@ -286,9 +286,11 @@ export interface NodeInventory {
    * derived from well-known labels: NVIDIA GPU Feature Discovery (nvidia.com/gpu.product,
    * nvidia.com/gpu.count, nvidia.com/gpu.memory in MiB, nvidia.com/gpu.family,
    * nvidia.com/gpu.clique, nvidia.com/mig.*), AMD's node labeller (amd.com/gpu.*), GKE TPU
-   * (cloud.google.com/gke-tpu-accelerator, cloud.google.com/gke-tpu-topology), Intel Gaudi,
-   * AWS Neuron, and accelplan's own (accelplan.dev/accelerator.sku, .count, .memory-mib,
-   * .interconnect, as `accelplan detect --labels` publishes them).
+   * (cloud.google.com/gke-tpu-accelerator, cloud.google.com/gke-tpu-topology), GKE GPU
+   * (cloud.google.com/gke-accelerator), node.kubernetes.io/instance-type (cloud shapes, AWS
+   * Inferentia and Trainium), and accelplan's own (accelplan.dev/accelerator.sku, .count,
+   * .memory-mib, .interconnect, as `accelplan detect --labels` publishes them; the way to
+   * describe Intel Gaudi nodes, whose plugin publishes no product label).
    */
   labels: { [key: string]: string };
   /**
@@ -319,8 +321,8 @@ export interface RankNodesRequest {
   /** The candidate nodes. Required: at least one, at most 10,000 (see the server's caps). */
   nodes: NodeInventory[];
   /**
-   * Devices one replica uses. 0 means the fewest of the node's available devices that fit;
-   * N means exactly N devices, as a pod that requests N GPUs gets.
+   * Devices one replica uses. 0 means the fewest of the node's available devices that fit
+   * (up to 64 tried); N means exactly N devices, as a pod that requests N GPUs gets (at most 1,024).
    */
   devicesPerReplica: number;
   /** How feasible nodes are ordered; UNSPECIFIED means BEST_FIT. */
@@ -534,7 +536,7 @@ export interface RightSizeRequest {
    * Unknown keys are NOT_FOUND.
    */
   skus: string[];
-  /** Most devices one replica may use; 0 means 8. */
+  /** Most devices one replica may use; 0 means 8, at most 64. */
   maxDevices: number;
   /** How variants are ordered; UNSPECIFIED means FEWEST_DEVICES. */
   objective: RightSizeObjective;
