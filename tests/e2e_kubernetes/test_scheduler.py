@@ -14,7 +14,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.e2e.conftest import launch_server
 from tests.e2e_kubernetes.cluster import ControlPlane, extender, free_port, scheduler, scheduler_config
 
 pytestmark = [
@@ -25,6 +27,7 @@ pytestmark = [
 ]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kubernetes"
+MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "scheduler-extender" / "extender.yaml"
 
 COMMON = {
     "kubernetes.io/arch": "amd64",
@@ -137,3 +140,38 @@ def test_node_cache_from_a_watch(clean: ControlPlane, tmp_path: Path) -> None:
             plane.create_node("h100-b", H100, 4)
             assert plane.wait_bound("big-2", seconds=60) == "h100-b"
     _keep_fixtures(recorded, "node-cache")
+
+
+def test_the_shipped_manifests_are_valid_api_objects(plane: ControlPlane) -> None:
+    """deploy/kubernetes/scheduler-extender/extender.yaml, checked by the real API server (server-side dry run)."""
+    paths = {
+        "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
+        "Service": "/api/v1/namespaces/{ns}/services",
+        "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+        "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    }
+    docs = [d for d in yaml.safe_load_all(MANIFEST.read_text()) if d]
+    assert sorted(d["kind"] for d in docs) == sorted(paths)
+    for doc in docs:
+        path = paths[doc["kind"]].format(ns=doc["metadata"].get("namespace", ""))
+        r = plane.session.post(f"{plane.api_url}{path}?dryRun=All&fieldValidation=Strict", json=doc, timeout=10)
+        assert r.status_code == 201, f"{doc['kind']}: {r.status_code} {r.text}"
+
+
+def test_ranking_over_grpc_with_planner(clean: ControlPlane) -> None:
+    """--planner: the extender asks a running `accelplan serve` (RankNodes over gRPC) instead of ranking in-process."""
+    plane = clean
+    _nodes(plane, h100=("h100-a",))
+    server = launch_server()
+    try:
+        with extender("--planner", server.address) as ext:
+            config = scheduler_config(plane.kubeconfig, ext.url, ignorable=False, node_cache=False)
+            with scheduler(plane, config, "sched-planner"):
+                plane.create_pod("big-1", annotations=BIG, gpus=4)
+                assert plane.wait_bound("big-1") == "h100-a"
+                plane.create_pod("big-2", annotations=BIG, gpus=4)
+                assert "accelplan" in plane.wait_unschedulable("big-2")
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=15)
