@@ -69,6 +69,8 @@ def _keep_fixtures(recorded: Path, prefix: str) -> None:
     if not os.environ.get("ACCELPLAN_RECORD_FIXTURES"):
         return
     FIXTURES.mkdir(parents=True, exist_ok=True)
+    for old in FIXTURES.glob(f"{prefix}-*.json"):
+        old.unlink()
     for f in sorted(recorded.glob("*.json")):
         shutil.copy(f, FIXTURES / f"{prefix}-{f.name}")
 
