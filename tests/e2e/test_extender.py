@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +76,18 @@ def test_node_cache_not_synced_is_not_healthy(tmp_path: Path, http: requests.Ses
         assert http.get(f"{e.url}/healthz", timeout=10).status_code == 503
         r = http.post(f"{e.url}/filter", data=_body("node-cache-0001-filter-big-1.json"), timeout=10)
         assert set(r.json()["FailedNodes"]) == {"h100-a", "l4"}  # unknown yet: not unresolvable
+
+
+def test_https_with_tls_cert_and_key(tmp_path: Path) -> None:
+    key, cert = tmp_path / "tls.key", tmp_path / "tls.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", key, "-out", cert, "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with extender("--tls-cert", cert, "--tls-key", key) as e:
+        s = requests.Session()
+        s.trust_env = False  # else REQUESTS_CA_BUNDLE overrides verify
+        url = e.url.replace("http://", "https://")
+        r = s.post(f"{url}/filter", data=_body("full-nodes-*-filter-big-1.json"), verify=str(cert), timeout=10)
+        assert list(r.json()["FailedAndUnresolvableNodes"]) == ["l4"]

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+import ssl
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -115,6 +116,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kubeconfig", help="kubeconfig for --node-cache (default: in-cluster service account, else ~/.kube/config)"
     )
+    parser.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS (kube-scheduler's enableHTTPS: true)")
+    parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
     parser.add_argument("--log-level", default="INFO", help="DEBUG (one line per filter), INFO, WARNING or ERROR")
     parser.add_argument(
         "--record-dir", help=f"write the first {MAX_RECORDED} request bodies to this folder (debugging, test fixtures)"
@@ -127,7 +130,25 @@ def _ranker(args: argparse.Namespace) -> Ranker:
     return LocalRanker(args.data_dir)
 
 
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if not args.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as e:
+        raise ValueError(f"--tls-cert/--tls-key: {e}") from None
+    return context
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    try:
+        tls = _tls(args)
+    except ValueError as e:
+        print(f"accelplan: {e}", file=sys.stderr)
+        return 2
     cache: NodeCache | None = None
     watcher: NodeWatcher | None = None
     if args.node_cache:
@@ -140,7 +161,7 @@ async def _serve(args: argparse.Namespace) -> int:
     recorder = Recorder(Path(args.record_dir)) if args.record_dir else None
     runner = web.AppRunner(make_app(extender, recorder), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
+    site = web.TCPSite(runner, args.host, args.port, ssl_context=tls)
     try:
         await site.start()
     except OSError as e:
@@ -148,7 +169,7 @@ async def _serve(args: argparse.Namespace) -> int:
         await runner.cleanup()
         return 1
     host, port = runner.addresses[0][:2]
-    print(f"accelplan extender listening on {host}:{port}", flush=True)
+    print(f"accelplan extender listening on {host}:{port}{' (https)' if tls else ''}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
