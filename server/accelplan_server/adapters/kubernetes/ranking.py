@@ -25,7 +25,7 @@ from accelplan_server.core.errors import InvalidArgument, NotFound
 from accelplan_server.core.scheduling import labels as node_labels
 
 Shape = tuple[tuple[str, str], ...]
-"""The device-describing labels of a node, sorted: nodes with equal shapes get equal verdicts."""
+"""The labels of a node that RankNodes reads, as (key, value) pairs: nodes with equal shapes get equal verdicts."""
 
 DEVICE_KEYS: tuple[str, ...] = tuple(node_labels.KEYS)
 """The labels RankNodes reads (core.scheduling.labels decides a node's devices from these)."""
