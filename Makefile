@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-python conformance lint typecheck generate check-generated buf-lint buf-breaking clean
+.PHONY: e2e-kubernetes serve test test-python conformance lint typecheck generate check-generated buf-lint buf-breaking clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test-python: check-generated buf-lint buf-breaking lint typecheck
 ## conformance: every SDK against one real server (scripts/conformance)
 conformance: $(STAMP)
 	scripts/conformance
+
+## e2e-kubernetes: the scheduler extender against the real kube-scheduler, kube-apiserver and etcd
+## (scripts/kube/build builds them from the Go module proxy into .tools/kube/bin first)
+e2e-kubernetes: $(STAMP)
+	nice -n 10 scripts/kube/build
+	ACCELPLAN_REQUIRE_KUBE=1 $(BIN)/pytest -p no:cacheprovider tests/e2e_kubernetes
 
 generate: $(STAMP)
 	scripts/generate

@@ -37,10 +37,11 @@ const DefaultTarget = "localhost:50051"
 // DefaultTimeout is the deadline given to calls whose context has none.
 const DefaultTimeout = 10 * time.Second
 
-// Client calls PlannerService over one gRPC connection. It is safe for
-// concurrent use; Close it when done.
+// Client calls PlannerService and SchedulerService over one gRPC connection.
+// It is safe for concurrent use; Close it when done.
 type Client struct {
 	accelplanv1.PlannerServiceClient
+	accelplanv1.SchedulerServiceClient
 	conn *grpc.ClientConn
 }
 
@@ -138,7 +139,11 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("accelplan: dial %s: %w", target, err)
 	}
-	return &Client{PlannerServiceClient: accelplanv1.NewPlannerServiceClient(conn), conn: conn}, nil
+	return &Client{
+		PlannerServiceClient:   accelplanv1.NewPlannerServiceClient(conn),
+		SchedulerServiceClient: accelplanv1.NewSchedulerServiceClient(conn),
+		conn:                   conn,
+	}, nil
 }
 
 func (c *config) tlsConfig() (*tls.Config, error) {

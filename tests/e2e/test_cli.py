@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,45 @@ def test_sizing_subcommands(server: ServerProcess, args: tuple[str, ...], expect
 def test_unknown_sku_in_fleet(server: ServerProcess) -> None:
     out = cli(server, "plan", "--params", "7B", "--quant", "bf16", "--fleet", "2xh1000")
     assert out.returncode == 1 and "NOT_FOUND" in out.stderr
+
+
+def test_rank_reads_kubectl_nodes_and_prints_a_table(server: ServerProcess, tmp_path: Path) -> None:
+    nodes = {
+        "items": [
+            {
+                "metadata": {
+                    "name": "h100",
+                    "labels": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "8"},
+                }
+            },
+            {
+                "metadata": {
+                    "name": "l4",
+                    "labels": {"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.count": "2"},
+                }
+            },
+        ]
+    }
+    path = tmp_path / "nodes.json"
+    path.write_text(json.dumps(nodes))
+    r = cli(server, "rank", "--model-id", "llama-3.1-70b", "--quant", "fp8", "--devices", "2", "--nodes", str(path))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "1 of 2 nodes fit (2 device shapes)"
+    assert lines[3].split()[:5] == ["h100", "yes", "12", "2", "FP8"]
+    assert lines[4].split()[:2] == ["l4", "never"] and "Needs 35.4 GiB per device at FP8 on 2 devices" in lines[4]
+    j = cli(
+        server, "--json", "rank", "--model-id", "llama-3.1-70b", "--quant", "fp8", "--nodes", str(path), "--top", "1"
+    )
+    assert json.loads(j.stdout)["verdicts"][0]["nodeName"] == "h100"
+
+
+def test_right_size_prints_variants_artifacts_and_rejections(server: ServerProcess) -> None:
+    r = cli(server, "right-size", "--model-id", "llama-3.1-70b", "--quant", "bf16", "--sku", "h100-sxm", "--sku", "t4")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[2].split()[:4] == ["h100-sxm", "2", "2x1", "BF16"]
+    assert "--tensor-parallel-size 2 --pipeline-parallel-size 1" in r.stdout
+    assert 'resources.limits {"nvidia.com/gpu": "2"}' in r.stdout
+    assert "t4: NVIDIA T4 16GB does not run BF16" in r.stdout
+    j = cli(server, "--json", "right-size", "--model-id", "llama-3.1-70b", "--sku", "h100-sxm", "--top", "1")
+    assert json.loads(j.stdout)["variants"][0]["artifacts"]["slurmGres"].startswith("gpu:h100:")

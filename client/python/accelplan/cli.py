@@ -1,12 +1,13 @@
 """The ``accelplan`` command: run the server, or ask a running one.
 
-Every subcommand except ``serve`` talks to a server over gRPC (``--server``)
+Every subcommand except ``serve`` and ``extender`` talks to a server over gRPC (``--server``)
 and prints a readable table, or proto3 JSON with ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,6 +33,7 @@ from accelplan.v1 import (
     models_pb2,
     planning_pb2,
     quantization_pb2,
+    scheduling_pb2,
     training_pb2,
 )
 
@@ -398,6 +400,120 @@ def cmd_filter(client: PlannerClient, args: argparse.Namespace) -> tuple[Message
     return r, table(rows, ("FLEET#", "TYPE", "MEMORY", "FAMILY", "RANK", "PREFERS", "SUPPORTS"))
 
 
+def _workload(args: argparse.Namespace) -> scheduling_pb2.Workload:
+    w = scheduling_pb2.Workload(
+        model=_model(args), context_length=args.context, concurrency=args.concurrency, prompt_tokens=args.prompt
+    )
+    if args.quant:
+        w.quantization = _quant(args.quant)
+    if args.kv_quant:
+        w.kv_cache_quantization = _quant(args.kv_quant)
+    if args.min_tps is not None:
+        w.min_decode_tokens_per_second = args.min_tps
+    if args.max_ttft is not None:
+        w.max_time_to_first_token_seconds = args.max_ttft
+    return w
+
+
+def _read_nodes(path: str) -> list[scheduling_pb2.NodeInventory]:
+    """Nodes from `kubectl get nodes -o json` output, or a JSON list of {"name", "labels", "price_per_hour_usd"}."""
+    with open(path, encoding="utf-8") if path != "-" else sys.stdin as f:
+        doc = json.load(f)
+    nodes = []
+    items = doc.get("items", []) if isinstance(doc, dict) else doc
+    for item in items:
+        if not isinstance(item, dict):
+            raise ValueError(f"{path}: each node must be a JSON object")
+        meta = item.get("metadata")
+        if isinstance(meta, dict):  # a Kubernetes Node
+            nodes.append(scheduling_pb2.NodeInventory(name=meta.get("name", ""), labels=meta.get("labels") or {}))
+            continue
+        node = scheduling_pb2.NodeInventory(name=item.get("name", ""), labels=item.get("labels") or {})
+        if item.get("price_per_hour_usd") is not None:
+            node.price_per_hour_usd = float(item["price_per_hour_usd"])
+        nodes.append(node)
+    return nodes
+
+
+def cmd_rank(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    """RankNodes over nodes read from a file."""
+    r = client.rank_nodes(
+        scheduling_pb2.RankNodesRequest(
+            workload=_workload(args),
+            nodes=_read_nodes(args.nodes),
+            devices_per_replica=args.devices,
+            policy=scheduling_pb2.PlacementPolicy.Value(f"PLACEMENT_POLICY_{args.policy.upper().replace('-', '_')}"),
+            top_k=args.top,
+        )
+    )
+    rows = [
+        (
+            v.node_name,
+            "yes" if v.feasible else ("never" if v.unresolvable else "no"),
+            v.score,
+            f"{v.device_count}" if v.feasible else "",
+            _level(v.quantization) if v.quantization else "",
+            f"{v.decode_tokens_per_second:,.1f}" if v.decode_tokens_per_second else "",
+            v.reason,
+        )
+        for v in r.verdicts
+    ]
+    head = f"{r.feasible_count} of {len(r.verdicts)} nodes fit ({r.shape_count} device shapes)\n"
+    return r, head + table(rows, ("NODE", "FITS", "SCORE", "DEVICES", "PRECISION", "TOK/S", "REASON"))
+
+
+def cmd_right_size(client: PlannerClient, args: argparse.Namespace) -> tuple[Message, str]:
+    """RightSize over the catalogue (or --sku)."""
+    r = client.right_size(
+        scheduling_pb2.RightSizeRequest(
+            workload=_workload(args),
+            skus=args.sku,
+            max_devices=args.max_devices,
+            objective=scheduling_pb2.RightSizeObjective.Value(
+                f"RIGHT_SIZE_OBJECTIVE_{args.objective.upper().replace('-', '_')}"
+            ),
+            top_k=args.top,
+        )
+    )
+    rows = [
+        (
+            v.sku,
+            v.device_count,
+            f"{v.tensor_parallel_size}x{v.pipeline_parallel_size}",
+            _level(v.quantization),
+            gib(v.memory_per_device_bytes),
+            f"{v.decode_tokens_per_second:,.1f}",
+            f"{v.time_to_first_token_seconds * 1e3:,.0f}",
+            f"{v.cost_per_hour_usd:,.2f}" if v.HasField("cost_per_hour_usd") else "",
+            f"{v.cost_per_million_tokens_usd:,.2f}" if v.HasField("cost_per_million_tokens_usd") else "",
+            v.artifacts.slurm_gres,
+        )
+        for v in r.variants
+    ]
+    text = table(
+        rows, ("SKU", "DEVICES", "TPxPP", "PRECISION", "MEM/DEVICE", "TOK/S", "TTFT MS", "$/HOUR", "$/M TOK", "GRES")
+    )
+    if r.variants:
+        best = r.variants[0].artifacts
+        text += "\nbest: vllm serve MODEL " + " ".join(best.vllm_args)
+        text += "\n      resources.limits " + json.dumps(dict(best.kubernetes_resource_limits))
+        text += "; nodeSelector " + json.dumps(dict(best.kubernetes_node_selector))
+    if r.rejected:
+        text += "\nrejected:" + "".join(f"\n  - {j.sku}: {j.reason}" for j in r.rejected)
+    return r, text
+
+
+def _add_workload(p: argparse.ArgumentParser) -> None:
+    _add_model(p)
+    p.add_argument("--quant", help="weight precision (default: the widest that fits)")
+    p.add_argument("--context", type=int, default=0, help="tokens per sequence (default 4096)")
+    p.add_argument("--concurrency", type=int, default=0, help="sequences served at once (default 1)")
+    p.add_argument("--kv-quant", help="KV-cache precision (default 16-bit)")
+    p.add_argument("--prompt", type=int, default=0, help="prompt tokens for time to first token (default 512)")
+    p.add_argument("--min-tps", type=float, help="slowest acceptable decode tokens/s per sequence")
+    p.add_argument("--max-ttft", type=float, help="longest acceptable time to first token, seconds")
+
+
 def _add_model(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--model-id", help="catalogue model id, e.g. llama-3.1-70b (see `accelplan models`)")
@@ -430,6 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the gRPC server")
     _serve_arguments(s)
     local_commands.add_parsers(sub)
+
+    x = sub.add_parser("extender", help="run the Kubernetes scheduler extender (kube-scheduler's HTTP webhook)")
+    _extender_arguments(x)
 
     q = sub.add_parser("quant", help="list quantization levels, or resolve one by name or bits")
     q.add_argument("level", nargs="?", help="a name (bf16, int4, QUANTIZATION_LEVEL_NONE) or bit width (8)")
@@ -532,6 +651,24 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--memory", required=True, help="budget with its unit, e.g. 80GiB or 24GB")
     k.set_defaults(run=cmd_compatible)
 
+    rk = sub.add_parser("rank", help="rank cluster nodes for a workload (SchedulerService.RankNodes)")
+    _add_workload(rk)
+    rk.add_argument(
+        "--nodes", required=True, help="`kubectl get nodes -o json` output or a JSON node list ('-': stdin)"
+    )
+    rk.add_argument("--devices", type=int, default=0, help="devices per replica (default: the fewest that fit)")
+    rk.add_argument("--policy", default="best-fit", choices=["best-fit", "most-headroom", "fastest", "cheapest"])
+    rk.add_argument("--top", type=int, default=0, help="most nodes to show (default all)")
+    rk.set_defaults(run=cmd_rank)
+
+    rs = sub.add_parser("right-size", help="devices, counts and precisions that serve a workload, with artifacts")
+    _add_workload(rs)
+    rs.add_argument("--sku", action="append", default=[], help="only this catalogue sku (repeatable)")
+    rs.add_argument("--max-devices", type=int, default=0, help="most devices per replica (default 8)")
+    rs.add_argument("--objective", default="fewest-devices", choices=["fewest-devices", "lowest-cost", "fastest"])
+    rs.add_argument("--top", type=int, default=0, help="most variants to show (default all)")
+    rs.set_defaults(run=cmd_right_size)
+
     f = sub.add_parser("filter", help="fleet devices meeting a requirement")
     _add_fleet(f, required=True)
     f.add_argument(
@@ -568,6 +705,25 @@ def _note(text: str) -> None:
     print(f"accelplan: note: {text}", file=sys.stderr)
 
 
+def _extender_arguments(parser: argparse.ArgumentParser) -> None:
+    try:
+        from accelplan_server.adapters.kubernetes import server as extender_cli
+    except ImportError as e:  # client-only install, or without the extender's dependencies
+        parser.set_defaults(extender_unavailable=str(e))
+        return
+    extender_cli.add_arguments(parser)
+
+
+def _extender(args: argparse.Namespace) -> int:
+    missing = getattr(args, "extender_unavailable", None)
+    if missing:
+        print(f"accelplan: the extender needs the server package and its extras: {missing}", file=sys.stderr)
+        return 2
+    from accelplan_server.adapters.kubernetes import server as extender_cli
+
+    return extender_cli.run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``accelplan`` command."""
     parser = build_parser()
@@ -577,6 +733,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "local", None) is not None:  # detect, inspect: no server
         code: int = args.local(args)
         return code
+    if args.command == "extender":
+        return _extender(args)
     run: Callable[[PlannerClient, argparse.Namespace], tuple[Message, str]] = args.run
     try:
         with connect(args) as client:

@@ -18,6 +18,8 @@ from accelplan.v1 import (
     planner_service_pb2_grpc,
     planning_pb2,
     quantization_pb2,
+    scheduler_service_pb2_grpc,
+    scheduling_pb2,
     training_pb2,
 )
 
@@ -122,6 +124,8 @@ class PlannerClient:
             self._channel = grpc.insecure_channel(target, options=options)
             self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.stub = planner_service_pb2_grpc.PlannerServiceStub(self._channel)
+        self.scheduler = scheduler_service_pb2_grpc.SchedulerServiceStub(self._channel)
+        """SchedulerService on the same channel (RankNodes, RightSize)."""
 
     def close(self) -> None:
         """Close the channel."""
@@ -140,10 +144,10 @@ class PlannerClient:
             raise PlannerError.from_rpc_error(e) from None
 
     def call(self, rpc: str, request: Message, *, timeout: float | None = None) -> Message:
-        """Call any PlannerService method by name (``"PlanSharding"``) with its request message."""
-        method = getattr(self.stub, rpc, None)
-        if method is None or rpc.startswith("_"):
-            raise ValueError(f"PlannerService has no method {rpc!r}")
+        """Call any PlannerService or SchedulerService method by name (``"PlanSharding"``, ``"RankNodes"``)."""
+        method = None if rpc.startswith("_") else getattr(self.stub, rpc, None) or getattr(self.scheduler, rpc, None)
+        if method is None:
+            raise ValueError(f"neither PlannerService nor SchedulerService has a method {rpc!r}")
         response: Message = self._call(method, request, timeout)
         return response
 
@@ -210,3 +214,15 @@ class PlannerClient:
     ) -> hardware_pb2.FilterAcceleratorsResponse:
         """Fleet devices meeting a requirement."""
         return self._call(self.stub.FilterAccelerators, request, timeout)
+
+    def rank_nodes(
+        self, request: scheduling_pb2.RankNodesRequest, *, timeout: float | None = None
+    ) -> scheduling_pb2.RankNodesResponse:
+        """SchedulerService.RankNodes: which nodes can serve a workload, best first."""
+        return self._call(self.scheduler.RankNodes, request, timeout)
+
+    def right_size(
+        self, request: scheduling_pb2.RightSizeRequest, *, timeout: float | None = None
+    ) -> scheduling_pb2.RightSizeResponse:
+        """SchedulerService.RightSize: devices, counts and precisions that serve a workload, with artifacts."""
+        return self._call(self.scheduler.RightSize, request, timeout)

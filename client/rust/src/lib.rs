@@ -115,6 +115,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The raw generated client as wrapped by [`Client`] (bearer token and default deadline applied).
 pub type RawClient = v1::planner_service_client::PlannerServiceClient<InterceptedService<Channel, CallDefaults>>;
+/// The raw generated SchedulerService client as wrapped by [`Client`].
+pub type RawSchedulerClient =
+    v1::scheduler_service_client::SchedulerServiceClient<InterceptedService<Channel, CallDefaults>>;
 
 /// A failed call: the gRPC status code, its message, and the field violations of the
 /// `google.rpc.BadRequest` detail in the `grpc-status-details-bin` trailer (if any).
@@ -440,16 +443,21 @@ impl ClientBuilder {
     }
 }
 
-/// A `PlannerService` client. Cheap to clone; clones share one connection.
+/// A `PlannerService` and `SchedulerService` client. Cheap to clone; clones share one connection.
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: RawClient,
+    scheduler: RawSchedulerClient,
 }
 
 impl Client {
     fn wrap(channel: Channel, defaults: CallDefaults) -> Client {
         Client {
-            inner: v1::planner_service_client::PlannerServiceClient::with_interceptor(channel, defaults),
+            inner: v1::planner_service_client::PlannerServiceClient::with_interceptor(
+                channel.clone(),
+                defaults.clone(),
+            ),
+            scheduler: v1::scheduler_service_client::SchedulerServiceClient::with_interceptor(channel, defaults),
         }
     }
 
@@ -469,10 +477,15 @@ impl Client {
     pub fn raw(&self) -> RawClient {
         self.inner.clone()
     }
+
+    /// The underlying generated SchedulerService client (token and default deadline still applied).
+    pub fn raw_scheduler(&self) -> RawSchedulerClient {
+        self.scheduler.clone()
+    }
 }
 
 macro_rules! rpcs {
-    ($( $(#[doc = $doc:literal])* $name:ident($req:ident) -> $resp:ident, $proto:literal; )*) => {
+    ($( $(#[doc = $doc:literal])* $name:ident($req:ident) -> $resp:ident, $proto:literal, $field:ident; )*) => {
         impl Client {
             $(
                 $(#[doc = $doc])*
@@ -480,7 +493,7 @@ macro_rules! rpcs {
                 /// Pass a `tonic::Request` (e.g. from [`with_timeout`]) to set a deadline or
                 /// metadata for this call only.
                 pub async fn $name(&self, request: impl tonic::IntoRequest<v1::$req>) -> Result<v1::$resp, Error> {
-                    let mut inner = self.inner.clone();
+                    let mut inner = self.$field.clone();
                     inner.$name(request).await.map(tonic::Response::into_inner).map_err(Error::from)
                 }
             )*
@@ -488,7 +501,7 @@ macro_rules! rpcs {
 
         #[cfg(feature = "json")]
         impl Client {
-            /// The PlannerService methods by proto name (`"EstimateMemory"`, ...), as [`Client::call_json`] takes them.
+            /// The PlannerService and SchedulerService methods by proto name (`"EstimateMemory"`, ...), as [`Client::call_json`] takes them.
             pub const METHODS: &'static [&'static str] = &[$($proto),*];
 
             /// Calls a method by its proto name with a request in proto3 JSON, and returns the
@@ -515,7 +528,7 @@ include!(concat!(env!("OUT_DIR"), "/accelplan.v1.client.rs"));
 #[cfg(feature = "json")]
 #[derive(Debug)]
 pub enum JsonCallError {
-    /// No PlannerService method has that name.
+    /// No PlannerService or SchedulerService method has that name.
     UnknownMethod(String),
     /// The request is not the method's request message in proto3 JSON.
     Request(serde_json::Error),

@@ -29,6 +29,13 @@ import {
   ListModelsResponse,
 } from "./gen/accelplan/v1/models";
 import { PlannerServiceClient } from "./gen/accelplan/v1/planner_service";
+import { SchedulerServiceClient } from "./gen/accelplan/v1/scheduler_service";
+import {
+  RankNodesRequest,
+  RankNodesResponse,
+  RightSizeRequest,
+  RightSizeResponse,
+} from "./gen/accelplan/v1/scheduling";
 import {
   EstimateCapacityRequest,
   EstimateCapacityResponse,
@@ -57,6 +64,8 @@ export * from "./gen/accelplan/v1/models";
 export * from "./gen/accelplan/v1/planner_service";
 export * from "./gen/accelplan/v1/planning";
 export * from "./gen/accelplan/v1/quantization";
+export * from "./gen/accelplan/v1/scheduler_service";
+export * from "./gen/accelplan/v1/scheduling";
 export * from "./gen/accelplan/v1/training";
 export { Status as RpcStatus } from "./gen/google/rpc/status";
 export { BadRequest, BadRequest_FieldViolation } from "./gen/google/rpc/error_details";
@@ -231,6 +240,12 @@ export interface PlannerClient {
     opts?: CallOptions,
   ): Promise<EstimatePerformanceResponse>;
   /** Closes the channel. */
+  /** SchedulerService.RankNodes: which nodes can serve a workload, best first. */
+  rankNodes(req: DeepPartial<RankNodesRequest>, opts?: CallOptions): Promise<RankNodesResponse>;
+  /** SchedulerService.RightSize: devices, counts and precisions that serve a workload, with artifacts. */
+  rightSize(req: DeepPartial<RightSizeRequest>, opts?: CallOptions): Promise<RightSizeResponse>;
+  /** The generated SchedulerService stub. */
+  readonly rawScheduler: SchedulerServiceClient;
   close(): void;
 }
 
@@ -253,11 +268,12 @@ function channelCredentials(tls: TlsOptions | boolean | undefined): grpc.Channel
  */
 export function createPlannerClient(target: string, options: PlannerClientOptions = {}): PlannerClient {
   const raw = new PlannerServiceClient(target, channelCredentials(options.tls), options.channelOptions);
+  const rawScheduler = new SchedulerServiceClient(target, channelCredentials(options.tls), options.channelOptions);
   const defaultTimeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const token = options.token;
 
-  function unary<Req, Res>(method: UnaryMethod<Req, Res>, codec: Codec<Req>) {
-    const bound = method.bind(raw);
+  function unary<Req, Res>(method: UnaryMethod<Req, Res>, codec: Codec<Req>, owner: grpc.Client = raw) {
+    const bound = method.bind(owner);
     return (req: DeepPartial<Req> = {} as DeepPartial<Req>, opts: CallOptions = {}): Promise<Res> => {
       const metadata = opts.metadata ? opts.metadata.clone() : new grpc.Metadata();
       if (token) metadata.set("authorization", `Bearer ${token}`);
@@ -293,6 +309,12 @@ export function createPlannerClient(target: string, options: PlannerClientOption
     listAcceleratorModels: unary(raw.listAcceleratorModels as UnaryMethod<ListAcceleratorModelsRequest, ListAcceleratorModelsResponse>, ListAcceleratorModelsRequest),
     estimateCapacity: unary(raw.estimateCapacity as UnaryMethod<EstimateCapacityRequest, EstimateCapacityResponse>, EstimateCapacityRequest),
     estimatePerformance: unary(raw.estimatePerformance as UnaryMethod<EstimatePerformanceRequest, EstimatePerformanceResponse>, EstimatePerformanceRequest),
-    close: () => raw.close(),
+    rankNodes: unary(rawScheduler.rankNodes as UnaryMethod<RankNodesRequest, RankNodesResponse>, RankNodesRequest, rawScheduler),
+    rightSize: unary(rawScheduler.rightSize as UnaryMethod<RightSizeRequest, RightSizeResponse>, RightSizeRequest, rawScheduler),
+    rawScheduler,
+    close: () => {
+      raw.close();
+      rawScheduler.close();
+    },
   };
 }

@@ -84,3 +84,16 @@ def find_compatible_models(
             fits.append(ModelFit(model, need, available_memory_bytes - need))
     fits.sort(key=lambda f: (-f.model.parameter_count, f.model.id))
     return fits
+
+
+def cheapest_per_device(catalog: Catalog) -> dict[str, CloudInstance]:
+    """For each accelerator sku, the priced instance with the lowest price per device (ties: fewer devices, name)."""
+    best: dict[str, CloudInstance] = {}
+    for i in catalog.instances:
+        if i.price_per_hour_usd <= 0 or i.accelerator_count <= 0:
+            continue
+        key = (i.price_per_hour_usd / i.accelerator_count, i.accelerator_count, i.name)
+        held = best.get(i.accelerator_sku)
+        if held is None or key < (held.price_per_hour_usd / held.accelerator_count, held.accelerator_count, held.name):
+            best[i.accelerator_sku] = i
+    return best

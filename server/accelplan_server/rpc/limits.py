@@ -37,3 +37,11 @@ DEFAULT_PAGE_SIZE_MODELS = 50
 MAX_PAGE_SIZE_MODELS = 1000
 DEFAULT_PAGE_SIZE_INSTANCES = 10
 MAX_PAGE_SIZE_INSTANCES = 100
+MAX_RANK_NODES = 10_000
+"""Most nodes in one RankNodes request."""
+MAX_NODE_LABELS = 512
+"""Most labels on one node (Kubernetes nodes carry 20-100)."""
+MAX_PRICE_PER_HOUR_USD = 1e6
+"""Largest node price accepted, in US dollars per hour."""
+MAX_SLO_VALUE = 1e9
+"""Largest decode-speed or latency target accepted."""

@@ -18,14 +18,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from accelplan.v1 import planner_service_pb2, planner_service_pb2_grpc
+from accelplan.v1 import (
+    planner_service_pb2,
+    planner_service_pb2_grpc,
+    scheduler_service_pb2,
+    scheduler_service_pb2_grpc,
+)
 from accelplan_server.core.catalog import Catalog, load_catalog
 from accelplan_server.rpc.planner import PlannerServicer
+from accelplan_server.rpc.scheduler import SchedulerServicer
 from accelplan_server.runtime.security import TlsFiles, TokenAuth
 
 log = logging.getLogger("accelplan.server")
 
 SERVICE_NAME = planner_service_pb2.DESCRIPTOR.services_by_name["PlannerService"].full_name
+SCHEDULER_SERVICE_NAME = scheduler_service_pb2.DESCRIPTOR.services_by_name["SchedulerService"].full_name
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest request or response accepted, in bytes."""
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
@@ -120,10 +127,16 @@ def start(
         options=server_options(config),
     )
     planner_service_pb2_grpc.add_PlannerServiceServicer_to_server(PlannerServicer(catalog), server)
+    scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerServicer(catalog), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (
+            SERVICE_NAME,
+            SCHEDULER_SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
         server,
     )
     address = f"{config.host}:{config.port}"
@@ -146,7 +159,7 @@ def start(
             server.stop(0)
             raise PortInUse(f"cannot serve metrics on {config.host}:{config.metrics_port}: {e.strerror}") from None
     server.start()
-    for name in ("", SERVICE_NAME):
+    for name in ("", SERVICE_NAME, SCHEDULER_SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(server, health_servicer, port, metrics_port)
 

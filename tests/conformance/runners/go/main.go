@@ -45,6 +45,23 @@ func unary[Req, Resp proto.Message](newReq func() Req,
 
 type client = accelplanv1.PlannerServiceClient
 
+// scheduled is unary for SchedulerService methods.
+func scheduled[Req, Resp proto.Message](newReq func() Req,
+	method func(accelplanv1.SchedulerServiceClient) func(context.Context, Req, ...grpc.CallOption) (Resp, error),
+) rpcFunc {
+	return func(ctx context.Context, c *accelplan.Client, request []byte) (proto.Message, error) {
+		req := newReq()
+		if err := protojson.Unmarshal(request, req); err != nil {
+			return nil, fmt.Errorf("cannot parse request: %w", err)
+		}
+		resp, err := method(c.SchedulerServiceClient)(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}
+}
+
 var rpcs = map[string]rpcFunc{
 	"ListQuantizationLevels": unary(func() *accelplanv1.ListQuantizationLevelsRequest { return &accelplanv1.ListQuantizationLevelsRequest{} }, func(c client) func(context.Context, *accelplanv1.ListQuantizationLevelsRequest, ...grpc.CallOption) (*accelplanv1.ListQuantizationLevelsResponse, error) {
 		return c.ListQuantizationLevels
@@ -89,6 +106,12 @@ var rpcs = map[string]rpcFunc{
 	}),
 	"EstimatePerformance": unary(func() *accelplanv1.EstimatePerformanceRequest { return &accelplanv1.EstimatePerformanceRequest{} }, func(c client) func(context.Context, *accelplanv1.EstimatePerformanceRequest, ...grpc.CallOption) (*accelplanv1.EstimatePerformanceResponse, error) {
 		return c.EstimatePerformance
+	}),
+	"RankNodes": scheduled(func() *accelplanv1.RankNodesRequest { return &accelplanv1.RankNodesRequest{} }, func(c accelplanv1.SchedulerServiceClient) func(context.Context, *accelplanv1.RankNodesRequest, ...grpc.CallOption) (*accelplanv1.RankNodesResponse, error) {
+		return c.RankNodes
+	}),
+	"RightSize": scheduled(func() *accelplanv1.RightSizeRequest { return &accelplanv1.RightSizeRequest{} }, func(c accelplanv1.SchedulerServiceClient) func(context.Context, *accelplanv1.RightSizeRequest, ...grpc.CallOption) (*accelplanv1.RightSizeResponse, error) {
+		return c.RightSize
 	}),
 }
 

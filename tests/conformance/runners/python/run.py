@@ -1,4 +1,4 @@
-"""Conformance runner for the Python SDK (accelplan.client.PlannerClient).
+"""Conformance runner for the Python SDK (accelplan.client.PlannerClient; PlannerService and SchedulerService).
 
     run.py --server HOST:PORT --cases DIR
 
@@ -18,9 +18,12 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.message import Message
 
 from accelplan.client import PlannerClient, PlannerError
-from accelplan.v1 import planner_service_pb2
+from accelplan.v1 import planner_service_pb2, scheduler_service_pb2
 
-SERVICE = planner_service_pb2.DESCRIPTOR.services_by_name["PlannerService"]
+SERVICES = (
+    planner_service_pb2.DESCRIPTOR.services_by_name["PlannerService"],
+    scheduler_service_pb2.DESCRIPTOR.services_by_name["SchedulerService"],
+)
 INTEGER = re.compile(r"^-?\d+$")
 DEFAULTS: tuple[Any, ...] = (0, "0", False, "", [], {})
 
@@ -94,7 +97,7 @@ def load_cases(folder: Path) -> list[dict[str, Any]]:
 
 
 def run_case(client: PlannerClient, case: dict[str, Any]) -> str | None:
-    method = SERVICE.methods_by_name.get(case["rpc"])
+    method = next((s.methods_by_name[case["rpc"]] for s in SERVICES if case["rpc"] in s.methods_by_name), None)
     if method is None:
         return f"unknown rpc {case['rpc']}"
     request: Message = message_factory.GetMessageClass(method.input_type)()

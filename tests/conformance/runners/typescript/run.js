@@ -24,6 +24,8 @@ const RPCS = {
   ListAcceleratorModels: ["listAcceleratorModels", sdk.ListAcceleratorModelsRequest, sdk.ListAcceleratorModelsResponse],
   EstimateCapacity: ["estimateCapacity", sdk.EstimateCapacityRequest, sdk.EstimateCapacityResponse],
   EstimatePerformance: ["estimatePerformance", sdk.EstimatePerformanceRequest, sdk.EstimatePerformanceResponse],
+  RankNodes: ["rankNodes", sdk.RankNodesRequest, sdk.RankNodesResponse],
+  RightSize: ["rightSize", sdk.RightSizeRequest, sdk.RightSizeResponse],
 };
 
 function parseArgs(argv) {

@@ -23,9 +23,14 @@ import dev.accelplan.v1.MemoryEstimate;
 import dev.accelplan.v1.PlanShardingRequest;
 import dev.accelplan.v1.PlannerServiceGrpc;
 import dev.accelplan.v1.QuantizationLevelInfo;
+import dev.accelplan.v1.RankNodesRequest;
+import dev.accelplan.v1.RankNodesResponse;
 import dev.accelplan.v1.RecommendInstancesRequest;
 import dev.accelplan.v1.RecommendInstancesResponse;
 import dev.accelplan.v1.ResolveQuantizationLevelRequest;
+import dev.accelplan.v1.RightSizeRequest;
+import dev.accelplan.v1.RightSizeResponse;
+import dev.accelplan.v1.SchedulerServiceGrpc;
 import dev.accelplan.v1.ShardingPlan;
 import dev.accelplan.v1.SuggestQuantizationRequest;
 import dev.accelplan.v1.SuggestQuantizationResponse;
@@ -79,6 +84,7 @@ public final class AccelplanClient implements AutoCloseable {
   private final ManagedChannel channel;
   private final boolean ownsChannel;
   private final PlannerServiceGrpc.PlannerServiceBlockingStub baseStub;
+  private final SchedulerServiceGrpc.SchedulerServiceBlockingStub baseSchedulerStub;
   private final Duration defaultDeadline;
 
   private AccelplanClient(ManagedChannel channel, boolean ownsChannel, String bearerToken, Duration defaultDeadline) {
@@ -90,6 +96,11 @@ public final class AccelplanClient implements AutoCloseable {
       stub = stub.withInterceptors(new BearerTokenInterceptor(bearerToken));
     }
     this.baseStub = stub;
+    SchedulerServiceGrpc.SchedulerServiceBlockingStub scheduler = SchedulerServiceGrpc.newBlockingStub(channel);
+    if (bearerToken != null && !bearerToken.isEmpty()) {
+      scheduler = scheduler.withInterceptors(new BearerTokenInterceptor(bearerToken));
+    }
+    this.baseSchedulerStub = scheduler;
   }
 
   /** A builder for a client of {@code target} ({@code host:port} or any gRPC target URI). */
@@ -259,6 +270,37 @@ public final class AccelplanClient implements AutoCloseable {
 
   public EstimatePerformanceResponse estimatePerformance(EstimatePerformanceRequest request, Duration timeout) {
     return call(timeout, s -> s.estimatePerformance(request));
+  }
+
+  /** The SchedulerService blocking stub with a deadline of {@code timeout} from now. */
+  public SchedulerServiceGrpc.SchedulerServiceBlockingStub schedulerStub(Duration timeout) {
+    return baseSchedulerStub.withDeadlineAfter(timeout.toNanos(), TimeUnit.NANOSECONDS);
+  }
+
+  private <R> R callScheduler(Duration timeout, Function<SchedulerServiceGrpc.SchedulerServiceBlockingStub, R> rpc) {
+    try {
+      return rpc.apply(schedulerStub(timeout));
+    } catch (StatusRuntimeException e) {
+      throw AccelplanException.from(e);
+    }
+  }
+
+  /** SchedulerService.RankNodes: which nodes can serve a workload, best first. */
+  public RankNodesResponse rankNodes(RankNodesRequest request) {
+    return rankNodes(request, defaultDeadline);
+  }
+
+  public RankNodesResponse rankNodes(RankNodesRequest request, Duration timeout) {
+    return callScheduler(timeout, s -> s.rankNodes(request));
+  }
+
+  /** SchedulerService.RightSize: devices, counts and precisions that serve a workload, with artifacts. */
+  public RightSizeResponse rightSize(RightSizeRequest request) {
+    return rightSize(request, defaultDeadline);
+  }
+
+  public RightSizeResponse rightSize(RightSizeRequest request, Duration timeout) {
+    return callScheduler(timeout, s -> s.rightSize(request));
   }
 
   /** Shuts the channel down (when this client created it) and waits up to 5 s for calls in flight. */

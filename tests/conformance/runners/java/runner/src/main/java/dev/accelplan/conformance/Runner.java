@@ -20,8 +20,10 @@ import dev.accelplan.v1.ListAcceleratorModelsRequest;
 import dev.accelplan.v1.ListModelsRequest;
 import dev.accelplan.v1.ListQuantizationLevelsRequest;
 import dev.accelplan.v1.PlanShardingRequest;
+import dev.accelplan.v1.RankNodesRequest;
 import dev.accelplan.v1.RecommendInstancesRequest;
 import dev.accelplan.v1.ResolveQuantizationLevelRequest;
+import dev.accelplan.v1.RightSizeRequest;
 import dev.accelplan.v1.SuggestQuantizationRequest;
 import java.io.IOException;
 import java.math.BigDecimal;
@@ -87,6 +89,10 @@ public final class Runner {
         (c, r) -> c.estimateCapacity((EstimateCapacityRequest) r, CALL_DEADLINE)));
     RPCS.put("EstimatePerformance", new Rpc(EstimatePerformanceRequest::newBuilder,
         (c, r) -> c.estimatePerformance((EstimatePerformanceRequest) r, CALL_DEADLINE)));
+    RPCS.put("RankNodes", new Rpc(RankNodesRequest::newBuilder,
+        (c, r) -> c.rankNodes((RankNodesRequest) r, CALL_DEADLINE)));
+    RPCS.put("RightSize", new Rpc(RightSizeRequest::newBuilder,
+        (c, r) -> c.rightSize((RightSizeRequest) r, CALL_DEADLINE)));
   }
 
   private Runner() {}

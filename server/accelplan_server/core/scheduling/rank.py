@@ -1,0 +1,320 @@
+"""RankNodes: which nodes can serve a workload, best first, computed once per device shape.
+
+Nodes come in a few hardware shapes. Each distinct shape (same devices, links and
+availability) is sized once; every node of that shape shares its result, and only
+the price-dependent numbers and the score are per node.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from accelplan_server.core.catalog import Catalog, CloudInstance
+from accelplan_server.core.hardware.accelerators import Accelerator, AcceleratorType
+from accelplan_server.core.planning.sharding import chip_view, device_link_bandwidth_gbps
+from accelplan_server.core.quantization import Quantization as Q
+from accelplan_server.core.scheduling.devices import AUTO_ORDER, supported_levels
+from accelplan_server.core.scheduling.labels import NodeShape
+from accelplan_server.core.scheduling.sizing import Attempt, Cause, Sizer, candidate_counts, closest_miss, gib
+
+INFEASIBLE = 1000
+"""Sort value of an infeasible node: after every feasible one (those sort by 100 - score)."""
+
+
+class Policy(enum.IntEnum):
+    """How feasible nodes are ordered (accelplan.v1.PlacementPolicy's numbers)."""
+
+    BEST_FIT = 1
+    MOST_HEADROOM = 2
+    FASTEST = 3
+    CHEAPEST = 4
+
+
+@dataclass(frozen=True)
+class ShapeResult:
+    """The verdict every node of one shape shares."""
+
+    feasible: bool
+    reason: str
+    attempt: Attempt | None
+    """The replica chosen, or the closest miss; None when nothing could be tried."""
+    unresolvable: bool
+    replica_count: int
+    available_count: int
+    device_total: int
+    sku: str
+    per_device_price_usd: float | None
+    """Cheapest sourced cloud price per device of this sku; None when unknown."""
+    assumptions: tuple[str, ...]
+
+
+class Verdict(NamedTuple):
+    """One node's verdict."""
+
+    position: int
+    """Position in the request."""
+    node_name: str
+    shape: ShapeResult
+    score: int
+    price_per_hour_usd: float | None
+    cost_per_million_tokens_usd: float | None
+
+
+@dataclass(frozen=True)
+class RankNode:
+    """One node as the ranking sees it."""
+
+    name: str
+    shape: NodeShape
+    price_per_hour_usd: float | None = None
+
+
+Group = tuple[ShapeResult, int, float | None, float | None]
+"""What nodes of one shape and price share: (shape result, score, price per hour, cost per million tokens)."""
+
+
+class Ranking:
+    """Nodes in ranked order, feasible first by score, and what was computed.
+
+    ``order`` holds request positions best first; ``verdict(position)`` is one node's verdict.
+    ``verdicts`` spells them all out (built on first use: the numbers are shared per group,
+    so a caller that needs only some nodes, or only the order, pays nothing per node).
+    """
+
+    def __init__(
+        self,
+        order: list[int],
+        names: Sequence[str],
+        group_of: Sequence[Group],
+        feasible_count: int,
+        shape_count: int,
+    ) -> None:
+        self.order = order
+        self.names = names
+        self.group_of = group_of
+        """Per request position: its group (shared tuples)."""
+        self.feasible_count = feasible_count
+        self.shape_count = shape_count
+        self._verdicts: list[Verdict] | None = None
+
+    def verdict(self, position: int) -> Verdict:
+        """The verdict of the node at ``position`` in the request."""
+        return Verdict(position, self.names[position], *self.group_of[position])
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        """Every ranked node's verdict, best first."""
+        if self._verdicts is None:
+            names, groups = self.names, self.group_of
+            self._verdicts = [Verdict(i, names[i], *groups[i]) for i in self.order]
+        return self._verdicts
+
+
+def _expand(devices: Sequence[Accelerator]) -> list[Accelerator]:
+    """Per-chip devices (a multi-chip TPU device counts as its chips), largest memory first."""
+    if any(d.chips > 1 for d in devices):
+        views: dict[int, Accelerator] = {}  # alike devices are one object (validated once): one view each
+        out = []
+        for d in devices:
+            view = views.get(id(d))
+            if view is None:
+                view = views[id(d)] = chip_view(d)
+            out.extend([view] * d.chips)
+    else:
+        out = list(devices)
+    out.sort(key=lambda d: -d.memory_bytes)
+    return out
+
+
+class Ranker:
+    """Ranks nodes for one workload (a Sizer) against the catalogue's prices."""
+
+    def __init__(self, sizer: Sizer, catalog: Catalog, cheapest: dict[str, CloudInstance]) -> None:
+        self.sizer = sizer
+        self.catalog = catalog
+        self.cheapest = cheapest
+
+    def evaluate(self, shape: NodeShape, devices_per_replica: int) -> ShapeResult:
+        """Size one replica on a node of this shape."""
+        fleet = shape.fleet
+        every = _expand(fleet.accelerators)
+        available = _expand([a for _, a in fleet.available()])
+        instance = self.cheapest.get(shape.sku)
+        price = instance.price_per_hour_usd / instance.accelerator_count if instance else None
+
+        def result(
+            ok: bool, reason: str, attempt: Attempt | None, unresolvable: bool, replicas: int = 0
+        ) -> ShapeResult:
+            return ShapeResult(
+                ok,
+                reason,
+                attempt,
+                unresolvable,
+                replicas,
+                len(available),
+                len(every),
+                shape.sku,
+                price,
+                shape.assumptions,
+            )
+
+        if not every:
+            return result(False, shape.assumptions[0] if shape.assumptions else "No accelerators.", None, True)
+        if every[0].type is AcceleratorType.CPU:
+            return result(False, "The node lists only CPUs; accelplan places models on accelerators.", None, True)
+        found = self._search(shape, available, devices_per_replica)
+        if isinstance(found, str) or not found.ok:
+            why = found if isinstance(found, str) else found.miss
+            attempt = None if isinstance(found, str) else found
+            unresolvable = True
+            if len(available) < len(every):
+                again = self._search(shape, every, devices_per_replica)
+                unresolvable = isinstance(again, str) or not again.ok
+            return result(False, _sentence(why), attempt, unresolvable)
+        replicas = len(available) // found.device_count
+        split = f"tensor parallel {found.tensor_parallel}"
+        if found.pipeline_parallel > 1:
+            split += f", pipeline parallel {found.pipeline_parallel}"
+        speed = (
+            f"; {found.decode_tokens_per_second:.1f} tokens/s per sequence" if found.decode_tokens_per_second else ""
+        )
+        more = f"; {replicas} replicas fit" if replicas > 1 else ""
+        reason = (
+            f"Fits at {found.quantization.display_name} on {found.device_count} x {self._label(shape)} ({split}): "
+            f"{gib(found.memory_per_device_bytes)} of {gib(found.usable_bytes)} usable per device{speed}{more}."
+        )
+        return result(True, reason, found, False, replicas)
+
+    def _label(self, shape: NodeShape) -> str:
+        if shape.product:
+            return shape.product
+        d = shape.fleet.accelerators[0]
+        model = self.catalog.accelerator(d.sku) if d.sku else None
+        return model.name if model else (d.name or d.type.name)
+
+    def _search(self, shape: NodeShape, devices: list[Accelerator], n_wanted: int) -> Attempt | str:
+        label = self._label(shape)
+        if not devices:
+            return f"needs {max(1, n_wanted)} device(s); every device of the node is unavailable"
+        if n_wanted > len(devices):
+            return f"needs {n_wanted} devices per replica; the node has {len(devices)}"
+        model = self.catalog.accelerator(shape.sku) if shape.sku else None
+        runs = supported_levels(devices[0], model)
+        wanted = self.sizer.workload.quantization
+        if wanted is not None:
+            if wanted not in runs:
+                names = ", ".join(q.display_name for q in runs)
+                return f"{label} does not run {wanted.display_name} (it runs {names})"
+            levels: Sequence[Q] = (wanted,)
+        else:
+            levels = [q for q in AUTO_ORDER if q in runs]
+        counts = [n_wanted] if n_wanted else candidate_counts(len(devices))
+        link = device_link_bandwidth_gbps(shape.fleet)
+        misses: list[Attempt] = []
+        for q in levels:
+            for n in counts:
+                a = self.sizer.attempt(devices[:n], link, q, label, need_speed=True)
+                if a is None:
+                    continue
+                if a.ok:
+                    return a
+                misses.append(a)
+        miss = closest_miss(misses)
+        if miss is None:
+            return f"{self.sizer.workload.profile.layer_count} layers cannot be split over {counts[-1]} devices"
+        if miss.cause is Cause.MEMORY and wanted is None and len(levels) > 1:
+            return miss.miss.replace(" at ", " even at ", 1)
+        return miss
+
+    def rank(self, nodes: Sequence[RankNode], devices_per_replica: int, policy: Policy, top_k: int) -> Ranking:
+        """Every node's verdict, feasible first by score (ties keep request order)."""
+        return self.rank_shapes(
+            [n.name for n in nodes],
+            [n.shape for n in nodes],
+            [n.price_per_hour_usd for n in nodes],
+            devices_per_replica,
+            policy,
+            top_k,
+        )
+
+    def rank_shapes(
+        self,
+        names: Sequence[str],
+        shapes: Sequence[NodeShape],
+        prices: Sequence[float | None] | None,
+        devices_per_replica: int,
+        policy: Policy,
+        top_k: int,
+    ) -> Ranking:
+        """``rank`` over parallel lists (``prices`` None: no node has a price of its own).
+
+        Work per node is a few C-level list and dict operations: every number is computed once
+        per (shape, price) group, and the order comes from one sort of per-node integers.
+        """
+        # Shapes from the label table are shared objects; equal keys from elsewhere merge here.
+        by_key: dict[tuple[object, ...], ShapeResult] = {}
+        result_of: dict[int, ShapeResult] = {}
+        for shape in set(shapes):
+            key = shape.key or (id(shape),)
+            found = by_key.get(key)
+            if found is None:
+                found = by_key[key] = self.evaluate(shape, devices_per_replica)
+            result_of[id(shape)] = found
+        ids = list(map(id, shapes))
+        gkeys: list[object] = ids if prices is None else list(zip(ids, prices, strict=True))  # type: ignore[assignment]
+        groups: dict[object, Group] = {}
+        for g in dict.fromkeys(gkeys):
+            pair: tuple[int, float | None] = (g, None) if prices is None else g  # type: ignore[assignment]
+            found = result_of[pair[0]]
+            groups[g] = (found, 0, *self._prices(found, pair[1]))
+        feasible = [g for g in groups.values() if g[0].feasible]
+        fastest = max((g[0].attempt.decode_tokens_per_second for g in feasible if g[0].attempt), default=0.0)
+        cheapest = min((g[3] for g in feasible if g[3] is not None), default=None)
+        sort_value: dict[object, int] = {}
+        for g, (found, _, price, cost) in groups.items():
+            score = _score(found, policy, fastest, cheapest, cost) if found.feasible else 0
+            groups[g] = (found, score, price, cost)
+            sort_value[g] = 100 - score if found.feasible else INFEASIBLE
+        ranks = list(map(sort_value.__getitem__, gkeys))
+        order = sorted(range(len(ranks)), key=ranks.__getitem__)  # stable: ties keep request order
+        if top_k:
+            order = order[:top_k]
+        group_of = list(map(groups.__getitem__, gkeys))
+        return Ranking(order, names, group_of, len(ranks) - ranks.count(INFEASIBLE), len(by_key))
+
+    def _prices(self, s: ShapeResult, node_price: float | None) -> tuple[float | None, float | None]:
+        """(node price per hour, cost per million tokens) for a node of this shape."""
+        price = node_price
+        if price is None and s.per_device_price_usd is not None:
+            price = s.per_device_price_usd * s.device_total
+        a = s.attempt
+        if not (s.feasible and a is not None and price is not None and a.decode_tokens_per_second > 0):
+            return price, None
+        share = price * a.device_count / max(1, s.device_total)
+        concurrency = self.sizer.workload.concurrency
+        return price, share / (a.decode_tokens_per_second * concurrency * 3600) * 1e6
+
+
+def _score(s: ShapeResult, policy: Policy, fastest: float, cheapest: float | None, cost: float | None) -> int:
+    a = s.attempt
+    assert a is not None
+    if policy in (Policy.BEST_FIT, Policy.MOST_HEADROOM):
+        # Share of the node's usable device memory one replica takes: high means a tight fit.
+        used = a.memory_per_device_bytes * a.device_count / max(1, a.usable_bytes * s.available_count)
+        value = used if policy is Policy.BEST_FIT else 1.0 - used
+    elif policy is Policy.FASTEST:
+        value = a.decode_tokens_per_second / fastest if fastest > 0 else 0.0
+    else:
+        value = cheapest / cost if cost and cheapest is not None else 0.0
+    return max(1, min(100, round(100 * value)))
+
+
+def _sentence(text: str) -> str:
+    """The miss as a sentence: capitalised when it starts with one of sizing's lowercase verbs."""
+    text = text.strip()
+    if text.split(" ", 1)[0] in ("needs", "decode", "time", "speed"):
+        text = text[:1].upper() + text[1:]
+    return text + ("" if text.endswith(".") else ".")

@@ -1,0 +1,561 @@
+"""The accelplan.v1.SchedulerService servicer: validate, convert, call core.scheduling, convert back.
+
+In-process callers (the Kubernetes extender) use ``rank`` and ``right_size``, which raise the
+core's InvalidArgument / NotFound; the gRPC methods map those to statuses.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import grpc
+
+from accelplan.v1 import cost_pb2, hardware_pb2, scheduler_service_pb2_grpc, scheduling_pb2
+from accelplan_server.core import quantization as quant
+from accelplan_server.core.catalog import Catalog, CloudInstance
+from accelplan_server.core.cost import cheapest_per_device
+from accelplan_server.core.errors import FieldViolation, InvalidArgument, NotFound, invalid
+from accelplan_server.core.hardware.bandwidth import BandwidthTable
+from accelplan_server.core.hardware.specs import SpecResolver
+from accelplan_server.core.memory.serving import DEFAULT_CONTEXT_LENGTH
+from accelplan_server.core.model.architecture import Architecture
+from accelplan_server.core.model.footprint import ModelProfile
+from accelplan_server.core.scheduling.labels import LabelTable, NodeShape
+from accelplan_server.core.scheduling.rank import Policy, Ranker, Ranking, ShapeResult
+from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
+from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, ServingWorkload, Sizer
+from accelplan_server.rpc import convert, limits
+from accelplan_server.rpc.convert import Violations
+from accelplan_server.rpc.status import translate_errors
+
+Ctx = grpc.ServicerContext
+DEFAULT_PROMPT_TOKENS = 512
+MAX_DEVICES_PER_REPLICA = 1024
+WIRE_PATH_MAX_LABELS = 16
+"""Nodes with more labels than this (a full Kubernetes label set) are read through the message."""
+WIRE_PATH_MAX_DISTINCT = 64
+"""Distinct node bodies above which (and above 1 in 8 nodes) the wire path gives way to the message path."""
+
+
+_pack_double = struct.Struct("<d").pack
+
+
+def _varint(n: int) -> bytes:
+    """The protobuf varint of n (lengths below 16 KiB from a table)."""
+    return _VARINTS[n] if n < len(_VARINTS) else _varint_slow(n)
+
+
+def _varint_slow(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_VARINTS = [_varint_slow(n) for n in range(1 << 14)]
+
+
+class _WorkloadParts(NamedTuple):
+    """The Workload fields validated before the model is resolved."""
+
+    quantization: quant.Quantization | None
+    kv_quantization: quant.Quantization | None
+    min_decode: float | None
+    max_ttft: float | None
+
+
+def _positive(msg: scheduling_pb2.Workload, name: str, field: str, bad: Violations) -> float | None:
+    if not msg.HasField(name):  # type: ignore[arg-type]
+        return None
+    value = float(getattr(msg, name))
+    if not (math.isfinite(value) and 0 < value <= limits.MAX_SLO_VALUE):
+        bad.add(field, f"must be a number above 0 and at most {limits.MAX_SLO_VALUE:g}")
+        return None
+    return value
+
+
+class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
+    """Implements accelplan.v1.SchedulerService over a loaded catalogue.
+
+    Construct once (``SchedulerServicer(load_catalog())``) and share: the label table,
+    model profiles and price table are built here; calls are thread-safe.
+    """
+
+    def __init__(self, catalog: Catalog, profiles: Mapping[str, ModelProfile] | None = None) -> None:
+        self.catalog = catalog
+        self.specs_of = SpecResolver(catalog, BandwidthTable.from_catalog(catalog))
+        self.table = LabelTable(catalog)
+        self.cheapest: dict[str, CloudInstance] = cheapest_per_device(catalog)
+        self.skus = {a.sku.lower(): a for a in catalog.accelerators}
+        self.profiles: Mapping[str, ModelProfile] = profiles or {
+            m.id: (
+                ModelProfile.from_architecture(Architecture.from_config(m.architecture), m.id)
+                if m.architecture
+                else ModelProfile(m.parameter_count, m.active_parameter_count, None, m.id)
+            )
+            for m in catalog.models
+        }
+        self._instances = {
+            sku: cost_pb2.CloudInstance(
+                name=i.name,
+                provider=i.provider,
+                accelerator_name=i.accelerator_name,
+                accelerator_count=i.accelerator_count,
+                accelerator_memory_bytes=i.accelerator_memory_bytes,
+                total_accelerator_memory_bytes=i.total_accelerator_memory_bytes,
+                price_per_hour_usd=i.price_per_hour_usd,
+                region=i.region,
+                source_url=i.source_url,
+                accelerator_sku=i.accelerator_sku,
+            )
+            for sku, i in self.cheapest.items()
+        }
+
+    # ----- the workload -----
+
+    def _workload(
+        self, msg: scheduling_pb2.Workload, present: bool, bad: Violations
+    ) -> tuple[convert.ModelRef, _WorkloadParts]:
+        field = "workload"
+        ref = convert.model_spec(msg.model, f"{field}.model", bad, present=present and msg.HasField("model"))
+        q = convert.enum_value(quant.Quantization, msg.quantization, f"{field}.quantization", bad, required=False)
+        kv = convert.enum_value(
+            quant.Quantization, msg.kv_cache_quantization, f"{field}.kv_cache_quantization", bad, required=False
+        )
+        for name, cap in (
+            ("context_length", limits.MAX_CONTEXT_LENGTH),
+            ("concurrency", limits.MAX_BATCH_SIZE),
+            ("prompt_tokens", limits.MAX_CONTEXT_LENGTH),
+        ):
+            if getattr(msg, name) > cap:
+                bad.add(f"{field}.{name}", f"must be at most {cap}")
+        parts = _WorkloadParts(
+            quant.Quantization(q) if q else None,
+            quant.Quantization(kv) if kv else None,
+            _positive(msg, "min_decode_tokens_per_second", f"{field}.min_decode_tokens_per_second", bad),
+            _positive(msg, "max_time_to_first_token_seconds", f"{field}.max_time_to_first_token_seconds", bad),
+        )
+        return ref, parts
+
+    def _serving(self, msg: scheduling_pb2.Workload, ref: convert.ModelRef, parts: _WorkloadParts) -> ServingWorkload:
+        profile = ref.resolve(self.catalog, self.profiles)
+        limit = profile.architecture.max_position_embeddings if profile.architecture else 0
+        if ref.model_id and not limit:
+            limit = self.catalog.model(ref.model_id).max_context_length
+        context = msg.context_length or (min(DEFAULT_CONTEXT_LENGTH, limit) if limit else DEFAULT_CONTEXT_LENGTH)
+        if limit and context > limit:
+            raise invalid("workload.context_length", f"is {context}; the model supports at most {limit} tokens")
+        prompt = msg.prompt_tokens or DEFAULT_PROMPT_TOKENS
+        return ServingWorkload(
+            profile,
+            parts.quantization,
+            context,
+            msg.concurrency or 1,
+            parts.kv_quantization,
+            prompt,
+            parts.min_decode,
+            parts.max_ttft,
+        )
+
+    @staticmethod
+    def _assumptions(w: ServingWorkload, msg: scheduling_pb2.Workload) -> list[str]:
+        notes = []
+        if not msg.context_length:
+            notes.append(f"Context length {w.context_length} tokens per sequence (the default).")
+        if w.quantization is None:
+            notes.append("Precision: the widest each device runs that fits (BF16, FP16, FP8, INT8, then INT4).")
+        notes.append("Memory per device is compared with 0.9 of the device (vLLM's default --gpu-memory-utilization).")
+        notes.append(
+            f"Speeds from the roofline at {w.concurrency} concurrent sequence(s), {w.prompt_tokens}-token prompts, "
+            "128 output tokens."
+        )
+        return notes
+
+    # ----- RankNodes -----
+
+    def _nodes(
+        self, request: scheduling_pb2.RankNodesRequest, bad: Violations
+    ) -> tuple[list[str], list[NodeShape], list[float | None] | None]:
+        nodes = request.nodes
+        n = len(nodes)
+        if n == 0:
+            bad.add("nodes", "must list at least one node")
+        if n > limits.MAX_RANK_NODES:
+            bad.add("nodes", f"has {n} entries; at most {limits.MAX_RANK_NODES} are accepted")
+            return [], [], None
+        names: list[str] = []
+        shapes: list[NodeShape] = []
+        prices: list[float | None] | None = None
+        shape_of = self.table.shape
+        max_labels = limits.MAX_NODE_LABELS
+        for i, node in enumerate(nodes):
+            names.append(node.name)
+            has = node.HasField
+            if has("price_per_hour_usd"):
+                if prices is None:
+                    prices = [None] * i
+                price = node.price_per_hour_usd
+                if not (math.isfinite(price) and 0 <= price <= limits.MAX_PRICE_PER_HOUR_USD):
+                    bad.add(f"nodes[{i}].price_per_hour_usd", f"must be from 0 to {limits.MAX_PRICE_PER_HOUR_USD:g}")
+                prices.append(price)
+            elif prices is not None:
+                prices.append(None)
+            if has("fleet") and node.fleet.accelerators:
+                shapes.append(self._fleet_shape(node.fleet, f"nodes[{i}].fleet", bad))
+                continue
+            labels = node.labels
+            if len(labels) > max_labels:
+                bad.add(f"nodes[{i}].labels", f"has {len(labels)} entries; at most {max_labels} are accepted")
+                continue
+            try:
+                shapes.append(shape_of(labels))
+            except InvalidArgument as e:
+                bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
+        _check_names(names, bad)
+        return names, shapes, prices
+
+    def _nodes_from_wire(
+        self, request: scheduling_pb2.RankNodesRequest, bad: Violations
+    ) -> tuple[list[str], list[NodeShape], list[float | None] | None] | None:
+        """``_nodes`` read from the request's wire bytes; None (nothing recorded) when they are not the plain form.
+
+        Reading a protobuf map costs ~1 us per lookup, and nodes of one shape differ only in their
+        name: each node's bytes after its name are looked up in a dict, and only the distinct ones
+        are parsed (as NodeInventory messages, through the same checks as ``_nodes``). The plain form
+        is what every SDK writes: each node starts with its name (field 1) and names no other.
+        """
+        nodes = request.nodes
+        if nodes and any(len(nodes[k].labels) > WIRE_PATH_MAX_LABELS for k in {0, len(nodes) // 2, len(nodes) - 1}):
+            return None  # full label sets (hostnames...): nodes rarely share their bytes
+        data = request.SerializeToString()
+        size = len(data)
+        names_b: list[bytes] = []
+        rests: list[bytes] = []
+        i = 0
+        while i < size:
+            tag = data[i]
+            i += 1
+            if tag & 7 == 0:  # varint field (devices_per_replica, policy, top_k)
+                while data[i] & 0x80:
+                    i += 1
+                i += 1
+                continue
+            if tag & 7 != 2 or tag & 0x80:
+                return None
+            length, i = _read_varint(data, i)
+            end = i + length
+            if tag == 0x12:  # RankNodesRequest.nodes
+                if end - i < 2 or data[i] != 0x0A or data[i + 1] & 0x80:
+                    return None
+                start = i + 2
+                stop = start + data[i + 1]
+                names_b.append(data[start:stop])
+                rests.append(data[stop:end])
+            i = end
+        if not rests:
+            bad.add("nodes", "must list at least one node")
+        if len(set(rests)) > max(WIRE_PATH_MAX_DISTINCT, len(rests) // 8):
+            return None  # few nodes share their bytes: the per-message path is cheaper
+        parsed: dict[bytes, tuple[NodeShape | None, float | None, list[FieldViolation]]] = {}
+        for rest in dict.fromkeys(rests):
+            node = scheduling_pb2.NodeInventory.FromString(rest)
+            if node.name:  # a second name field: the last one wins, as a parser reads it
+                return None
+            local = Violations()
+            names, shapes, prices = self._nodes(scheduling_pb2.RankNodesRequest(nodes=[node]), local)
+            local.items = [v for v in local.items if not v.field.startswith("nodes[0].name")]
+            fields = [FieldViolation(v.field.removeprefix("nodes[0]."), v.description) for v in local.items]
+            parsed[rest] = (shapes[0] if shapes else None, prices[0] if prices else None, fields)
+        shapes_out: list[NodeShape] = []
+        prices_out: list[float | None] = []
+        for k, rest in enumerate(rests):
+            shape, price, fields = parsed[rest]
+            for v in fields:
+                bad.add(f"nodes[{k}].{v.field}", v.description)
+            if shape is not None:
+                shapes_out.append(shape)
+            prices_out.append(price)
+        joined = b"\x00".join(names_b)
+        if joined.count(b"\x00") == max(0, len(names_b) - 1):
+            names = joined.decode().split("\x00") if names_b else []
+        else:
+            names = [b.decode() for b in names_b]
+        _check_names(names, bad)
+        has_price = any(p is not None for p in prices_out)
+        return names, shapes_out, prices_out if has_price else None
+
+    def _fleet_shape(self, msg: hardware_pb2.Fleet, field: str, bad: Violations) -> NodeShape:
+        fleet = convert.fleet(msg, field, bad, required=True, skus=self.skus)
+        first = fleet.accelerators[0] if fleet.accelerators else None
+        sku = first.sku if first and all(a.sku == first.sku for a in fleet.accelerators) else ""
+        model = self.catalog.accelerator(sku) if sku else None
+        product = model.name if model else (first.name if first else "")
+        return NodeShape(fleet, product, sku, (), ("fleet", msg.SerializeToString()))
+
+    def rank(self, request: scheduling_pb2.RankNodesRequest) -> scheduling_pb2.RankNodesResponse:
+        """RankNodes for in-process callers; raises InvalidArgument / NotFound."""
+        bad = Violations()
+        ref, parts = self._workload(request.workload, request.HasField("workload"), bad)
+        policy = convert.enum_value(Policy, request.policy, "policy", bad, required=False)
+        if request.devices_per_replica > MAX_DEVICES_PER_REPLICA:
+            bad.add("devices_per_replica", f"must be at most {MAX_DEVICES_PER_REPLICA}")
+        wire = self._nodes_from_wire(request, bad) if len(request.nodes) <= limits.MAX_RANK_NODES else None
+        names, shapes, prices = wire if wire is not None else self._nodes(request, bad)
+        bad.raise_if_any()
+        workload = self._serving(request.workload, ref, parts)
+        ranker = Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest)
+        ranking = ranker.rank_shapes(
+            names, shapes, prices, request.devices_per_replica, Policy(policy or Policy.BEST_FIT), request.top_k
+        )
+        return self._rank_response(ranking, workload, request.workload)
+
+    def _rank_response(
+        self, ranking: Ranking, w: ServingWorkload, msg: scheduling_pb2.Workload
+    ) -> scheduling_pb2.RankNodesResponse:
+        # Every node of a shape shares its verdict's fields: encode them once per shape, then add
+        # each node's name, score and prices as wire bytes, and let the response parse the lot in C.
+        names, group_of, order = ranking.names, ranking.group_of, ranking.order
+        tails: dict[int, bytes] = {}
+        for group in {id(g): g for g in map(group_of.__getitem__, order)}.values():
+            shape, score, price, cost = group
+            tail = _shape_verdict(shape).SerializeToString()
+            if score:
+                tail += b"\x18" + _varint(score)
+            if cost is not None:
+                tail += b"\x81\x01" + _pack_double(cost)
+            if price is not None:
+                tail += b"\x89\x01" + _pack_double(price)
+            tails[id(group)] = tail
+        # One verdict on the wire: tag, length, the name field (tag, length, bytes), the group's tail.
+        v = _varint
+        heads = [b"\x0a" + v(len(n)) + n for n in _encode_names(names)]
+        ordered_tails = [tails[id(group_of[i])] for i in order]
+        parts = [
+            b"\x0a" + v(len(h) + len(t)) + h + t
+            for h, t in zip(map(heads.__getitem__, order), ordered_tails, strict=True)
+        ]
+        resp = scheduling_pb2.RankNodesResponse.FromString(b"".join(parts))
+        resp.feasible_count = ranking.feasible_count
+        resp.shape_count = ranking.shape_count
+        resp.context_length = w.context_length
+        resp.assumptions.extend(self._assumptions(w, msg))
+        return resp
+
+    def rank_labels(
+        self,
+        workload: scheduling_pb2.Workload,
+        nodes: Sequence[tuple[str, Mapping[str, str]]],
+        *,
+        devices_per_replica: int = 0,
+        policy: int = 0,
+        top_k: int = 0,
+    ) -> Ranking:
+        """RankNodes for in-process callers holding node labels as dicts (the Kubernetes extender).
+
+        Same core and checks as ``rank`` without NodeInventory messages (reading a proto map
+        costs ~1 us per label, a dict ~30 ns). Returns the core Ranking: ``order`` (request
+        positions, best first), ``verdict(i)`` / ``verdicts`` (``node_name``, ``score``, and
+        ``shape`` with ``feasible``, ``reason``, ``unresolvable``, ``attempt``). Raises
+        InvalidArgument (paths ``nodes[i].labels["key"]``) / NotFound.
+        """
+        bad = Violations()
+        if len(nodes) > limits.MAX_RANK_NODES:
+            bad.add("nodes", f"has {len(nodes)} entries; at most {limits.MAX_RANK_NODES} are accepted")
+        kept = nodes[: limits.MAX_RANK_NODES]
+        shapes, errors = self.table.shapes([labels for _, labels in kept])
+        for i, e in errors:
+            bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
+        bad.raise_if_any()
+        return self.rank_shapes(
+            workload,
+            [name for name, _ in kept],
+            shapes,
+            devices_per_replica=devices_per_replica,
+            policy=policy,
+            top_k=top_k,
+        )
+
+    def rank_shapes(
+        self,
+        workload: scheduling_pb2.Workload,
+        names: Sequence[str],
+        shapes: Sequence[NodeShape],
+        *,
+        devices_per_replica: int = 0,
+        policy: int = 0,
+        top_k: int = 0,
+    ) -> Ranking:
+        """``rank_labels`` for nodes whose shapes a node cache already holds.
+
+        A caller that watches nodes keeps ``servicer.table.shape(labels)`` per node (computed
+        when the node changes; nodes of one hardware shape share one object), and each
+        ranking then does no label work at all.
+        """
+        bad = Violations()
+        ref, parts = self._workload(workload, True, bad)
+        chosen = convert.enum_value(Policy, policy, "policy", bad, required=False)
+        if devices_per_replica > MAX_DEVICES_PER_REPLICA:
+            bad.add("devices_per_replica", f"must be at most {MAX_DEVICES_PER_REPLICA}")
+        if len(names) != len(shapes):
+            bad.add("nodes", f"{len(names)} names for {len(shapes)} shapes")
+        elif len(names) > limits.MAX_RANK_NODES:
+            bad.add("nodes", f"has {len(names)} entries; at most {limits.MAX_RANK_NODES} are accepted")
+        _check_names(list(names), bad)
+        bad.raise_if_any()
+        serving = self._serving(workload, ref, parts)
+        ranker = Ranker(Sizer(serving, self.specs_of), self.catalog, self.cheapest)
+        return ranker.rank_shapes(names, shapes, None, devices_per_replica, Policy(chosen or Policy.BEST_FIT), top_k)
+
+    @translate_errors
+    def RankNodes(self, request: scheduling_pb2.RankNodesRequest, context: Ctx) -> scheduling_pb2.RankNodesResponse:
+        """Which nodes can serve the workload, best first."""
+        return self.rank(request)
+
+    # ----- RightSize -----
+
+    def right_size(self, request: scheduling_pb2.RightSizeRequest) -> scheduling_pb2.RightSizeResponse:
+        """RightSize for in-process callers; raises InvalidArgument / NotFound."""
+        bad = Violations()
+        ref, parts = self._workload(request.workload, request.HasField("workload"), bad)
+        objective = convert.enum_value(Objective, request.objective, "objective", bad, required=False)
+        if request.max_devices > MAX_SEARCHED_DEVICES:
+            bad.add("max_devices", f"must be at most {MAX_SEARCHED_DEVICES} (0 means {DEFAULT_MAX_DEVICES})")
+        if len(request.skus) > len(self.skus):
+            bad.add("skus", f"has {len(request.skus)} entries; the catalogue has {len(self.skus)}")
+        models = []
+        for i, sku in enumerate(request.skus):
+            model = self.skus.get(sku.strip().lower()) if len(sku) <= limits.MAX_STRING_LENGTH else None
+            if model is None:
+                if len(sku) > limits.MAX_STRING_LENGTH:
+                    bad.add(f"skus[{i}]", f"longer than {limits.MAX_STRING_LENGTH} characters")
+                else:
+                    bad.missing.append(
+                        NotFound(
+                            f"skus[{i}]",
+                            f"no catalogue accelerator {sku!r}; ListAcceleratorModels lists the known skus",
+                        )
+                    )
+            elif model not in models:
+                models.append(model)
+        bad.raise_if_any()
+        workload = self._serving(request.workload, ref, parts)
+        sizer = RightSizer(Sizer(workload, self.specs_of), self.catalog, self.table, self.cheapest)
+        result = sizer.size(
+            models or self.catalog.accelerators,
+            request.max_devices or DEFAULT_MAX_DEVICES,
+            Objective(objective or Objective.FEWEST_DEVICES),
+            request.top_k,
+        )
+        resp = scheduling_pb2.RightSizeResponse(
+            context_length=workload.context_length, assumptions=self._assumptions(workload, request.workload)
+        )
+        for v in result.variants:
+            resp.variants.append(self._variant(v))
+        for r in result.rejected:
+            resp.rejected.add(
+                sku=r.sku,
+                reason=r.reason,
+                cause=scheduling_pb2.RejectionCause.ValueType(int(r.cause)),
+                device_count=r.device_count,
+                quantization=convert.level_value(r.quantization),
+            )
+        return resp
+
+    def _variant(self, v: Variant) -> scheduling_pb2.ServingVariant:
+        a, art = v.attempt, v.artifacts
+        msg = scheduling_pb2.ServingVariant(
+            sku=v.model.sku,
+            device_count=a.device_count,
+            tensor_parallel_size=a.tensor_parallel,
+            pipeline_parallel_size=a.pipeline_parallel,
+            quantization=convert.level_value(a.quantization),
+            memory_per_device_bytes=a.memory_per_device_bytes,
+            decode_tokens_per_second=a.decode_tokens_per_second,
+            time_to_first_token_seconds=a.time_to_first_token_seconds,
+            device_memory_bytes=a.device_memory_bytes,
+            assumptions=art.assumptions,
+            artifacts=scheduling_pb2.SchedulingArtifacts(
+                kubernetes_resource_limits=art.kubernetes_resource_limits,
+                kubernetes_node_selector=art.kubernetes_node_selector,
+                vllm_args=art.vllm_args,
+                slurm_gres=art.slurm_gres,
+                ray_bundles=[scheduling_pb2.RayBundle(resources=b) for b in art.ray_bundles],
+                ray_placement_strategy=scheduling_pb2.RayPlacementStrategy.ValueType(int(art.ray_strategy)),
+            ),
+        )
+        if v.cost_per_hour_usd is not None:
+            msg.cost_per_hour_usd = v.cost_per_hour_usd
+        if v.cost_per_million_tokens_usd is not None:
+            msg.cost_per_million_tokens_usd = v.cost_per_million_tokens_usd
+        if v.instance is not None:
+            msg.priced_instance.CopyFrom(self._instances[v.model.sku])
+        return msg
+
+    @translate_errors
+    def RightSize(self, request: scheduling_pb2.RightSizeRequest, context: Ctx) -> scheduling_pb2.RightSizeResponse:
+        """Which devices, how many, at what precision, and what to ask for."""
+        return self.right_size(request)
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    """(value, next position) of the varint at ``data[i]``."""
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i
+        shift += 7
+
+
+def _encode_names(names: Sequence[str]) -> list[bytes]:
+    """Each name as UTF-8 bytes, in one C-level pass when no name holds a NUL."""
+    joined = "\x00".join(names)
+    if joined.count("\x00") == len(names) - 1 or not names:
+        return joined.encode().split(b"\x00") if names else []
+    return [n.encode() for n in names]
+
+
+def _check_names(names: list[str], bad: Violations) -> None:
+    """Every node name non-empty, within the length cap and unique (one C-level pass when they are)."""
+    if all(names) and len(set(names)) == len(names) and max(map(len, names), default=0) <= limits.MAX_STRING_LENGTH:
+        return
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if not name:
+            bad.add(f"nodes[{i}].name", "must not be empty")
+        elif len(name) > limits.MAX_STRING_LENGTH:
+            bad.add(f"nodes[{i}].name", f"longer than {limits.MAX_STRING_LENGTH} characters")
+        elif name in seen:
+            bad.add(f"nodes[{i}].name", "duplicates an earlier node's name")
+        seen.add(name)
+
+
+def _shape_verdict(s: ShapeResult) -> scheduling_pb2.NodeVerdict:
+    """The fields every node of a shape shares (no name, score or prices)."""
+    msg = scheduling_pb2.NodeVerdict(
+        feasible=s.feasible,
+        reason=s.reason,
+        sku=s.sku,
+        unresolvable=s.unresolvable,
+        replica_count=s.replica_count,
+        assumptions=s.assumptions,
+    )
+    a = s.attempt
+    if a is not None:
+        msg.quantization = convert.level_value(a.quantization)
+        msg.memory_per_device_bytes = a.memory_per_device_bytes
+        msg.device_memory_bytes = a.device_memory_bytes
+        msg.decode_tokens_per_second = a.decode_tokens_per_second
+        msg.time_to_first_token_seconds = a.time_to_first_token_seconds
+        if s.feasible:
+            msg.device_count = a.device_count
+            msg.tensor_parallel_size = a.tensor_parallel
+            msg.pipeline_parallel_size = a.pipeline_parallel
+    return msg

@@ -1,0 +1,67 @@
+"""SchedulerService on the real server: served beside PlannerService with health and reflection."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from accelplan.client import PlannerClient, PlannerError
+from accelplan.v1 import models_pb2, scheduling_pb2
+from tests.e2e.conftest import ServerProcess
+
+SCHEDULER = "accelplan.v1.SchedulerService"
+
+
+def test_health_and_reflection_list_the_scheduler(server: ServerProcess) -> None:
+    with grpc.insecure_channel(server.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        status = health.Check(health_pb2.HealthCheckRequest(service=SCHEDULER), timeout=10).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+        )
+        names = {s.name for r in replies for s in r.list_services_response.service}
+        assert {SCHEDULER, "accelplan.v1.PlannerService"} <= names
+
+
+def test_rank_and_right_size_over_grpc(client: PlannerClient) -> None:
+    workload = scheduling_pb2.Workload(model=models_pb2.ModelSpec(model_id="llama-3.1-70b"), quantization=6)
+    ranked = client.rank_nodes(
+        scheduling_pb2.RankNodesRequest(
+            workload=workload,
+            devices_per_replica=2,
+            nodes=[
+                scheduling_pb2.NodeInventory(
+                    name="h100", labels={"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "8"}
+                ),
+                scheduling_pb2.NodeInventory(
+                    name="l4", labels={"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.count": "2"}
+                ),
+            ],
+        )
+    )
+    assert [(v.node_name, v.feasible) for v in ranked.verdicts] == [("h100", True), ("l4", False)]
+    sized = client.right_size(scheduling_pb2.RightSizeRequest(workload=workload, skus=["h100-sxm"], top_k=1))
+    assert sized.variants[0].artifacts.kubernetes_resource_limits["nvidia.com/gpu"] == str(
+        sized.variants[0].device_count
+    )
+
+
+def test_bad_label_is_invalid_argument_with_its_path(client: PlannerClient) -> None:
+    request = scheduling_pb2.RankNodesRequest(
+        workload=scheduling_pb2.Workload(model=models_pb2.ModelSpec(model_id="llama-3.1-8b")),
+        nodes=[
+            scheduling_pb2.NodeInventory(
+                name="a", labels={"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.memory": "x"}
+            )
+        ],
+    )
+    try:
+        client.rank_nodes(request)
+    except PlannerError as e:
+        assert e.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in e.violations] == ['nodes[0].labels["nvidia.com/gpu.memory"]']
+    else:
+        raise AssertionError("expected INVALID_ARGUMENT")
