@@ -679,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--min-chips", type=int, default=0, help="for --require tpu: fewest chips (default 1)")
     f.set_defaults(run=cmd_filter)
-    add_global_options_to_subcommands(sub, skip=("serve", "detect", "inspect"))
+    add_global_options_to_subcommands(sub, skip=("serve", "extender", "detect", "inspect"))
     return parser
 
 

@@ -52,7 +52,8 @@ def add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> N
 def add_global_options_to_subcommands(sub: argparse._SubParsersAction, skip: Sequence[str] = ("serve",)) -> None:  # type: ignore[type-arg]
     """Let every subcommand but ``skip`` take the global flags after its name.
 
-    serve has its own --tls-cert; detect and inspect call no server and have their own --timeout and --json.
+    serve and extender have their own --tls-cert; detect and inspect call no server and have their own
+    --timeout and --json.
     """
     for name, parser in sub.choices.items():
         if name not in skip:
