@@ -28,7 +28,6 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer as AioHealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from accelplan.v1 import planner_service_pb2, planner_service_pb2_grpc
 from accelplan_server.core.catalog import Catalog, load_catalog
@@ -36,6 +35,8 @@ from accelplan_server.rpc.planner import PlannerServicer
 from accelplan_server.runtime.interceptors import CallGuard
 from accelplan_server.runtime.lanes import HeavyLane, LaneConfig, default_workers
 from accelplan_server.runtime.process import raise_open_file_limit
+from accelplan_server.runtime.reflection import SERVICE_NAME as REFLECTION_NAME
+from accelplan_server.runtime.reflection import add_reflection
 from accelplan_server.runtime.security import TlsFiles, TokenAuth
 
 log = logging.getLogger("accelplan.server")
@@ -135,6 +136,8 @@ def server_options(config: ServerConfig) -> list[tuple[str, Any]]:
 def bind_addresses(host: str, port: int) -> list[str]:
     """Every address ``host`` names, as gRPC listen strings without the port ("127.0.0.1", "[::1]")."""
     bare = host.strip("[]")
+    if bare == "localhost":  # both loopbacks whatever /etc/hosts says; ::1 only where the kernel has IPv6
+        return ["127.0.0.1", "[::1]"] if _has_ipv6_loopback() else ["127.0.0.1"]
     if bare in ("", "0.0.0.0", "::"):
         return [f"[{bare}]" if ":" in bare else bare or "0.0.0.0"]
     try:
@@ -148,6 +151,16 @@ def bind_addresses(host: str, port: int) -> list[str]:
         if text not in out:
             out.append(text)
     return out
+
+
+def _has_ipv6_loopback() -> bool:
+    """Whether ::1 can be bound at all here (some containers have no IPv6)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
 
 
 def _layers_of(servicer: PlannerServicer) -> Callable[[Any], int | None]:
@@ -287,7 +300,7 @@ async def start_async(
     server.add_registered_method_handlers(SERVICE_NAME, handlers)  # type: ignore[attr-defined]
     health_servicer = _Health()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, HEALTH_NAME, reflection.SERVICE_NAME), server)
+    add_reflection(server, (SERVICE_NAME, HEALTH_NAME, REFLECTION_NAME))
     port = _bind(server, config)
     metrics_port = None
     if config.metrics_port is not None and serve_metrics:
