@@ -47,7 +47,7 @@ def test_reflection_serves_descriptors(server: ServerProcess) -> None:
 
 
 def test_sigterm_exits_cleanly() -> None:
-    s = launch_server("--grace", "5")
+    s = launch_server("--grace", "5", "--drain-delay", "0.2")
     with grpc.insecure_channel(s.address) as ch:
         stub = planner_service_pb2_grpc.PlannerServiceStub(ch)
         assert stub.ListQuantizationLevels(quantization_pb2.ListQuantizationLevelsRequest(), timeout=5).levels

@@ -54,6 +54,10 @@ class CallTracker:
     """Planner calls in progress (method, start time), so a drain can say which ones it cut."""
 
     active: dict[int, tuple[str, float]] = field(default_factory=dict)
+    cut_after: float = float("inf")
+    """Monotonic time the drain's grace ends: calls cancelled from then on were cut by the server."""
+    cut: list[tuple[str, float]] = field(default_factory=list)
+    """(method, seconds it ran) of each call cut at the end of the grace."""
     _next: int = 0
 
     def enter(self, method: str) -> int:
@@ -65,6 +69,13 @@ class CallTracker:
     def leave(self, key: int) -> None:
         """Record a call ending."""
         self.active.pop(key, None)
+
+    def cancelled(self, key: int) -> None:
+        """Record a call cancelled: by its client, or by the server when the grace has run out."""
+        entry = self.active.get(key)
+        now = time.monotonic()
+        if entry is not None and now >= self.cut_after:
+            self.cut.append((entry[0], now - entry[1]))
 
 
 @dataclass
@@ -188,6 +199,7 @@ class CallGuard:
                 failure = e
             except asyncio.CancelledError:
                 code = "CANCELLED"
+                tracker.cancelled(key)
                 raise
             except Exception:
                 code = "INTERNAL"

@@ -4,7 +4,7 @@ A 16,384-chip plan holds a CPU for a few hundred milliseconds of pure Python;
 on the event loop (or on a thread, under the GIL) it would stall every cheap
 call and health check meanwhile. Requests the cost model (rpc/cost.py) prices
 at or above ``threshold_seconds`` are sent here instead: a
-``ProcessPoolExecutor`` of ``workers`` processes (forkserver, niced, each with
+``ProcessPoolExecutor`` of ``workers`` processes (spawned, niced, each with
 its own servicer over the same catalogue), at most ``queue_limit`` requests
 queued or running. Past that a call is refused at once with RESOURCE_EXHAUSTED
 and a google.rpc.RetryInfo saying when to try again.
@@ -110,8 +110,9 @@ class HeavyLane:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["accelplan_server.rpc.planner"])
+            # spawn, not fork (gRPC's threads do not survive a fork) nor forkserver (its server process
+            # would outlive a SIGKILLed parent): each lane process is a child that dies with this one.
+            ctx = multiprocessing.get_context("spawn")
             data_dir = str(self.config.data_dir) if self.config.data_dir else None
             self._pool = ProcessPoolExecutor(
                 self.config.workers, mp_context=ctx, initializer=_init_worker, initargs=(data_dir,)

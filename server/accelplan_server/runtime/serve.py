@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -235,20 +236,17 @@ class Served:
 
         Returns (method, seconds it had run) for each call cut when the grace ran out (each is logged).
         """
-        loop = asyncio.get_running_loop()
         await self.not_serving()
         if drain_delay_seconds > 0:
             await asyncio.sleep(drain_delay_seconds)
         self.health.closing.set()
-        stopping = asyncio.ensure_future(self.server.stop(grace_seconds))
-        end = loop.time() + grace_seconds
-        while self.guard.tracker.active and loop.time() < end and not stopping.done():
-            await asyncio.sleep(0.02)
-        now = loop.time()
-        cut = [(method, now - started) for method, started in self.guard.tracker.active.values()]
+        tracker = self.guard.tracker
+        tracker.cut_after = time.monotonic() + grace_seconds - 0.01
+        await self.server.stop(grace_seconds)
+        await asyncio.sleep(0)  # let cancelled handlers record themselves
+        cut = list(tracker.cut)
         for method, ran in cut:
             log.warning("call cut at the end of the %.1fs grace: rpc=%s ran %.1fs", grace_seconds, method, ran)
-        await stopping
         if self.lane is not None:
             self.lane.close()
         self.thread_pool.shutdown(wait=False, cancel_futures=True)
