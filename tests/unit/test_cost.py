@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from accelplan.v1 import hardware_pb2 as H
+from accelplan.v1 import hardware_pb2
 from accelplan.v1 import models_pb2, planning_pb2
 from accelplan_server.rpc import cost, deadlines, limits
+
+H = hardware_pb2
 
 
 def _tpus(devices: int, chips: int) -> H.Fleet:
