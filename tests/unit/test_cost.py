@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from accelplan.v1 import hardware_pb2
-from accelplan.v1 import models_pb2, planning_pb2
+from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2
 from accelplan_server.rpc import cost, deadlines, limits
 
 H = hardware_pb2
