@@ -18,6 +18,7 @@ Run: .venv/bin/python -m bench.hostile [--seconds 3] [--only heavy,idle] [--tree
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -62,10 +63,8 @@ def rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` and its children, MB."""
     total = 0
     pids = [pid]
-    try:
+    with contextlib.suppress(OSError):
         pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
     for p in pids:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
@@ -151,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait(10)
     where = f"server from {args.tree}" if args.tree else "this checkout's server"
     print(f"\n{where} on {address}; {os.cpu_count()} CPUs; {args.seconds:g} s probe per attack")
-    print(f"{'attack':18s} {'health ok':>10s} {'GetModel':>8s} {'errors':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'RSS MB':>7s}")
+    print(
+        f"{'attack':18s} {'health ok':>10s} {'GetModel':>8s} {'errors':>6s} "
+        f"{'p50 ms':>8s} {'p99 ms':>8s} {'RSS MB':>7s}"
+    )
     for r in rows:
         print(
             f"{r['attack']:18s} {r['health']:>10s} {r['cheap_calls']:8d} {r['cheap_errors']:6d} "
