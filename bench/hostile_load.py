@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 import ssl
 import time
@@ -97,7 +98,7 @@ def unread(address: str, path: str, payload: bytes, streams: int, seconds: float
         conn.send_headers(sid, headers, end_stream=False)
         pending[sid] = 0
     sock.sendall(conn.data_to_send())
-    sock.settimeout(0.05)
+    sock.settimeout(2)
     end = time.monotonic() + seconds
     while pending and time.monotonic() < end:
         for sid in list(pending):
@@ -113,15 +114,16 @@ def unread(address: str, path: str, payload: bytes, streams: int, seconds: float
                 continue
             if pending[sid] >= len(body):
                 pending.pop(sid)
-        sock.sendall(conn.data_to_send())
         try:
-            data = sock.recv(1 << 20)
-        except TimeoutError:
-            continue
-        if not data:
+            sock.sendall(conn.data_to_send())
+            if select.select([sock], [], [], 0.05)[0]:
+                data = sock.recv(1 << 20)
+                if not data:
+                    break
+                conn.receive_data(data)  # window updates and settings; response data is never acknowledged
+                sock.sendall(conn.data_to_send())
+        except (TimeoutError, h2.exceptions.ProtocolError):
             break
-        conn.receive_data(data)  # window updates and settings; response data is never acknowledged
-        sock.sendall(conn.data_to_send())
     return sock
 
 

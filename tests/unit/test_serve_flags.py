@@ -49,7 +49,7 @@ def test_defaults() -> None:
     assert config.heavy_queue == 64
     assert config.heavy_threshold_seconds == pytest.approx(0.02)
     options = dict(server_options(config))
-    assert options["grpc.max_concurrent_streams"] == 32
+    assert options["grpc.max_concurrent_streams"] == 100
     assert options["grpc.max_connection_idle_ms"] == 300_000
     assert options["grpc.max_connection_age_ms"] == 3_600_000
     assert options["grpc.max_connection_age_grace_ms"] == 30_000

@@ -92,9 +92,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conns.add_argument(
         "--max-streams-per-connection",
         type=int,
-        default=32,
+        default=100,
         help="concurrent calls one connection may have open (grpc.max_concurrent_streams), which bounds "
         "the responses one client that never reads can pin (default %(default)s)",
+    )
+    conns.add_argument(
+        "--max-unread-mb-per-connection",
+        type=int,
+        default=64,
+        help="MiB of large answers one connection may leave unread (flow-control window closed) before its "
+        "further large answers are refused with RESOURCE_EXHAUSTED (default %(default)s)",
     )
     conns.add_argument(
         "--max-connection-idle",
@@ -142,6 +149,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ("--heavy-queue", args.heavy_queue),
         ("--heavy-threshold-ms", args.heavy_threshold_ms),
         ("--max-streams-per-connection", args.max_streams_per_connection),
+        ("--max-unread-mb-per-connection", args.max_unread_mb_per_connection),
         ("--max-connection-idle", args.max_connection_idle),
         ("--max-connection-age", args.max_connection_age),
         ("--handshake-timeout", args.handshake_timeout),
@@ -178,6 +186,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         heavy_queue=args.heavy_queue,
         heavy_threshold_seconds=args.heavy_threshold_ms / 1e3,
         max_streams_per_connection=args.max_streams_per_connection,
+        max_unread_bytes_per_connection=args.max_unread_mb_per_connection << 20,
         max_connection_idle_seconds=args.max_connection_idle,
         max_connection_age_seconds=args.max_connection_age,
         max_connection_age_grace_seconds=args.max_connection_age_grace,

@@ -30,7 +30,7 @@ import grpc
 
 from accelplan_server.rpc import cost, deadlines
 from accelplan_server.runtime.context import Aborted, HandlerContext
-from accelplan_server.runtime.lanes import HeavyLane
+from accelplan_server.runtime.lanes import HeavyLane, retry_status
 from accelplan_server.runtime.metrics import RpcMetrics
 from accelplan_server.runtime.security import TokenAuth
 
@@ -78,6 +78,45 @@ class CallTracker:
             self.cut.append((entry[0], now - entry[1]))
 
 
+TRACKED_ANSWER_BYTES = 64 * 1024
+"""Answers at least this large count against their connection's budget (smaller ones fit the peer's
+initial HTTP/2 window, so at most one window per stream, bounded by the stream limit, can be held)."""
+
+
+@dataclass
+class ConnectionBudget:
+    """Bytes of answers each connection has been given but has not yet taken (its flow-control window closed).
+
+    A call's answer is counted from when it is handed to gRPC until the call
+    completes, which for a large answer is when the peer's flow-control window
+    has let the last byte out. A client that never reads therefore holds its
+    budget, and its further large answers are refused instead of pinned.
+    """
+
+    limit_bytes: int
+    heavy_calls: int = 4
+    """Heavy-lane calls one connection may have in flight: their answers (up to 4 MiB each) come back
+    whole before they can be counted, so this bounds what a connection's calls in progress can pin."""
+    held: dict[str, int] = field(default_factory=dict)
+    heavy: dict[str, int] = field(default_factory=dict)
+
+    def take(self, peer: str, size: int) -> bool:
+        """Count ``size`` more bytes for ``peer``; False (nothing counted) when over the limit."""
+        now = self.held.get(peer, 0)
+        if now + size > self.limit_bytes:
+            return False
+        self.held[peer] = now + size
+        return True
+
+    def give(self, peer: str, size: int) -> None:
+        """The peer has taken ``size`` bytes (or its call ended)."""
+        left = self.held.get(peer, 0) - size
+        if left > 0:
+            self.held[peer] = left
+        else:
+            self.held.pop(peer, None)
+
+
 @dataclass
 class CallGuard:
     """Builds the async handlers of the planner service and the auth interceptor (see the module docstring)."""
@@ -87,6 +126,7 @@ class CallGuard:
     log_calls: bool = False
     guard_deadlines: bool = True
     lane: HeavyLane | None = None
+    budget: ConnectionBudget | None = None
     layers_of: cost.LayersOf | None = None
     thread_pool: Executor | None = None
     tracker: CallTracker = field(default_factory=CallTracker)
@@ -149,6 +189,25 @@ class CallGuard:
         lane = None if blocking else self.lane
         threshold = lane.config.threshold_seconds if lane is not None else float("inf")
         pool = self.thread_pool
+        budget = self.budget
+
+        def hand_over(out: bytes, context: Any) -> bytes:
+            """``out``, counted against its connection's budget when large (RESOURCE_EXHAUSTED when over)."""
+            if budget is None or len(out) < TRACKED_ANSWER_BYTES:
+                return out
+            peer = context.peer()
+            size = len(out)
+            if not budget.take(peer, size):
+                mb = budget.held.get(peer, 0) / 1e6
+                status = retry_status(
+                    f"this connection has {mb:.0f} MB of answers it has not read yet (limit "
+                    f"{budget.limit_bytes / 1e6:.0f} MB); read them, or retry later",
+                    1.0,
+                )
+                raise Aborted(status.code, status.details, tuple(status.trailing_metadata))
+            context.add_done_callback(lambda _ctx: budget.give(peer, size))
+            return out
+
         tracker = self.tracker
         observe = self.observe if (self.metrics is not None or self.log_calls) else None
 
@@ -188,12 +247,33 @@ class CallGuard:
                     if lane.full():
                         status = lane.refusal()
                         raise Aborted(status.code, status.details, tuple(status.trailing_metadata))
-                    return await lane.run(name, request, deadline, needed)
+                    if budget is None:
+                        return await lane.run(name, request, deadline, needed)
+                    peer = context.peer()
+                    running = budget.heavy.get(peer, 0)
+                    if running >= budget.heavy_calls:
+                        status = retry_status(
+                            f"this connection already has {running} expensive calls in progress; "
+                            "wait for one to finish",
+                            max(0.1, needed * running),
+                        )
+                        raise Aborted(status.code, status.details, tuple(status.trailing_metadata))
+                    budget.heavy[peer] = running + 1
+                    try:
+                        out = await lane.run(name, request, deadline, needed)
+                    finally:
+                        left = budget.heavy.get(peer, 1) - 1
+                        if left > 0:
+                            budget.heavy[peer] = left
+                        else:
+                            budget.heavy.pop(peer, None)
+                    return hand_over(out, context)
                 if pool is not None and blocking:
                     loop = asyncio.get_running_loop()
-                    return await loop.run_in_executor(pool, run_on_thread, request, deadline, context)
+                    out = await loop.run_in_executor(pool, run_on_thread, request, deadline, context)
+                    return hand_over(out, context)
                 response = inner(request, HandlerContext(deadline, lambda: not context.done()))
-                return bytes(response.SerializeToString())
+                return hand_over(response.SerializeToString(), context)
             except Aborted as e:
                 code = e.code.name
                 failure = e

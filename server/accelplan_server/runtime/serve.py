@@ -33,7 +33,7 @@ from grpc_health.v1._async import HealthServicer as AioHealthServicer
 from accelplan.v1 import planner_service_pb2, planner_service_pb2_grpc
 from accelplan_server.core.catalog import Catalog, load_catalog
 from accelplan_server.rpc.planner import PlannerServicer
-from accelplan_server.runtime.interceptors import CallGuard
+from accelplan_server.runtime.interceptors import CallGuard, ConnectionBudget
 from accelplan_server.runtime.lanes import HeavyLane, LaneConfig, default_workers
 from accelplan_server.runtime.process import raise_open_file_limit
 from accelplan_server.runtime.reflection import SERVICE_NAME as REFLECTION_NAME
@@ -94,8 +94,10 @@ class ServerConfig:
     """Most heavy calls queued or running; past it RESOURCE_EXHAUSTED with a retry hint."""
     heavy_threshold_seconds: float = 0.02
     """Calls estimated at or above this (rpc/cost.py) run in the heavy lane."""
-    max_streams_per_connection: int = 32
-    """grpc.max_concurrent_streams: what one connection can have open (and pin) at once."""
+    max_streams_per_connection: int = 100
+    """grpc.max_concurrent_streams: calls one connection can have open at once."""
+    max_unread_bytes_per_connection: int = 64 << 20
+    """Large answers one connection may hold unread (its window closed); past it RESOURCE_EXHAUSTED."""
     max_connection_idle_seconds: float = 300.0
     max_connection_age_seconds: float = 3600.0
     max_connection_age_grace_seconds: float = 30.0
@@ -287,6 +289,7 @@ async def start_async(
         lane=lane,
         layers_of=_layers_of(servicer),
         thread_pool=pool,
+        budget=ConnectionBudget(config.max_unread_bytes_per_connection),
     )
     server = grpc.aio.server(
         migration_thread_pool=pool, interceptors=guard.interceptors(), options=server_options(config)
@@ -401,11 +404,13 @@ def warn_if_plaintext(config: ServerConfig) -> None:
 def log_limits(config: ServerConfig, open_files: tuple[int, int]) -> None:
     """One line with the limits that bound what clients can hold."""
     log.info(
-        "limits: open files %d (hard %d); %d streams per connection; idle connections closed after %.0fs, "
+        "limits: open files %d (hard %d); per connection %d streams and %d MiB of unread answers; "
+        "idle connections closed after %.0fs, "
         "all after %.0fs (+%.0fs grace); handshake %.0fs; heavy lane %d processes, queue %d, from %.0f ms",
         open_files[0],
         open_files[1],
         config.max_streams_per_connection,
+        config.max_unread_bytes_per_connection >> 20,
         config.max_connection_idle_seconds,
         config.max_connection_age_seconds,
         config.max_connection_age_grace_seconds,
