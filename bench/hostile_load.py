@@ -232,15 +232,22 @@ def probe(address: str, seconds: float, *, credentials: grpc.ChannelCredentials 
 
 
 @contextlib.contextmanager
-def heavy_in_flight(address: str, count: int, timeout: float = 60) -> Iterator[list[grpc.Future[object]]]:
-    """``count`` distinct heavy plans sent at once on one channel; yields their futures."""
-    channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)])
-    method = channel.unary_unary(PLANNER + "PlanSharding", request_serializer=None, response_deserializer=None)
+def heavy_in_flight(
+    address: str, count: int, timeout: float = 60, connections: int = 4
+) -> Iterator[list[grpc.Future[object]]]:
+    """``count`` distinct heavy plans sent at once over ``connections`` connections; yields their futures."""
+    options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
+    channels = [grpc.insecure_channel(address, options=options) for _ in range(connections)]
+    futures: list[grpc.Future[object]] = []
     try:
-        payloads = [heavy_plan(i).SerializeToString() for i in range(count)]
-        futures = [method.future(p, timeout=timeout) for p in payloads]
+        for i in range(count):
+            method = channels[i % connections].unary_unary(
+                PLANNER + "PlanSharding", request_serializer=None, response_deserializer=None
+            )
+            futures.append(method.future(heavy_plan(i).SerializeToString(), timeout=timeout))
         yield futures
     finally:
         for f in futures:
             f.cancel()
-        channel.close()
+        for channel in channels:
+            channel.close()

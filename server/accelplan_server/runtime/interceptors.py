@@ -94,7 +94,7 @@ class ConnectionBudget:
     """
 
     limit_bytes: int
-    heavy_calls: int = 4
+    heavy_calls: int = 16
     """Heavy-lane calls one connection may have in flight: their answers (up to 4 MiB each) come back
     whole before they can be counted, so this bounds what a connection's calls in progress can pin."""
     held: dict[str, int] = field(default_factory=dict)
