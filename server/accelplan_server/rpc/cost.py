@@ -66,11 +66,21 @@ def fleet_chips(fleet: Any) -> tuple[int, int, bool]:
     return min(devices, limits.MAX_FLEET_ACCELERATORS), chips, tpu
 
 
-def estimate_seconds(method: str, request: Any, layers_of: LayersOf | None = None) -> float:
-    """Upper-bound CPU seconds ``request`` to ``method`` (a bare method name) needs."""
+FleetShape = tuple[int, int, bool]
+"""(devices, chips, any TPU), as ``fleet_chips`` returns."""
+
+
+def estimate_seconds(
+    method: str, request: Any, layers_of: LayersOf | None = None, shape: FleetShape | None = None
+) -> float:
+    """Upper-bound CPU seconds ``request`` to ``method`` (a bare method name) needs.
+
+    ``shape`` is ``fleet_chips(request.fleet)`` when the caller already knows it
+    (counting chips walks every device: ~0.2 ms for 1,024 of them).
+    """
     if method not in FLEET_METHODS:
         return BASE_SECONDS
-    devices, chips, tpu = fleet_chips(request.fleet)
+    devices, chips, tpu = shape if shape is not None else fleet_chips(request.fleet)
     seconds = BASE_SECONDS + PER_DEVICE_SECONDS * devices + PER_CHIP_SECONDS * chips
     if method in PLAN_METHODS:
         shards = chips

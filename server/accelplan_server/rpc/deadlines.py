@@ -12,7 +12,6 @@ microseconds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 
@@ -26,7 +25,8 @@ BASE_SECONDS = cost.BASE_SECONDS
 CHECKED_FLEET_SIZE = 64
 """Fleets with more devices than this are checked again after validation."""
 
-Cost = Callable[[Any], float]
+Cost = Callable[..., float]
+"""(request, shape=None) -> estimated seconds; ``shape`` as rpc/cost.py's ``fleet_chips`` returns."""
 
 
 def cost_model(method: str, layers_of: cost.LayersOf | None = None) -> Cost | None:
@@ -37,7 +37,7 @@ def cost_model(method: str, layers_of: cost.LayersOf | None = None) -> Cost | No
     if method.startswith(SERVICE_PREFIX):
         name = method[len(SERVICE_PREFIX) :]
         if name in FLEET_METHODS:
-            return lambda request: cost.estimate_seconds(name, request, layers_of)
+            return lambda request, shape=None: cost.estimate_seconds(name, request, layers_of, shape)
     return None
 
 

@@ -30,6 +30,7 @@ import grpc
 
 from accelplan_server.rpc import cost, deadlines
 from accelplan_server.runtime.context import Aborted, HandlerContext
+from accelplan_server.runtime.fleet_shapes import FleetShapes
 from accelplan_server.runtime.lanes import HeavyLane, retry_status
 from accelplan_server.runtime.metrics import RpcMetrics
 from accelplan_server.runtime.security import TokenAuth
@@ -127,6 +128,7 @@ class CallGuard:
     guard_deadlines: bool = True
     lane: HeavyLane | None = None
     budget: ConnectionBudget | None = None
+    fleet_shapes: FleetShapes = field(default_factory=FleetShapes)
     layers_of: cost.LayersOf | None = None
     thread_pool: Executor | None = None
     tracker: CallTracker = field(default_factory=CallTracker)
@@ -185,6 +187,9 @@ class CallGuard:
         message_type = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
         type_name = message_type.full_name if message_type is not None else "request"
         estimate = deadlines.cost_model(method, self.layers_of)
+        shapes = self.fleet_shapes
+        message_fields = getattr(message_type, "fields_by_name", {})
+        fleet_field = message_fields["fleet"].number if "fleet" in message_fields else None
         guard = self.guard_deadlines
         lane = None if blocking else self.lane
         threshold = lane.config.threshold_seconds if lane is not None else float("inf")
@@ -236,7 +241,12 @@ class CallGuard:
                     raise Aborted(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {type_name}") from None
                 remaining = context.time_remaining()
                 deadline = None if remaining is None else time.monotonic() + remaining
-                needed = estimate(request) if estimate is not None else cost.BASE_SECONDS
+                if estimate is None:
+                    needed = cost.BASE_SECONDS
+                elif fleet_field is not None:
+                    needed = estimate(request, shapes.shape(raw, fleet_field, request))
+                else:
+                    needed = estimate(request)
                 if guard and remaining is not None and remaining < needed:
                     raise Aborted(
                         grpc.StatusCode.DEADLINE_EXCEEDED,
