@@ -12,6 +12,7 @@ import threading
 import time
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from accelplan.v1 import hardware_pb2, models_pb2, planner_service_pb2_grpc, planning_pb2, quantization_pb2
@@ -115,6 +116,7 @@ def _fresh_call(address: str) -> None:
         )
 
 
+@pytest.mark.slow
 def test_drain_delay_answers_not_serving_while_calls_still_work() -> None:
     """Finding 10: after SIGTERM a new Check gets NOT_SERVING (not UNAVAILABLE) and calls are still served."""
     proc, address = _launch_slow(0.1, 5.0, 1.5)
@@ -138,6 +140,7 @@ def test_drain_delay_answers_not_serving_while_calls_still_work() -> None:
             proc.kill()
 
 
+@pytest.mark.slow
 def test_an_open_watch_does_not_hold_the_process() -> None:
     from tests.e2e.conftest import launch_server
 
@@ -156,6 +159,7 @@ def test_an_open_watch_does_not_hold_the_process() -> None:
             s.process.kill()
 
 
+@pytest.mark.slow
 def test_calls_cut_at_the_end_of_the_grace_are_logged_and_change_the_exit_status() -> None:
     proc, address = _launch_slow(3.0, 0.5, 0.0)
     try:

@@ -102,6 +102,7 @@ def _connect_many(address: str, count: int) -> int:
     return ok
 
 
+@pytest.mark.slow
 def test_a_stopped_worker_is_replaced() -> None:
     """Finding 9: a SIGSTOPped worker stops beating; the parent kills and replaces it."""
     s = launch_server("--workers", "2", "--grace", "2", "--drain-delay", "0.2")
@@ -127,6 +128,7 @@ def test_a_stopped_worker_is_replaced() -> None:
             s.process.kill()
 
 
+@pytest.mark.slow
 def test_workers_die_with_a_killed_parent_and_free_the_port() -> None:
     s = launch_server("--workers", "2")
     port = int(s.address.rsplit(":", 1)[1])
