@@ -10,8 +10,8 @@ pre-serialized requests and does not parse responses (identity serializers),
 to spend as little CPU as it can.
 
 Examples:
-  .venv/bin/python -m bench.rpc_load                       # sync server, concurrency 1 and 64, 3 s each
-  .venv/bin/python -m bench.rpc_load --mode aio            # the grpc.aio server, same handlers
+  .venv/bin/python -m bench.rpc_load                       # accelplan serve, concurrency 1 and 64, 3 s each
+  .venv/bin/python -m bench.rpc_load --mode aio            # bench/aio_server.py (handlers on threads)
   .venv/bin/python -m bench.rpc_load --workers 2 --no-pin  # accelplan serve --workers 2
   .venv/bin/python -m bench.rpc_load --only "List,Plan" --seconds 2 --json out.json
 
@@ -294,7 +294,13 @@ def summarize(results: list[Result]) -> list[Result]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", help="measure a running server instead of starting one (host:port)")
-    p.add_argument("--mode", choices=["sync", "aio"], default="sync", help="server to start (default sync)")
+    p.add_argument(
+        "--mode",
+        choices=["sync", "aio"],
+        default="sync",
+        help="server to start: sync runs `accelplan serve` (grpc.aio since issue 9, whatever the name), "
+        "aio runs bench/aio_server.py (default sync)",
+    )
     p.add_argument("--workers", type=int, default=1, help="accelplan serve --workers N")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--max-workers", type=int, default=0, help="handler threads per server process (default: serve's)")

@@ -1,6 +1,6 @@
 """``accelplan serve`` with one extra interceptor that holds PlanSharding calls, for the SIGTERM drain test.
 
-Run: python -m tests.e2e.slow_server SECONDS GRACE
+Run: python -m tests.e2e.slow_server SECONDS GRACE [DRAIN_DELAY]
 """
 
 from __future__ import annotations
@@ -37,6 +37,6 @@ class Hold(grpc.ServerInterceptor):
 
 if __name__ == "__main__":
     seconds, grace = float(sys.argv[1]), float(sys.argv[2])
-    configured = serve.build_interceptors
-    serve.build_interceptors = lambda config: [*configured(config), Hold(seconds)]  # type: ignore[assignment]
-    raise SystemExit(serve.serve(serve.ServerConfig(port=0, grace_seconds=grace)))
+    drain_delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+    config = serve.ServerConfig(port=0, grace_seconds=grace, drain_delay_seconds=drain_delay)
+    raise SystemExit(serve.serve(config, interceptors=[Hold(seconds)]))

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from accelplan.v1 import hardware_pb2, models_pb2, planner_service_pb2_grpc, planning_pb2, quantization_pb2
-from accelplan_server.rpc import deadlines
+from accelplan_server.rpc import cost, deadlines
 from accelplan_server.runtime.serve import ServerConfig, start
 
 H = hardware_pb2
@@ -64,7 +64,7 @@ def test_a_deadline_shorter_than_the_work_is_refused_before_it_starts() -> None:
     try:
         with grpc.insecure_channel(f"localhost:{running.port}") as ch:
             stub = planner_service_pb2_grpc.PlannerServiceStub(ch)
-            needed = deadlines.BASE_SECONDS + deadlines.PER_DEVICE_SECONDS * 4096
+            needed = cost.estimate_seconds("PlanSharding", big_plan(4096))
             with pytest.raises(grpc.RpcError) as err:
                 stub.PlanSharding(big_plan(4096), timeout=needed / 2)
             assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -73,7 +73,7 @@ def test_a_deadline_shorter_than_the_work_is_refused_before_it_starts() -> None:
             assert stub.PlanSharding(big_plan(4096), timeout=30).device_count > 0
             assert rec.ran.count("PlanSharding") == 1
     finally:
-        running.server.stop(0).wait()
+        running.stop(0)
 
 
 def test_a_call_that_waited_past_its_deadline_never_runs() -> None:
@@ -92,7 +92,7 @@ def test_a_call_that_waited_past_its_deadline_never_runs() -> None:
             time.sleep(0.2)
             assert "PlanSharding" not in rec.ran
     finally:
-        running.server.stop(0).wait()
+        running.stop(0)
 
 
 def test_a_cancelled_call_never_runs() -> None:
@@ -112,7 +112,7 @@ def test_a_cancelled_call_never_runs() -> None:
             # The server is fine afterwards.
             assert stub.PlanSharding(big_plan(8), timeout=10).device_count >= 1
     finally:
-        running.server.stop(0).wait()
+        running.stop(0)
 
 
 def test_the_largest_request_finishes_well_within_a_second() -> None:
@@ -128,7 +128,7 @@ def test_the_largest_request_finishes_well_within_a_second() -> None:
         assert plan.device_count == 4096
         assert elapsed < 2.0, elapsed
     finally:
-        running.server.stop(0).wait()
+        running.stop(0)
 
 
 class _Aborted(Exception):

@@ -47,7 +47,7 @@ def test_reflection_serves_descriptors(server: ServerProcess) -> None:
 
 
 def test_sigterm_exits_cleanly() -> None:
-    s = launch_server("--grace", "5")
+    s = launch_server("--grace", "5", "--drain-delay", "0.2")
     with grpc.insecure_channel(s.address) as ch:
         stub = planner_service_pb2_grpc.PlannerServiceStub(ch)
         assert stub.ListQuantizationLevels(quantization_pb2.ListQuantizationLevelsRequest(), timeout=5).levels
@@ -109,11 +109,11 @@ def test_drain_finishes_calls_in_flight_and_refuses_new_ones() -> None:
 
 def test_health_flips_to_not_serving_on_drain() -> None:
     running = start(ServerConfig(port=0))
-    running.health.enter_graceful_shutdown()
+    running.not_serving()
     with grpc.insecure_channel(f"localhost:{running.port}") as ch:
         resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=5)
     assert resp.status == health_pb2.HealthCheckResponse.NOT_SERVING
-    running.server.stop(0).wait()
+    running.stop(0)
 
 
 def test_client_deadline_reaches_the_server() -> None:
@@ -125,7 +125,7 @@ def test_client_deadline_reaches_the_server() -> None:
             client.list_quantization_levels()
         assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
     finally:
-        running.server.stop(0).wait()
+        running.stop(0)
 
 
 def test_taken_port_is_refused() -> None:
@@ -134,7 +134,7 @@ def test_taken_port_is_refused() -> None:
         with pytest.raises(PortInUse):
             start(ServerConfig(port=first.port))
     finally:
-        first.server.stop(0).wait()
+        first.stop(0)
 
 
 def test_taken_port_gives_clear_cli_error(server: ServerProcess) -> None:

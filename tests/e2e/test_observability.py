@@ -20,7 +20,7 @@ M = "/accelplan.v1.PlannerService/"
 def observed() -> Iterator[RunningServer]:
     running = start(ServerConfig(port=0, metrics_port=0, log_calls=True))
     yield running
-    running.server.stop(0).wait()
+    running.stop(0)
 
 
 def _scrape(port: int) -> str:

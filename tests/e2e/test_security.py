@@ -33,7 +33,7 @@ def cert_files(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 def _start(config: ServerConfig) -> Iterator[RunningServer]:
     running = start(config)
     yield running
-    running.server.stop(0).wait()
+    running.stop(0)
 
 
 @pytest.fixture(scope="module")

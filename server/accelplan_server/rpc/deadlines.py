@@ -1,9 +1,10 @@
 """Deadlines and cancellation: refuse work that cannot finish in time, stop work nobody waits for.
 
-Handlers run on a thread pool and cannot be pre-empted, so a call is checked
-before its handler starts (``admit``, against an estimate of what the request
-needs) and, for a large fleet, again once the fleet is validated (``check``):
-a fleet never seen before is the one phase that can take milliseconds. Only
+Handlers cannot be pre-empted, so a call is checked before its handler starts
+(``admit``, against rpc/cost.py's estimate of what the request needs: a fleet
+is priced by its devices, chips and the plan's shards, not by listed devices)
+and, for a large fleet, again once the fleet is validated (``check``): a fleet
+never seen before is the one phase that can take milliseconds. Only
 requests that carry a fleet do work that grows with the request; the rest take
 microseconds.
 """
@@ -11,34 +12,32 @@ microseconds.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 
+from accelplan_server.rpc import cost
+
 SERVICE_PREFIX = "/accelplan.v1.PlannerService/"
-FLEET_METHODS = frozenset({"PlanSharding", "SuggestQuantization", "FilterAccelerators"})
+FLEET_METHODS = cost.FLEET_METHODS
 """Methods whose work grows with ``request.fleet``."""
-BASE_SECONDS = 0.0005
-"""What any fleet request needs beyond its devices."""
-PER_DEVICE_SECONDS = 0.000004
-"""Cost per listed device for a fleet the server has seen before (placement, speed model, response), rounded
-up from the 2-core benchmark machine: PlanSharding over 1,024 devices takes about 2.5 ms there
-(bench/RESULTS.md). A fleet never seen before costs more (about 22 us per device to validate and
-prepare); ``check`` after validation stops such a call if its deadline has passed meanwhile."""
+BASE_SECONDS = cost.BASE_SECONDS
+"""What any request needs beyond its fleet."""
 CHECKED_FLEET_SIZE = 64
 """Fleets with more devices than this are checked again after validation."""
 
-Cost = Callable[[Any], float]
+Cost = Callable[..., float]
+"""(request, shape=None) -> estimated seconds; ``shape`` as rpc/cost.py's ``fleet_chips`` returns."""
 
 
-def _fleet_cost(request: Any) -> float:
-    return BASE_SECONDS + PER_DEVICE_SECONDS * len(request.fleet.accelerators)
+def cost_model(method: str, layers_of: cost.LayersOf | None = None) -> Cost | None:
+    """Estimated seconds a request to ``method`` needs, or None for methods not worth checking.
 
-
-def cost_model(method: str) -> Cost | None:
-    """Estimated seconds a request to ``method`` needs, or None for methods not worth checking."""
-    if method.startswith(SERVICE_PREFIX) and method[len(SERVICE_PREFIX) :] in FLEET_METHODS:
-        return _fleet_cost
+    rpc/cost.py prices fleets by devices, chips and layers; the other methods take microseconds.
+    """
+    if method.startswith(SERVICE_PREFIX):
+        name = method[len(SERVICE_PREFIX) :]
+        if name in FLEET_METHODS:
+            return lambda request, shape=None: cost.estimate_seconds(name, request, layers_of, shape)
     return None
 
 
