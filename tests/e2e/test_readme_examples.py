@@ -65,9 +65,12 @@ EXAMPLES = examples()
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the examples run, in README order: files they write (sample models) stay out of the checkout."""
+    """Where the examples run: a mirror of the checkout (links), so files they write stay out of it."""
     work = tmp_path_factory.mktemp("readme")
-    (work / ".venv").symlink_to(Path(sys.executable).parent.parent)  # for `.venv/bin/accelplan` lines
+    for entry in ROOT.iterdir():  # the checkout's paths (docs/examples/..., .venv/bin/...) read as written
+        if entry.name not in (".git", ".venv"):
+            (work / entry.name).symlink_to(entry)
+    (work / ".venv").symlink_to(Path(sys.executable).parent.parent)
     return work
 
 
