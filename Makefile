@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-python conformance lint typecheck generate check-generated buf-lint buf-breaking clean
+.PHONY: serve test test-python test-packages conformance lint typecheck generate check-generated buf-lint buf-breaking clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test-python: check-generated buf-lint buf-breaking lint typecheck
 ## conformance: every SDK against one real server (scripts/conformance)
 conformance: $(STAMP)
 	scripts/conformance
+
+## test-packages: every SDK built as a package and used from a scratch project outside the repo
+test-packages: $(STAMP)
+	scripts/consumers/run
 
 generate: $(STAMP)
 	scripts/generate
