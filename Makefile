@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test test-python test-packages conformance lint typecheck generate check-generated buf-lint buf-breaking clean
+.PHONY: serve test test-python test-packages check-manifests conformance lint typecheck generate check-generated buf-lint buf-breaking clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ conformance: $(STAMP)
 ## test-packages: every SDK built as a package and used from a scratch project outside the repo
 test-packages: $(STAMP)
 	scripts/consumers/run
+
+## check-manifests: deploy/kubernetes renders with kustomize and validates against the API schema
+check-manifests: $(STAMP)
+	scripts/check-manifests
 
 generate: $(STAMP)
 	scripts/generate
