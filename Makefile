@@ -4,17 +4,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.serve-installed
+PYPROJECTS := pyproject.toml client/python/pyproject.toml server/pyproject.toml
 
 .PHONY: serve test test-python test-packages check-manifests conformance lint typecheck generate check-generated buf-lint buf-breaking clean
 
-$(STAMP): pyproject.toml
+# Serving only: the two distributions (editable) and the runtime pins; no dev tools.
+$(SERVE_STAMP): $(PYPROJECTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e client/python -e server -e .
+	touch $(SERVE_STAMP)
+
+# Development: the same plus the dev extra (codegen, linters, test tools).
+$(STAMP): $(SERVE_STAMP)
+	$(BIN)/pip install --quiet -e client/python -e server -e '.[dev]'
 	touch $(STAMP)
 
 ## serve: start the server on localhost:50051 with the embedded catalogues
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	$(BIN)/accelplan serve
 
 ## test: the whole suite
@@ -31,6 +39,7 @@ conformance: $(STAMP)
 ## test-packages: every SDK built as a package and used from a scratch project outside the repo
 test-packages: $(STAMP)
 	scripts/consumers/run
+	scripts/consumers/python
 
 ## check-manifests: deploy/kubernetes renders with kustomize and validates against the API schema
 check-manifests: $(STAMP)
