@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.serve-installed
 PYPROJECTS := pyproject.toml client/python/pyproject.toml server/pyproject.toml
 
-.PHONY: serve test test-python test-packages check-manifests conformance lint typecheck generate check-generated buf-lint buf-breaking clean
+.PHONY: serve test test-python test-packages check-manifests e2e-container conformance lint typecheck generate check-generated buf-lint buf-breaking clean
 
 # Serving only: the two distributions (editable) and the runtime pins; no dev tools.
 $(SERVE_STAMP): $(PYPROJECTS)
@@ -44,6 +44,10 @@ test-packages: $(STAMP)
 ## check-manifests: deploy/kubernetes renders with kustomize and validates against the API schema
 check-manifests: $(STAMP)
 	scripts/check-manifests
+
+## e2e-container: build the Containerfile with podman, run it, call it, stop it (scripts/e2e-container)
+e2e-container: $(STAMP)
+	scripts/e2e-container
 
 generate: $(STAMP)
 	scripts/generate
