@@ -422,6 +422,7 @@ public final class AccelplanClient implements AutoCloseable {
       if (channel != null) {
         return new AccelplanClient(channel, false, bearerToken, defaultDeadline);
       }
+      AddressListNameResolverProvider.registerDefaults(); // ipv4:a:p,b:p and ipv6:... targets
       ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(target, credentials());
       if (authority != null) {
         builder.overrideAuthority(authority);
