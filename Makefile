@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.serve-installed
 PYPROJECTS := pyproject.toml client/python/pyproject.toml server/pyproject.toml
 
-.PHONY: serve test test-python test-packages check-manifests e2e-container conformance lint typecheck generate check-generated buf-lint buf-breaking clean
+.PHONY: serve test test-python test-sdks test-packages check-manifests e2e-container conformance lint typecheck generate check-generated buf-lint buf-breaking clean
 
 # Serving only: the two distributions (editable) and the runtime pins; no dev tools.
 $(SERVE_STAMP): $(PYPROJECTS)
@@ -35,6 +35,10 @@ test-python: check-generated buf-lint buf-breaking lint typecheck
 ## conformance: every SDK against one real server (scripts/conformance)
 conformance: $(STAMP)
 	scripts/conformance
+
+## test-sdks: each SDK's own unit tests (go test, npm test, mvn test, cargo test)
+test-sdks:
+	scripts/sdk-tests
 
 ## test-packages: every SDK built as a package and used from a scratch project outside the repo
 test-packages: $(STAMP)
