@@ -453,7 +453,7 @@ impl ClientBuilder {
     fn channel(&self, lazy: bool) -> Result<ChannelPlan, Error> {
         let target = parse_target(&self.target);
         Ok(match target {
-            Target::Single(a) => ChannelPlan::One(self.endpoint_for(&a, None)?, lazy),
+            Target::Single(a) => ChannelPlan::One(Box::new(self.endpoint_for(&a, None)?), lazy),
             Target::List(list) if list.is_empty() => {
                 return Err(Error::local(
                     Code::InvalidArgument,
@@ -462,14 +462,14 @@ impl ClientBuilder {
                 ))
             }
             Target::List(list) if !self.balance || list.len() == 1 => {
-                ChannelPlan::One(self.endpoint_for(&list[0], None)?, lazy)
+                ChannelPlan::One(Box::new(self.endpoint_for(&list[0], None)?), lazy)
             }
             Target::List(list) => ChannelPlan::Balanced(
                 list.iter()
                     .map(|a| self.endpoint_for(a, None))
                     .collect::<Result<Vec<_>, _>>()?,
             ),
-            Target::Dns(name) if !self.balance => ChannelPlan::One(self.endpoint_for(&name, None)?, lazy),
+            Target::Dns(name) if !self.balance => ChannelPlan::One(Box::new(self.endpoint_for(&name, None)?), lazy),
             Target::Dns(name) => ChannelPlan::Dns(name),
         })
     }
@@ -613,7 +613,7 @@ impl ClientBuilder {
 
 /// How [`ClientBuilder`] opens its channel.
 enum ChannelPlan {
-    One(Endpoint, bool),
+    One(Box<Endpoint>, bool),
     Balanced(Vec<Endpoint>),
     Dns(String),
 }
