@@ -4,17 +4,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.serve-installed
+PYPROJECTS := pyproject.toml client/python/pyproject.toml server/pyproject.toml
 
-.PHONY: e2e-kubernetes serve test test-python conformance lint typecheck generate check-generated buf-lint buf-breaking clean
+.PHONY: serve test test-python test-sdks test-packages check-manifests e2e-container e2e-kubernetes conformance lint typecheck generate check-generated buf-lint buf-breaking clean
 
-$(STAMP): pyproject.toml
+# Serving only: the two distributions (editable) and the runtime pins; no dev tools.
+$(SERVE_STAMP): $(PYPROJECTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e client/python -e server -e .
+	touch $(SERVE_STAMP)
+
+# Development: the same plus the dev extra (codegen, linters, test tools).
+$(STAMP): $(SERVE_STAMP)
+	$(BIN)/pip install --quiet -e client/python -e server -e '.[dev]'
 	touch $(STAMP)
 
 ## serve: start the server on localhost:50051 with the embedded catalogues
-serve: $(STAMP)
+serve: $(SERVE_STAMP)
 	$(BIN)/accelplan serve
 
 ## test: the whole suite
@@ -33,6 +41,23 @@ conformance: $(STAMP)
 e2e-kubernetes: $(STAMP)
 	nice -n 10 scripts/kube/build
 	ACCELPLAN_REQUIRE_KUBE=1 $(BIN)/pytest -p no:cacheprovider tests/e2e_kubernetes
+
+## test-sdks: each SDK's own unit tests (go test, npm test, mvn test, cargo test)
+test-sdks:
+	scripts/sdk-tests
+
+## test-packages: every SDK built as a package and used from a scratch project outside the repo
+test-packages: $(STAMP)
+	scripts/consumers/run
+	scripts/consumers/python
+
+## check-manifests: deploy/kubernetes renders with kustomize and validates against the API schema
+check-manifests: $(STAMP)
+	scripts/check-manifests
+
+## e2e-container: build the Containerfile with podman, run it, call it, stop it (scripts/e2e-container)
+e2e-container: $(STAMP)
+	scripts/e2e-container
 
 generate: $(STAMP)
 	scripts/generate

@@ -37,6 +37,31 @@ const DefaultTarget = "localhost:50051"
 // DefaultTimeout is the deadline given to calls whose context has none.
 const DefaultTimeout = 10 * time.Second
 
+// Version is this module's release; it matches the repository's VERSION file
+// and the client/go/vX.Y.Z tag the module is published under.
+const Version = "0.1.0"
+
+// DefaultServiceConfig is the gRPC service config every Dial starts from:
+// round_robin over all addresses the target resolves to (a headless Service's
+// pod IPs, or "ipv4:10.0.0.1:50051,10.0.0.2:50051"), so calls spread across
+// replicas instead of pinning one HTTP/2 connection to one of them, and up to
+// 3 attempts of any PlannerService or SchedulerService call that fails with UNAVAILABLE (every
+// RPC is a read-only computation, so retrying is safe). WithServiceConfig
+// replaces it; a service config the name resolver returns takes precedence.
+const DefaultServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [{"service": "accelplan.v1.PlannerService"}, {"service": "accelplan.v1.SchedulerService"}],
+    "retryPolicy": {
+      "maxAttempts": 3,
+      "initialBackoff": "0.05s",
+      "maxBackoff": "1s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`
+
 // Client calls PlannerService and SchedulerService over one gRPC connection.
 // It is safe for concurrent use; Close it when done.
 type Client struct {
@@ -52,13 +77,14 @@ func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 func (c *Client) Close() error { return c.conn.Close() }
 
 type config struct {
-	tls         *tls.Config
-	caFile      string
-	certFile    string
-	keyFile     string
-	token       string
-	timeout     time.Duration
-	dialOptions []grpc.DialOption
+	tls           *tls.Config
+	caFile        string
+	certFile      string
+	keyFile       string
+	token         string
+	timeout       time.Duration
+	serviceConfig string
+	dialOptions   []grpc.DialOption
 }
 
 // Option configures Dial.
@@ -111,14 +137,24 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) { c.dialOptions = append(c.dialOptions, opts...) }
 }
 
+// WithServiceConfig replaces DefaultServiceConfig (load balancing policy,
+// retries) with another gRPC service config in JSON; "" sends none, leaving
+// grpc-go's pick_first without retries.
+func WithServiceConfig(json string) Option {
+	return func(c *config) { c.serviceConfig = json }
+}
+
 // Dial creates a client for target ("host:port" or any gRPC target string).
 // Like grpc.NewClient it does not wait for the connection: the first call does.
 func Dial(target string, opts ...Option) (*Client, error) {
-	cfg := config{timeout: DefaultTimeout}
+	cfg := config{timeout: DefaultTimeout, serviceConfig: DefaultServiceConfig}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	var dialOpts []grpc.DialOption
+	if cfg.serviceConfig != "" {
+		dialOpts = append(dialOpts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
+	}
 	if cfg.tls != nil {
 		tlsConfig, err := cfg.tlsConfig()
 		if err != nil {

@@ -1,12 +1,13 @@
-//! Generates the prost messages and the tonic client for accelplan.v1 from ../../protos,
+//! Generates the prost messages and the tonic client for accelplan.v1 from proto/ (a copy of protos/),
 //! the `Client` wrapper methods (one per PlannerService RPC, read from the descriptors),
 //! and (feature "json") the proto3 JSON serde impls with pbjson-build.
 use std::{env, fmt::Write as _, path::PathBuf};
 
 use prost::Message as _;
 
-const PROTO_ROOT: &str = "../../protos";
-const PROTO_DIR: &str = "../../protos/accelplan/v1";
+// proto/: a copy of the repository's protos/ kept by scripts/generate, so the packaged crate builds alone.
+const PROTO_ROOT: &str = "proto";
+const PROTO_DIR: &str = "proto/accelplan/v1";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // protoc: $PROTOC if set, else the binary shipped in protoc-bin-vendored.

@@ -1,9 +1,9 @@
-# Python: message, service and type-stub modules for client/python/accelplan/v1,
+# Python: message, service and type-stub modules for client/python/src/accelplan/v1,
 # from grpcio-tools' bundled protoc and mypy-protobuf's plugins.
-GENERATED_PATHS+=("client/python/accelplan/v1")
+GENERATED_PATHS+=("client/python/src/accelplan/v1")
 
 gen_python() {
-  local out="$1/client/python"
+  local out="$1/client/python/src"
   mkdir -p "$out/accelplan/v1"
   "$PYTHON" -m grpc_tools.protoc -I protos \
     --python_out="$out" --grpc_python_out="$out" \

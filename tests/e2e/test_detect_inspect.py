@@ -14,7 +14,7 @@ from tests.e2e.conftest import ServerProcess
 from tests.unit.model_files import hf_config, write_gguf, write_sparse_checkpoint
 from tests.unit.test_detect import host_tree, tool
 
-CATALOG = Path(__file__).parents[2] / "server/accelplan_server/data/models.json"
+CATALOG = Path(__file__).parents[2] / "server/src/accelplan_server/data/models.json"
 
 
 def cli(server: ServerProcess, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

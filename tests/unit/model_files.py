@@ -217,7 +217,7 @@ def write_sparse_checkpoint(folder: Path, config: dict[str, Any]) -> int:
 
 def write_samples(folder: Path) -> None:
     """The README's sample files: ``tiny-q4k.gguf`` and ``llama-3.1-8b-shaped/`` (sparse, its catalogue row's shape)."""
-    catalog = Path(__file__).resolve().parents[2] / "server/accelplan_server/data/models.json"
+    catalog = Path(__file__).resolve().parents[2] / "server/src/accelplan_server/data/models.json"
     row = next(m for m in json.loads(catalog.read_text())["models"] if m["id"] == "llama-3.1-8b")
     write_gguf(folder / "tiny-q4k.gguf", "Q4_K")
     write_sparse_checkpoint(folder / "llama-3.1-8b-shaped", hf_config(row["architecture"]))

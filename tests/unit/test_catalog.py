@@ -9,7 +9,7 @@ from accelplan_server.core.errors import NotFound
 from accelplan_server.core.memory.hwaccel_serving import estimate_memory
 from accelplan_server.core.quantization import Quantization as Q
 
-DATA = Path(__file__).resolve().parents[2] / "server" / "accelplan_server" / "data"
+DATA = Path(__file__).resolve().parents[2] / "server" / "src" / "accelplan_server" / "data"
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "ai-hwaccel" / "models.json"
 
 AI_HWACCEL_MODELS = [

@@ -12,9 +12,9 @@ from accelplan.detect import skus
 ROOT = Path(__file__).parents[2]
 CATALOG = {
     a["sku"]: a
-    for a in json.loads((ROOT / "server/accelplan_server/data/accelerators.json").read_text())["accelerators"]
+    for a in json.loads((ROOT / "server/src/accelplan_server/data/accelerators.json").read_text())["accelerators"]
 }
-TABLE = json.loads((ROOT / "client/python/accelplan/detect/skus.json").read_text())["skus"]
+TABLE = json.loads((ROOT / "client/python/src/accelplan/detect/skus.json").read_text())["skus"]
 
 
 @pytest.mark.parametrize("row", TABLE, ids=[r["sku"] + ":" + r["pattern"] for r in TABLE])

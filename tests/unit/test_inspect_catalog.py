@@ -14,7 +14,7 @@ import pytest
 from accelplan.inspect import inspect_path
 from tests.unit.model_files import hf_config, write_sparse_checkpoint
 
-CATALOG = Path(__file__).parents[2] / "server/accelplan_server/data/models.json"
+CATALOG = Path(__file__).parents[2] / "server/src/accelplan_server/data/models.json"
 ROWS = [
     m
     for m in json.loads(CATALOG.read_text())["models"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-SERVER = Path(__file__).resolve().parents[2] / "server" / "accelplan_server"
+SERVER = Path(__file__).resolve().parents[2] / "server" / "src" / "accelplan_server"
 
 FORBIDDEN = {
     "core": (

@@ -24,13 +24,16 @@
 //! from `protos/accelplan/v1` at build time. With the `json` feature every message also
 //! implements `serde::Serialize`/`Deserialize` in the proto3 JSON mapping (pbjson).
 
+use std::collections::HashSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::channel::Change;
+use tonic::transport::{Channel, Endpoint, Uri};
 use tonic_types::StatusExt;
 
 pub use tonic::Code;
@@ -112,6 +115,42 @@ pub mod open_enum {
 pub const DEFAULT_TARGET: &str = "localhost:50051";
 /// Deadline applied to every call that does not set its own.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Attempts per call when it fails with `UNAVAILABLE` (every RPC is a side-effect-free
+/// computation, so retrying is safe); see [`ClientBuilder::max_attempts`].
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+/// How often a `dns:///host:port` target is resolved again (new replicas join, gone ones leave).
+pub const DNS_REFRESH: Duration = Duration::from_secs(30);
+
+/// Where a target string points: one address, a fixed list, or a DNS name to keep resolving.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    /// `host:port` or an `http(s)://` URI: one connection, as given.
+    Single(String),
+    /// `ipv4:a:port,b:port` / `ipv6:[a]:port,...` (gRPC's name syntax): every address.
+    List(Vec<String>),
+    /// `dns:///host:port`: every address the name resolves to, refreshed every [`DNS_REFRESH`].
+    Dns(String),
+}
+
+fn parse_target(target: &str) -> Target {
+    for prefix in ["ipv4:", "ipv6:"] {
+        if let Some(rest) = target.strip_prefix(prefix) {
+            return Target::List(
+                rest.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            );
+        }
+    }
+    if let Some(rest) = target.strip_prefix("dns:///").or_else(|| target.strip_prefix("dns:")) {
+        return Target::Dns(rest.to_string());
+    }
+    Target::Single(target.to_string())
+}
 
 /// The raw generated client as wrapped by [`Client`] (bearer token and default deadline applied).
 pub type RawClient = v1::planner_service_client::PlannerServiceClient<InterceptedService<Channel, CallDefaults>>;
@@ -278,6 +317,8 @@ pub struct ClientBuilder {
     connect_timeout: Option<Duration>,
     token: Option<String>,
     tls: bool,
+    balance: bool,
+    max_attempts: u32,
     #[cfg(feature = "tls")]
     ca_certificate: Option<Vec<u8>>,
     #[cfg(feature = "tls")]
@@ -294,6 +335,8 @@ impl ClientBuilder {
             connect_timeout: None,
             token: None,
             tls: false,
+            balance: true,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             #[cfg(feature = "tls")]
             ca_certificate: None,
             #[cfg(feature = "tls")]
@@ -313,6 +356,23 @@ impl ClientBuilder {
     /// Limit on establishing the connection.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Spread calls over every address of a multi-address target (default on):
+    /// `ipv4:10.0.0.1:50051,10.0.0.2:50051` or `dns:///accelplan-headless.ns.svc:50051`
+    /// (re-resolved every 30 s). tonic balances with power-of-two-choices over the ready
+    /// connections. Off: one connection to the first address. A plain `host:port` is always
+    /// one connection.
+    pub fn balance(mut self, on: bool) -> Self {
+        self.balance = on;
+        self
+    }
+
+    /// Attempts per call when it fails with `UNAVAILABLE` (default 3, with 50 ms, 100 ms
+    /// backoff; each attempt gets the call's full deadline); 1 turns retries off.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
         self
     }
 
@@ -353,34 +413,125 @@ impl ClientBuilder {
         self
     }
 
-    fn endpoint(&self) -> Result<Endpoint, Error> {
-        let has_scheme = self.target.contains("://");
-        let tls = self.tls || self.target.starts_with("https://");
-        let uri = if has_scheme {
-            self.target.clone()
-        } else if tls {
-            format!("https://{}", self.target)
+    fn uri(&self, address: &str) -> Result<Uri, Error> {
+        let uri = if address.contains("://") {
+            address.to_string()
+        } else if self.tls {
+            format!("https://{address}")
         } else {
-            format!("http://{}", self.target)
+            format!("http://{address}")
         };
-        let mut endpoint = Endpoint::from_shared(uri).map_err(|e| {
+        uri.parse().map_err(|e: tonic::codegen::http::uri::InvalidUri| {
             Error::local(
                 Code::InvalidArgument,
                 format!("invalid target {:?}: {e}", self.target),
                 Some(Box::new(e)),
             )
-        })?;
+        })
+    }
+
+    /// The endpoint for one address; `origin` (the name the caller used) becomes the
+    /// `:authority` and the TLS server name when the address is a resolved IP.
+    fn endpoint_for(&self, address: &str, origin: Option<&str>) -> Result<Endpoint, Error> {
+        let tls = self.tls || address.starts_with("https://");
+        let mut endpoint = Endpoint::from(self.uri(address)?);
+        if let Some(origin) = origin {
+            endpoint = endpoint.origin(self.uri(origin)?);
+        }
         if let Some(t) = self.connect_timeout {
             endpoint = endpoint.connect_timeout(t);
         }
         if tls {
-            endpoint = self.apply_tls(endpoint)?;
+            let host = origin.map(|o| o.rsplit_once(':').map_or(o, |(h, _)| h).trim_matches(['[', ']']));
+            endpoint = self.apply_tls(endpoint, host)?;
         }
         Ok(endpoint)
     }
 
+    #[cfg(test)]
+    fn endpoint(&self) -> Result<Endpoint, Error> {
+        self.endpoint_for(&self.target, None)
+    }
+
+    fn channel(&self, lazy: bool) -> Result<ChannelPlan, Error> {
+        let target = parse_target(&self.target);
+        Ok(match target {
+            Target::Single(a) => ChannelPlan::One(Box::new(self.endpoint_for(&a, None)?), lazy),
+            Target::List(list) if list.is_empty() => {
+                return Err(Error::local(
+                    Code::InvalidArgument,
+                    format!("no address in target {:?}", self.target),
+                    None,
+                ))
+            }
+            Target::List(list) if !self.balance || list.len() == 1 => {
+                ChannelPlan::One(Box::new(self.endpoint_for(&list[0], None)?), lazy)
+            }
+            Target::List(list) => ChannelPlan::Balanced(
+                list.iter()
+                    .map(|a| self.endpoint_for(a, None))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Target::Dns(name) if !self.balance => ChannelPlan::One(Box::new(self.endpoint_for(&name, None)?), lazy),
+            Target::Dns(name) => ChannelPlan::Dns(name),
+        })
+    }
+
+    async fn open(&self, lazy: bool) -> Result<Channel, Error> {
+        match self.channel(lazy)? {
+            ChannelPlan::One(endpoint, true) => Ok(endpoint.connect_lazy()),
+            ChannelPlan::One(endpoint, false) => Ok(endpoint.connect().await?),
+            ChannelPlan::Balanced(endpoints) => Ok(Channel::balance_list(endpoints.into_iter())),
+            ChannelPlan::Dns(name) => {
+                let (channel, tx) = Channel::balance_channel::<SocketAddr>(64);
+                let builder = self.clone();
+                let mut known = HashSet::new();
+                builder.refresh(&name, &tx, &mut known).await?;
+                tokio::spawn(async move {
+                    loop {
+                        // Ends when the channel (and with it the receiver) is dropped.
+                        if tokio::time::timeout(DNS_REFRESH, tx.closed()).await.is_ok() {
+                            return;
+                        }
+                        let _ = builder.refresh(&name, &tx, &mut known).await;
+                    }
+                });
+                Ok(channel)
+            }
+        }
+    }
+
+    /// Resolves `name` and tells the balancer which addresses joined and which left.
+    async fn refresh(
+        &self,
+        name: &str,
+        tx: &tokio::sync::mpsc::Sender<Change<SocketAddr, Endpoint>>,
+        known: &mut HashSet<SocketAddr>,
+    ) -> Result<(), Error> {
+        let resolved: HashSet<SocketAddr> = tokio::net::lookup_host(name)
+            .await
+            .map_err(|e| Error::local(Code::Unavailable, format!("resolve {name:?}: {e}"), Some(Box::new(e))))?
+            .collect();
+        if resolved.is_empty() {
+            return Err(Error::local(
+                Code::Unavailable,
+                format!("{name:?} resolved to no address"),
+                None,
+            ));
+        }
+        for addr in resolved.difference(known) {
+            let endpoint = self.endpoint_for(&addr.to_string(), Some(name))?;
+            let _ = tx.send(Change::Insert(*addr, endpoint)).await;
+        }
+        for addr in known.difference(&resolved) {
+            let _ = tx.send(Change::Remove(*addr)).await;
+        }
+        *known = resolved;
+        Ok(())
+    }
+
     #[cfg(feature = "tls")]
-    fn apply_tls(&self, endpoint: Endpoint) -> Result<Endpoint, Error> {
+    fn apply_tls(&self, endpoint: Endpoint, host: Option<&str>) -> Result<Endpoint, Error> {
         use tonic::transport::{Certificate, ClientTlsConfig, Identity};
         let mut config = ClientTlsConfig::new();
         config = match &self.ca_certificate {
@@ -390,8 +541,8 @@ impl ClientBuilder {
         if let Some((cert, key)) = &self.identity {
             config = config.identity(Identity::from_pem(cert, key));
         }
-        if let Some(name) = &self.domain_name {
-            config = config.domain_name(name.clone());
+        if let Some(name) = self.domain_name.as_deref().or(host) {
+            config = config.domain_name(name.to_string());
         }
         endpoint.tls_config(config).map_err(|e| {
             Error::local(
@@ -403,7 +554,7 @@ impl ClientBuilder {
     }
 
     #[cfg(not(feature = "tls"))]
-    fn apply_tls(&self, _endpoint: Endpoint) -> Result<Endpoint, Error> {
+    fn apply_tls(&self, _endpoint: Endpoint, _host: Option<&str>) -> Result<Endpoint, Error> {
         Err(Error::local(
             Code::InvalidArgument,
             "TLS target but the accelplan crate was built without the \"tls\" feature",
@@ -428,19 +579,46 @@ impl ClientBuilder {
         })
     }
 
-    /// Connects now; fails if the server cannot be reached.
+    /// Connects now; for a single address, fails if the server cannot be reached. A balanced
+    /// target (see [`balance`](Self::balance)) connects to its addresses in the background.
     pub async fn connect(self) -> Result<Client, Error> {
         let defaults = self.defaults()?;
-        let channel = self.endpoint()?.connect().await?;
-        Ok(Client::wrap(channel, defaults))
+        let channel = self.open(false).await?;
+        Ok(Client::wrap(channel, defaults, self.max_attempts))
     }
 
     /// Returns a client that connects on its first call. Must be called inside a Tokio runtime.
+    /// A `dns:///` target is resolved on the first refresh instead (within 30 s); use
+    /// [`connect`](Self::connect) for it.
     pub fn connect_lazy(self) -> Result<Client, Error> {
         let defaults = self.defaults()?;
-        let channel = self.endpoint()?.connect_lazy();
-        Ok(Client::wrap(channel, defaults))
+        let channel = match self.channel(true)? {
+            ChannelPlan::One(endpoint, _) => endpoint.connect_lazy(),
+            ChannelPlan::Balanced(endpoints) => Channel::balance_list(endpoints.into_iter()),
+            ChannelPlan::Dns(name) => {
+                let (channel, tx) = Channel::balance_channel::<SocketAddr>(64);
+                let builder = self.clone();
+                tokio::spawn(async move {
+                    let mut known = HashSet::new();
+                    loop {
+                        let _ = builder.refresh(&name, &tx, &mut known).await;
+                        if tokio::time::timeout(DNS_REFRESH, tx.closed()).await.is_ok() {
+                            return;
+                        }
+                    }
+                });
+                channel
+            }
+        };
+        Ok(Client::wrap(channel, defaults, self.max_attempts))
     }
+}
+
+/// How [`ClientBuilder`] opens its channel.
+enum ChannelPlan {
+    One(Box<Endpoint>, bool),
+    Balanced(Vec<Endpoint>),
+    Dns(String),
 }
 
 /// A `PlannerService` and `SchedulerService` client. Cheap to clone; clones share one connection.
@@ -448,16 +626,18 @@ impl ClientBuilder {
 pub struct Client {
     inner: RawClient,
     scheduler: RawSchedulerClient,
+    max_attempts: u32,
 }
 
 impl Client {
-    fn wrap(channel: Channel, defaults: CallDefaults) -> Client {
+    fn wrap(channel: Channel, defaults: CallDefaults, max_attempts: u32) -> Client {
         Client {
             inner: v1::planner_service_client::PlannerServiceClient::with_interceptor(
                 channel.clone(),
                 defaults.clone(),
             ),
             scheduler: v1::scheduler_service_client::SchedulerServiceClient::with_interceptor(channel, defaults),
+            max_attempts,
         }
     }
 
@@ -484,6 +664,11 @@ impl Client {
     }
 }
 
+/// 50 ms before the second attempt, doubling up to 1 s.
+fn retry_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50u64.saturating_mul(1 << attempt.saturating_sub(1).min(5))).min(Duration::from_secs(1))
+}
+
 macro_rules! rpcs {
     ($( $(#[doc = $doc:literal])* $name:ident($req:ident) -> $resp:ident, $proto:literal, $field:ident; )*) => {
         impl Client {
@@ -493,8 +678,25 @@ macro_rules! rpcs {
                 /// Pass a `tonic::Request` (e.g. from [`with_timeout`]) to set a deadline or
                 /// metadata for this call only.
                 pub async fn $name(&self, request: impl tonic::IntoRequest<v1::$req>) -> Result<v1::$resp, Error> {
-                    let mut inner = self.$field.clone();
-                    inner.$name(request).await.map(tonic::Response::into_inner).map_err(Error::from)
+                    let (metadata, extensions, message) = request.into_request().into_parts();
+                    let mut extensions = Some(extensions);
+                    let mut attempt = 1;
+                    loop {
+                        let request = tonic::Request::from_parts(
+                            metadata.clone(),
+                            extensions.take().unwrap_or_default(),
+                            message.clone(),
+                        );
+                        let mut inner = self.$field.clone();
+                        match inner.$name(request).await {
+                            Ok(response) => return Ok(response.into_inner()),
+                            Err(status) if status.code() == Code::Unavailable && attempt < self.max_attempts => {
+                                tokio::time::sleep(retry_backoff(attempt)).await;
+                                attempt += 1;
+                            }
+                            Err(status) => return Err(Error::from(status)),
+                        }
+                    }
                 }
             )*
         }
@@ -571,6 +773,27 @@ mod tests {
         assert!(err
             .to_string()
             .contains("model.parameter_count: must be greater than 0"));
+    }
+
+    #[test]
+    fn targets_parse_like_grpc_names() {
+        assert_eq!(
+            parse_target("localhost:50051"),
+            Target::Single("localhost:50051".into())
+        );
+        assert_eq!(
+            parse_target("https://planner:443"),
+            Target::Single("https://planner:443".into())
+        );
+        assert_eq!(
+            parse_target("ipv4:127.0.0.1:1,127.0.0.1:2"),
+            Target::List(vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()])
+        );
+        assert_eq!(parse_target("ipv6:[::1]:1"), Target::List(vec!["[::1]:1".into()]));
+        assert_eq!(parse_target("dns:///svc.ns:50051"), Target::Dns("svc.ns:50051".into()));
+        assert_eq!(retry_backoff(1), Duration::from_millis(50));
+        assert_eq!(retry_backoff(2), Duration::from_millis(100));
+        assert_eq!(retry_backoff(30), Duration::from_secs(1));
     }
 
     #[test]

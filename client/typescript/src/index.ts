@@ -102,9 +102,38 @@ export interface PlannerClientOptions {
   token?: string;
   /** Default per-call deadline in milliseconds (default 10 000). */
   timeoutMs?: number;
-  /** Extra @grpc/grpc-js channel options. */
+  /**
+   * gRPC service config (load balancing, retries); default DEFAULT_SERVICE_CONFIG.
+   * `null` sends none (grpc-js's pick_first, no retries).
+   */
+  serviceConfig?: object | null;
+  /** Extra @grpc/grpc-js channel options (they win over the ones derived above). */
   channelOptions?: Partial<grpc.ClientOptions>;
 }
+
+/**
+ * The service config every client starts from: round_robin over every address
+ * the target resolves to (a headless Service's pod IPs, or
+ * "ipv4:10.0.0.1:50051,10.0.0.2:50051"), so calls spread across replicas
+ * instead of riding one HTTP/2 connection to one of them, and up to 3 attempts
+ * of a PlannerService call that fails with UNAVAILABLE (every RPC is a
+ * side-effect-free computation, so retrying is safe).
+ */
+export const DEFAULT_SERVICE_CONFIG = {
+  loadBalancingConfig: [{ round_robin: {} }],
+  methodConfig: [
+    {
+      name: [{ service: "accelplan.v1.PlannerService" }, { service: "accelplan.v1.SchedulerService" }],
+      retryPolicy: {
+        maxAttempts: 3,
+        initialBackoff: "0.05s",
+        maxBackoff: "1s",
+        backoffMultiplier: 2,
+        retryableStatusCodes: ["UNAVAILABLE"],
+      },
+    },
+  ],
+};
 
 /** Per-call overrides. */
 export interface CallOptions {
@@ -267,8 +296,13 @@ function channelCredentials(tls: TlsOptions | boolean | undefined): grpc.Channel
  * to every call; `timeoutMs` is the default deadline (10 s).
  */
 export function createPlannerClient(target: string, options: PlannerClientOptions = {}): PlannerClient {
-  const raw = new PlannerServiceClient(target, channelCredentials(options.tls), options.channelOptions);
-  const rawScheduler = new SchedulerServiceClient(target, channelCredentials(options.tls), options.channelOptions);
+  const serviceConfig = options.serviceConfig === undefined ? DEFAULT_SERVICE_CONFIG : options.serviceConfig;
+  const channelOptions: Partial<grpc.ClientOptions> = {
+    ...(serviceConfig === null ? {} : { "grpc.service_config": JSON.stringify(serviceConfig) }),
+    ...options.channelOptions,
+  };
+  const raw = new PlannerServiceClient(target, channelCredentials(options.tls), channelOptions);
+  const rawScheduler = new SchedulerServiceClient(target, channelCredentials(options.tls), channelOptions);
   const defaultTimeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const token = options.token;
 

@@ -53,6 +53,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.time.Duration;
+import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -77,6 +79,28 @@ public final class AccelplanClient implements AutoCloseable {
   public static final String DEFAULT_TARGET = "localhost:50051";
   /** The per-call deadline used when none is given. */
   public static final Duration DEFAULT_DEADLINE = Duration.ofSeconds(10);
+
+  /**
+   * The gRPC service config every built channel starts from: {@code round_robin} over every address the target
+   * resolves to (a headless Service's pod IPs, or {@code "ipv4:10.0.0.1:50051,10.0.0.2:50051"}), so calls spread
+   * across replicas instead of riding one HTTP/2 connection to one of them, and up to 3 attempts of a
+   * PlannerService call that fails with UNAVAILABLE (every RPC is a side-effect-free computation, so retrying is
+   * safe). {@link Builder#serviceConfig} replaces it.
+   */
+  public static Map<String, Object> defaultServiceConfig() {
+    Map<String, Object> retry = Map.of(
+        "maxAttempts", 3.0,
+        "initialBackoff", "0.05s",
+        "maxBackoff", "1s",
+        "backoffMultiplier", 2.0,
+        "retryableStatusCodes", List.of("UNAVAILABLE"));
+    Map<String, Object> method = Map.of(
+        "name", List.of(Map.of("service", "accelplan.v1.PlannerService"), Map.of("service", "accelplan.v1.SchedulerService")),
+        "retryPolicy", retry);
+    return Map.of(
+        "loadBalancingConfig", List.of(Map.of("round_robin", Map.of())),
+        "methodConfig", List.of(method));
+  }
 
   static final Metadata.Key<String> AUTHORIZATION =
       Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
@@ -355,6 +379,7 @@ public final class AccelplanClient implements AutoCloseable {
     private String authority;
     private Duration defaultDeadline = DEFAULT_DEADLINE;
     private ManagedChannel channel;
+    private Map<String, ?> serviceConfig = defaultServiceConfig();
 
     private Builder(String target) {
       this.target = Objects.requireNonNull(target, "target");
@@ -418,6 +443,15 @@ public final class AccelplanClient implements AutoCloseable {
     }
 
     /**
+     * The gRPC service config (load balancing, retries) instead of {@link #defaultServiceConfig()}; {@code null}
+     * sends none (grpc-java's pick_first, no retry policy). Numbers must be {@code Double}s, as in parsed JSON.
+     */
+    public Builder serviceConfig(Map<String, ?> serviceConfig) {
+      this.serviceConfig = serviceConfig;
+      return this;
+    }
+
+    /**
      * Use a channel built elsewhere instead (the target and TLS options are then ignored, and {@link #close()}
      * leaves the channel open).
      */
@@ -430,9 +464,13 @@ public final class AccelplanClient implements AutoCloseable {
       if (channel != null) {
         return new AccelplanClient(channel, false, bearerToken, defaultDeadline);
       }
+      AddressListNameResolverProvider.registerDefaults(); // ipv4:a:p,b:p and ipv6:... targets
       ManagedChannelBuilder<?> builder = Grpc.newChannelBuilder(target, credentials());
       if (authority != null) {
         builder.overrideAuthority(authority);
+      }
+      if (serviceConfig != null) {
+        builder.defaultServiceConfig(serviceConfig).enableRetry();
       }
       return new AccelplanClient(builder.build(), true, bearerToken, defaultDeadline);
     }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,6 +28,27 @@ Response = TypeVar("Response")
 
 DEFAULT_TARGET = "localhost:50051"
 DEFAULT_TIMEOUT_SECONDS = 10.0
+
+# round_robin over every address the target resolves to (a headless Service's
+# pod IPs, or "ipv4:10.0.0.1:50051,10.0.0.2:50051"), so calls spread across
+# replicas instead of riding one HTTP/2 connection to one of them; up to 3
+# attempts of a PlannerService call that fails with UNAVAILABLE (every RPC is a
+# side-effect-free computation, so retrying is safe).
+DEFAULT_SERVICE_CONFIG: Mapping[str, Any] = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [
+        {
+            "name": [{"service": "accelplan.v1.PlannerService"}, {"service": "accelplan.v1.SchedulerService"}],
+            "retryPolicy": {
+                "maxAttempts": 3,
+                "initialBackoff": "0.05s",
+                "maxBackoff": "1s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,8 @@ class PlannerClient:
 
     Plaintext by default; pass ``tls=True`` (optionally with ``root_certificates``
     and a client key pair for mutual TLS) and ``token`` for bearer-token auth.
+    ``service_config`` replaces DEFAULT_SERVICE_CONFIG (``None`` sends none);
+    ``options`` are extra channel arguments and win over it.
     """
 
     def __init__(
@@ -112,8 +136,13 @@ class PlannerClient:
         certificate_chain: bytes | None = None,
         token: str | None = None,
         options: Sequence[tuple[str, Any]] = (),
+        service_config: Mapping[str, Any] | None = DEFAULT_SERVICE_CONFIG,
     ) -> None:
         self.timeout = timeout
+        if service_config is not None:
+            defaults = [("grpc.service_config", json.dumps(service_config)), ("grpc.enable_retries", 1)]
+            given = {name for name, _ in options}
+            options = [*(o for o in defaults if o[0] not in given), *options]
         if tls:
             creds = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
             if token:
