@@ -1,6 +1,9 @@
 """Every example in README.md runs as written against a live server.
 
-Shell lines (``sh`` blocks, and the ``$`` lines of ``console`` blocks) run in bash from the
+The SDK READMEs' programs (marked ``<!-- example: FILE -->``) are run by scripts/consumers/* against the
+packaged SDKs (`make test-packages`).
+
+Shell lines (``sh`` blocks, and the ``$`` lines of ``console`` blocks) run in bash in a mirror of the
 repository root with .venv/bin first on PATH and the server's address in place of
 localhost:50051 (and in $ACCELPLAN_SERVER); ``python`` blocks run in this interpreter.
 Left out, each for its stated reason: ``make serve`` / ``make test`` (they start a server on the
@@ -96,32 +99,3 @@ def test_example_runs_as_written(server: ServerProcess, workdir: Path, lang: str
     out = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, f"{code}\n{out.stdout}\n{out.stderr}"
     assert "Traceback" not in out.stderr
-
-
-TYPESCRIPT = ROOT / "client" / "typescript"
-
-
-def _js_blocks() -> list[str]:
-    text = (TYPESCRIPT / "README.md").read_text(encoding="utf-8")
-    example = text[text.index("## Example") : text.index("## Errors")]
-    return re.findall(r"^```js\n(.*?)^```", example, re.S | re.M)
-
-
-@pytest.mark.parametrize("module", ["mjs", "cjs"])
-def test_typescript_example_runs_as_esm_and_as_commonjs(server: ServerProcess, module: str, tmp_path: Path) -> None:
-    """The TypeScript README's example, as an ES module and as CommonJS, against the live server."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None or not (TYPESCRIPT / "node_modules").is_dir():
-        pytest.skip("needs node and client/typescript/node_modules (scripts/generate runs npm ci)")
-    built = TYPESCRIPT / "dist" / "index.js"
-    newest_source = max(f.stat().st_mtime for f in (TYPESCRIPT / "src").rglob("*.ts"))
-    if not built.is_file() or built.stat().st_mtime < newest_source:
-        subprocess.run([npm, "run", "build"], cwd=TYPESCRIPT, check=True, capture_output=True, timeout=300)
-    esm, cjs, body = _js_blocks()
-    (tmp_path / "node_modules" / "@accelplan").mkdir(parents=True)
-    (tmp_path / "node_modules" / "@accelplan" / "client").symlink_to(TYPESCRIPT)
-    script = tmp_path / f"example.{module}"
-    script.write_text((esm if module == "mjs" else cjs) + body.replace(DEFAULT_ADDRESS, server.address))
-    out = subprocess.run([node, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, f"{out.stdout}\n{out.stderr}"
-    assert '"strategy": "SHARDING_STRATEGY_' in out.stdout
