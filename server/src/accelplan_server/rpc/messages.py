@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2
+from accelplan.v1 import cost_pb2, hardware_pb2, models_pb2, planning_pb2, quantization_pb2
 from accelplan_server.core import quantization as quant
-from accelplan_server.core.catalog import AcceleratorModel, ModelEntry
+from accelplan_server.core.catalog import AcceleratorModel, CloudInstance, ModelEntry
 from accelplan_server.core.hardware import accelerators as hw
 from accelplan_server.core.model.footprint import Footprint
 from accelplan_server.core.planning.sharding import Plan
@@ -139,4 +139,20 @@ def accelerator_model_message(a: AcceleratorModel, retrieved: str = "") -> hardw
         interconnect_bandwidth_gigabytes_per_second=a.interconnect_gbps,
         source_url=a.source_url,
         retrieved=a.retrieved,
+    )
+
+
+def instance_message(i: CloudInstance) -> cost_pb2.CloudInstance:
+    """A catalogue cloud instance as its message."""
+    return cost_pb2.CloudInstance(
+        name=i.name,
+        provider=i.provider,
+        accelerator_name=i.accelerator_name,
+        accelerator_count=i.accelerator_count,
+        accelerator_memory_bytes=i.accelerator_memory_bytes,
+        total_accelerator_memory_bytes=i.total_accelerator_memory_bytes,
+        price_per_hour_usd=i.price_per_hour_usd,
+        region=i.region,
+        source_url=i.source_url,
+        accelerator_sku=i.accelerator_sku,
     )

@@ -606,18 +606,7 @@ class PlannerServicer(planner_service_pb2_grpc.PlannerServiceServicer):
         for f in items:
             i = f.instance
             resp.recommendations.add(
-                instance=cost_pb2.CloudInstance(
-                    name=i.name,
-                    provider=i.provider,
-                    accelerator_name=i.accelerator_name,
-                    accelerator_count=i.accelerator_count,
-                    accelerator_memory_bytes=i.accelerator_memory_bytes,
-                    total_accelerator_memory_bytes=i.total_accelerator_memory_bytes,
-                    price_per_hour_usd=i.price_per_hour_usd,
-                    region=i.region,
-                    source_url=i.source_url,
-                    accelerator_sku=i.accelerator_sku,
-                ),
+                instance=messages.instance_message(i),
                 required_memory_bytes=f.required_memory_bytes,
                 headroom_bytes=f.headroom_bytes,
             )

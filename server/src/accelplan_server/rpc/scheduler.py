@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import grpc
 
-from accelplan.v1 import cost_pb2, hardware_pb2, scheduler_service_pb2_grpc, scheduling_pb2
+from accelplan.v1 import hardware_pb2, scheduler_service_pb2_grpc, scheduling_pb2
 from accelplan_server.core import quantization as quant
 from accelplan_server.core.catalog import Catalog, CloudInstance
 from accelplan_server.core.cost import cheapest_per_device
@@ -27,7 +27,7 @@ from accelplan_server.core.scheduling.labels import LabelTable, NodeShape
 from accelplan_server.core.scheduling.rank import Policy, Ranker, Ranking, ShapeResult
 from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
 from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, ServingWorkload, Sizer
-from accelplan_server.rpc import convert, limits
+from accelplan_server.rpc import convert, limits, messages
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.status import translate_errors
 
@@ -100,21 +100,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
             )
             for m in catalog.models
         }
-        self._instances = {
-            sku: cost_pb2.CloudInstance(
-                name=i.name,
-                provider=i.provider,
-                accelerator_name=i.accelerator_name,
-                accelerator_count=i.accelerator_count,
-                accelerator_memory_bytes=i.accelerator_memory_bytes,
-                total_accelerator_memory_bytes=i.total_accelerator_memory_bytes,
-                price_per_hour_usd=i.price_per_hour_usd,
-                region=i.region,
-                source_url=i.source_url,
-                accelerator_sku=i.accelerator_sku,
-            )
-            for sku, i in self.cheapest.items()
-        }
+        self._instances = {sku: messages.instance_message(i) for sku, i in self.cheapest.items()}
 
     # ----- the workload -----
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -69,3 +70,17 @@ class HandlerContext:
     def code(self) -> grpc.StatusCode | None:
         """The status code set by an abort, else None."""
         return self._code
+
+
+class HandlerCapture:
+    """Collects the method handlers a generated ``add_*Servicer_to_server`` registers, to wrap them."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
+        """Ignored: the generated code registers the same handlers by name too."""
+
+    def add_registered_method_handlers(self, _service: str, handlers: dict[str, Any]) -> None:
+        """Keep ``handlers`` (method name to handler)."""
+        self.handlers.update(handlers)

@@ -18,26 +18,17 @@ from google.protobuf.message import DecodeError
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha._async import ReflectionServicer
 
+from accelplan_server.runtime.context import HandlerCapture
+
 log = logging.getLogger("accelplan.reflection")
 
 SERVICE_NAME = reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].full_name
 
 
-class _Capture:
-    def __init__(self) -> None:
-        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-
-    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
-        pass
-
-    def add_registered_method_handlers(self, _service: str, handlers: dict[str, Any]) -> None:
-        self.handlers.update(handlers)
-
-
 def add_reflection(server: grpc.aio.Server, service_names: Sequence[str]) -> None:
     """Serve grpc.reflection.v1alpha for ``service_names`` on ``server``."""
     servicer = ReflectionServicer(tuple(service_names))
-    capture = _Capture()
+    capture = HandlerCapture()
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, capture)
     original = capture.handlers["ServerReflectionInfo"]
 

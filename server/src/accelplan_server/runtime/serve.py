@@ -39,6 +39,7 @@ from accelplan.v1 import (
 from accelplan_server.core.catalog import Catalog, load_catalog
 from accelplan_server.rpc.planner import PlannerServicer
 from accelplan_server.rpc.scheduler import SchedulerServicer
+from accelplan_server.runtime.context import HandlerCapture
 from accelplan_server.runtime.interceptors import CallGuard, ConnectionBudget
 from accelplan_server.runtime.lanes import HeavyLane, LaneConfig, default_workers
 from accelplan_server.runtime.process import raise_open_file_limit
@@ -191,19 +192,6 @@ def _layers_of(servicer: PlannerServicer) -> Callable[[Any], int | None]:
     return layers
 
 
-class _Capture:
-    """Collects the method handlers a generated ``add_*Servicer_to_server`` registers."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-
-    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
-        pass
-
-    def add_registered_method_handlers(self, _service: str, handlers: dict[str, Any]) -> None:
-        self.handlers.update(handlers)
-
-
 class _Health(AioHealthServicer):  # type: ignore[misc]
     """Standard health; open Watch streams end when the server stops taking calls, so they do not hold it."""
 
@@ -301,9 +289,9 @@ async def start_async(
     server = grpc.aio.server(
         migration_thread_pool=pool, interceptors=guard.interceptors(), options=server_options(config)
     )
-    capture = _Capture()
+    capture = HandlerCapture()
     planner_service_pb2_grpc.add_PlannerServiceServicer_to_server(servicer, capture)  # type: ignore[arg-type]
-    scheduling = _Capture()
+    scheduling = HandlerCapture()
     scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerServicer(catalog), scheduling)  # type: ignore[arg-type]
     for name, captured in ((SERVICE_NAME, capture), (SCHEDULER_SERVICE_NAME, scheduling)):
         handlers = guard.planner_handlers(captured.handlers, name, interceptors)
