@@ -99,6 +99,9 @@ def test_other_forms_take_the_message_path(servicer: SchedulerServicer) -> None:
     req = request(5)
     req.nodes[7].name = ""  # no name field: the node starts with its labels
     same_answer(servicer, req, wire=False)
+    req = request(5)
+    req.nodes[7].Clear()  # an empty node: no bytes at all
+    same_answer(servicer, req, wire=False)
     full = request(5)
     for k, node in enumerate(full.nodes):
         node.labels["kubernetes.io/hostname"] = f"host-{k}"  # every node's bytes distinct

@@ -101,11 +101,14 @@ def read_request(raw: bytes) -> WireRequest | None:
         return None
     bodies: list[bytes] = list(view.nodes)
     n = len(bodies)
-    if not 0 < n <= limits.MAX_RANK_NODES or min(map(len, bodies)) < 2:
+    if not 0 < n <= limits.MAX_RANK_NODES:
         return None
-    if bytes(map(getitem, bodies, repeat(0))).count(NAME_TAG) != n:
+    try:
+        if bytes(map(getitem, bodies, repeat(0))).count(NAME_TAG) != n:
+            return None
+        lengths: list[int] = list(map(getitem, bodies, repeat(1)))
+    except IndexError:  # a node of fewer than two bytes
         return None
-    lengths: list[int] = list(map(getitem, bodies, repeat(1)))
     if max(lengths) >= 0x80:
         return None
     rests: list[bytes] = list(map(bytes.__getitem__, bodies, map(_REST.__getitem__, lengths)))

@@ -283,7 +283,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         names, ranking, workload = self._ranking(request, wire)
         group_of, order = ranking.group_of, ranking.order
         tails: dict[int, bytes] = {}
-        for group in {id(g): g for g in map(group_of.__getitem__, order)}.values():
+        for group in dict(zip(map(id, group_of), group_of, strict=True)).values():  # one per group, in C
             shape, score, price, cost = group
             msg = _shape_verdict(shape)
             msg.score = score
