@@ -34,6 +34,9 @@ from accelplan_server.rpc import limits
 MAX_DISTINCT_NODES = 64
 """Distinct node bodies above which (and above 1 in 8 nodes) reading per message is as cheap."""
 
+MAX_LABELS = 16
+"""Nodes with more labels than this (a full Kubernetes label set) rarely share their bytes."""
+
 NAME_TAG = 0x0A
 """Field 1, length-delimited: NodeInventory.name and NodeVerdict.node_name alike."""
 
@@ -124,6 +127,17 @@ def read_request(raw: bytes) -> WireRequest | None:
     view.ClearField("nodes")
     header = scheduling_pb2.RankNodesRequest.FromString(view.SerializeToString())
     return WireRequest(header, names, heads, rests)
+
+
+def worth_reading(request: scheduling_pb2.RankNodesRequest) -> bool:
+    """Whether serializing ``request`` for ``read_request`` can pay.
+
+    False when its first, middle or last node carries a full label set: each node's bytes then
+    differ, and reading the nodes as messages is cheaper.
+    """
+    nodes = request.nodes
+    n = len(nodes)
+    return 0 < n <= limits.MAX_RANK_NODES and all(len(nodes[k].labels) <= MAX_LABELS for k in {0, n // 2, n - 1})
 
 
 def varint(n: int) -> bytes:

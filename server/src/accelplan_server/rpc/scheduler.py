@@ -227,7 +227,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     def rank(self, request: scheduling_pb2.RankNodesRequest) -> scheduling_pb2.RankNodesResponse:
         """RankNodes for in-process callers; raises InvalidArgument / NotFound."""
-        wire = rank_wire.read_request(request.SerializeToString())
+        wire = rank_wire.read_request(request.SerializeToString()) if rank_wire.worth_reading(request) else None
         return scheduling_pb2.RankNodesResponse.FromString(self._rank_encoded(request, wire))
 
     def rank_bytes(self, raw: bytes) -> bytes:
