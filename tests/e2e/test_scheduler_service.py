@@ -65,3 +65,33 @@ def test_bad_label_is_invalid_argument_with_its_path(client: PlannerClient) -> N
         assert [v.field for v in e.violations] == ['nodes[0].labels["nvidia.com/gpu.memory"]']
     else:
         raise AssertionError("expected INVALID_ARGUMENT")
+
+
+def test_rank_nodes_wire_bytes_in_and_out(server: ServerProcess) -> None:
+    """RankNodes is answered from the request's bytes (runtime wire methods): the same bytes as the
+    per-message path, and INVALID_ARGUMENT for bytes that are no RankNodesRequest."""
+    from accelplan_server.core.catalog import load_catalog
+    from accelplan_server.rpc.scheduler import SchedulerServicer
+
+    shapes = [
+        {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "8"},
+        {"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.count": "2"},
+    ]
+    request = scheduling_pb2.RankNodesRequest(
+        workload=scheduling_pb2.Workload(model=models_pb2.ModelSpec(model_id="llama-3.1-70b")),
+        nodes=[scheduling_pb2.NodeInventory(name=f"node-{i}", labels=shapes[i % 2]) for i in range(200)],
+        policy=scheduling_pb2.PLACEMENT_POLICY_CHEAPEST,
+    )
+    expected = SchedulerServicer(load_catalog()).rank_plain(request).SerializeToString()
+    with grpc.insecure_channel(server.address) as channel:
+        rpc = channel.unary_unary(f"/{SCHEDULER}/RankNodes", request_serializer=None, response_deserializer=None)
+        assert rpc(request.SerializeToString(), timeout=30) == expected
+        bad_name = request.SerializeToString().replace(b"node-7", b"node\xff7", 1)
+        for payload in (b"\x12\x05ab", bad_name):
+            try:
+                rpc(payload, timeout=30)
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert "not a valid accelplan.v1.RankNodesRequest" in (e.details() or "")
+            else:
+                raise AssertionError("expected INVALID_ARGUMENT")

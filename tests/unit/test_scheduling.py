@@ -454,46 +454,6 @@ def test_gke_gpu_and_neuron_instance_labels(table: LabelTable) -> None:
     assert e.value.violations[0].field == 'labels["cloud.google.com/gke-accelerator"]'
 
 
-def test_wire_path_matches_message_path(servicer: SchedulerServicer) -> None:
-    """RankNodes reads plain requests from their wire bytes; every answer equals the per-message path's."""
-    import random
-
-    from accelplan.v1 import hardware_pb2
-    from accelplan_server.rpc.convert import Violations
-
-    rng = random.Random(7)
-    shapes = [gfd("NVIDIA-L4", 2, 23034), gfd("NVIDIA-H100-80GB-HBM3", 8), gfd("Tesla-T4", 1), {}]
-    nodes = []
-    for k in range(300):
-        node = scheduling_pb2.NodeInventory(name=f"n{k}" + "x" * rng.choice([0, 0, 130]), labels=rng.choice(shapes))
-        roll = rng.random()
-        if roll < 0.1:
-            node.price_per_hour_usd = rng.choice([0.5, 3.0])
-        elif roll < 0.15:
-            node.fleet.accelerators.append(hardware_pb2.Accelerator(sku="a100-80gb-sxm"))
-        nodes.append(node)
-    request = scheduling_pb2.RankNodesRequest(workload=workload("llama-3.1-8b"), nodes=nodes, policy=4, top_k=250)
-    fast = servicer._nodes_from_wire(request, Violations())
-    assert fast is None  # a 130-character name takes two length bytes: not the plain form
-    for node in request.nodes:
-        node.name = node.name.rstrip("x")
-    bad_fast, bad_slow = Violations(), Violations()
-    fast = servicer._nodes_from_wire(request, bad_fast)
-    assert fast is not None
-    slow = servicer._nodes(request, bad_slow)
-    assert fast[0] == slow[0] and fast[2] == slow[2] and not bad_fast.items and not bad_slow.items
-    assert [s.key for s in fast[1]] == [s.key for s in slow[1]]
-    # Bad labels, bad prices and duplicate names get the same paths either way.
-    request.nodes[5].ClearField("fleet")
-    request.nodes[5].labels.update({**gfd("NVIDIA-L4", 1), "nvidia.com/gpu.count": "many"})
-    request.nodes[9].price_per_hour_usd = -1
-    request.nodes[12].name = request.nodes[3].name
-    bad_fast, bad_slow = Violations(), Violations()
-    servicer._nodes_from_wire(request, bad_fast)
-    servicer._nodes(request, bad_slow)
-    assert sorted(bad_fast.items, key=str) == sorted(bad_slow.items, key=str) and len(bad_fast.items) == 3
-
-
 def test_no_nodes_is_invalid(servicer: SchedulerServicer) -> None:
     with pytest.raises(InvalidArgument) as e:
         servicer.rank(scheduling_pb2.RankNodesRequest(workload=workload()))

@@ -7,8 +7,7 @@ core's InvalidArgument / NotFound; the gRPC methods map those to statuses.
 from __future__ import annotations
 
 import math
-import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import grpc
@@ -27,37 +26,13 @@ from accelplan_server.core.scheduling.labels import LabelTable, NodeShape
 from accelplan_server.core.scheduling.rank import Policy, Ranker, Ranking, ShapeResult
 from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
 from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, ServingWorkload, Sizer
-from accelplan_server.rpc import convert, limits, messages
+from accelplan_server.rpc import convert, limits, messages, rank_wire
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.status import translate_errors
 
 Ctx = grpc.ServicerContext
 DEFAULT_PROMPT_TOKENS = 512
 MAX_DEVICES_PER_REPLICA = 1024
-WIRE_PATH_MAX_LABELS = 16
-"""Nodes with more labels than this (a full Kubernetes label set) are read through the message."""
-WIRE_PATH_MAX_DISTINCT = 64
-"""Distinct node bodies above which (and above 1 in 8 nodes) the wire path gives way to the message path."""
-
-
-_pack_double = struct.Struct("<d").pack
-
-
-def _varint(n: int) -> bytes:
-    """The protobuf varint of n (lengths below 16 KiB from a table)."""
-    return _VARINTS[n] if n < len(_VARINTS) else _varint_slow(n)
-
-
-def _varint_slow(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_VARINTS = [_varint_slow(n) for n in range(1 << 14)]
 
 
 class _WorkloadParts(NamedTuple):
@@ -206,74 +181,41 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         return names, shapes, prices
 
     def _nodes_from_wire(
-        self, request: scheduling_pb2.RankNodesRequest, bad: Violations
-    ) -> tuple[list[str], list[NodeShape], list[float | None] | None] | None:
-        """``_nodes`` read from the request's wire bytes; None (nothing recorded) when they are not the plain form.
+        self, wire: rank_wire.WireRequest, bad: Violations
+    ) -> tuple[list[str], list[NodeShape], list[float | None] | None]:
+        """``_nodes`` for a request read as bytes: each distinct node body parsed (and checked) once.
 
         Reading a protobuf map costs ~1 us per lookup, and nodes of one shape differ only in their
-        name: each node's bytes after its name are looked up in a dict, and only the distinct ones
-        are parsed (as NodeInventory messages, through the same checks as ``_nodes``). The plain form
-        is what every SDK writes: each node starts with its name (field 1) and names no other.
+        name: the distinct bodies go through ``_nodes`` as NodeInventory messages, and each node
+        takes its body's shape, price and violations by one dict lookup.
         """
-        nodes = request.nodes
-        if nodes and any(len(nodes[k].labels) > WIRE_PATH_MAX_LABELS for k in {0, len(nodes) // 2, len(nodes) - 1}):
-            return None  # full label sets (hostnames...): nodes rarely share their bytes
-        data = request.SerializeToString()
-        size = len(data)
-        names_b: list[bytes] = []
-        rests: list[bytes] = []
-        i = 0
-        while i < size:
-            tag = data[i]
-            i += 1
-            if tag & 7 == 0:  # varint field (devices_per_replica, policy, top_k)
-                while data[i] & 0x80:
-                    i += 1
-                i += 1
-                continue
-            if tag & 7 != 2 or tag & 0x80:
-                return None
-            length, i = _read_varint(data, i)
-            end = i + length
-            if tag == 0x12:  # RankNodesRequest.nodes
-                if end - i < 2 or data[i] != 0x0A or data[i + 1] & 0x80:
-                    return None
-                start = i + 2
-                stop = start + data[i + 1]
-                names_b.append(data[start:stop])
-                rests.append(data[stop:end])
-            i = end
-        if not rests:
-            bad.add("nodes", "must list at least one node")
-        if len(set(rests)) > max(WIRE_PATH_MAX_DISTINCT, len(rests) // 8):
-            return None  # few nodes share their bytes: the per-message path is cheaper
         parsed: dict[bytes, tuple[NodeShape | None, float | None, list[FieldViolation]]] = {}
-        for rest in dict.fromkeys(rests):
+        for rest in dict.fromkeys(wire.rests):
             node = scheduling_pb2.NodeInventory.FromString(rest)
-            if node.name:  # a second name field: the last one wins, as a parser reads it
-                return None
+            node.name = "-"  # checked with the others' names below
             local = Violations()
-            names, shapes, prices = self._nodes(scheduling_pb2.RankNodesRequest(nodes=[node]), local)
-            local.items = [v for v in local.items if not v.field.startswith("nodes[0].name")]
+            _, shapes, prices = self._nodes(scheduling_pb2.RankNodesRequest(nodes=[node]), local)
             fields = [FieldViolation(v.field.removeprefix("nodes[0]."), v.description) for v in local.items]
             parsed[rest] = (shapes[0] if shapes else None, prices[0] if prices else None, fields)
-        shapes_out: list[NodeShape] = []
-        prices_out: list[float | None] = []
-        for k, rest in enumerate(rests):
-            shape, price, fields = parsed[rest]
-            for v in fields:
-                bad.add(f"nodes[{k}].{v.field}", v.description)
-            if shape is not None:
-                shapes_out.append(shape)
-            prices_out.append(price)
-        joined = b"\x00".join(names_b)
-        if joined.count(b"\x00") == max(0, len(names_b) - 1):
-            names = joined.decode().split("\x00") if names_b else []
+        rests = wire.rests
+        has_price = any(p[1] is not None for p in parsed.values())
+        if all(p[0] is not None and not p[2] for p in parsed.values()):
+            shape_of = {rest: p[0] for rest, p in parsed.items()}
+            shapes_out: list[NodeShape] = list(map(shape_of.__getitem__, rests))  # type: ignore[arg-type]
+            price_of = {rest: p[1] for rest, p in parsed.items()}
+            prices_out = list(map(price_of.__getitem__, rests)) if has_price else None
         else:
-            names = [b.decode() for b in names_b]
-        _check_names(names, bad)
-        has_price = any(p is not None for p in prices_out)
-        return names, shapes_out, prices_out if has_price else None
+            shapes_out, prices_out = [], [] if has_price else None
+            for k, rest in enumerate(rests):
+                shape, price, fields = parsed[rest]
+                for v in fields:
+                    bad.add(f"nodes[{k}].{v.field}", v.description)
+                if shape is not None:
+                    shapes_out.append(shape)
+                if prices_out is not None:
+                    prices_out.append(price)
+        _check_names(wire.names, bad)
+        return wire.names, shapes_out, prices_out
 
     def _fleet_shape(self, msg: hardware_pb2.Fleet, field: str, bad: Violations) -> NodeShape:
         fleet = convert.fleet(msg, field, bad, required=True, skus=self.skus)
@@ -285,52 +227,79 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     def rank(self, request: scheduling_pb2.RankNodesRequest) -> scheduling_pb2.RankNodesResponse:
         """RankNodes for in-process callers; raises InvalidArgument / NotFound."""
+        wire = rank_wire.read_request(request.SerializeToString()) if rank_wire.worth_reading(request) else None
+        return scheduling_pb2.RankNodesResponse.FromString(self._rank_encoded(request, wire))
+
+    def rank_bytes(self, raw: bytes) -> bytes:
+        """RankNodes from a request's wire bytes to the response's.
+
+        Raises InvalidArgument / NotFound, and DecodeError when ``raw`` is not a RankNodesRequest.
+        """
+        wire = rank_wire.read_request(raw)
+        request = wire.header if wire is not None else scheduling_pb2.RankNodesRequest.FromString(raw)
+        return self._rank_encoded(request, wire)
+
+    def rank_plain(self, request: scheduling_pb2.RankNodesRequest) -> scheduling_pb2.RankNodesResponse:
+        """``rank`` one message per node: the reference the wire-bytes path is tested against."""
+        _, ranking, workload = self._ranking(request, None)
+        resp = scheduling_pb2.RankNodesResponse(
+            feasible_count=ranking.feasible_count,
+            shape_count=ranking.shape_count,
+            context_length=workload.context_length,
+            assumptions=self._assumptions(workload, request.workload),
+        )
+        for i in ranking.order:
+            v = ranking.verdict(i)
+            msg = _shape_verdict(v.shape)
+            msg.node_name = v.node_name
+            msg.score = v.score
+            if v.cost_per_million_tokens_usd is not None:
+                msg.cost_per_million_tokens_usd = v.cost_per_million_tokens_usd
+            if v.price_per_hour_usd is not None:
+                msg.price_per_hour_usd = v.price_per_hour_usd
+            resp.verdicts.append(msg)
+        return resp
+
+    def _ranking(
+        self, request: scheduling_pb2.RankNodesRequest, wire: rank_wire.WireRequest | None
+    ) -> tuple[list[str], Ranking, ServingWorkload]:
+        """Checks (every bad field at once), then the core's ranking; nodes from ``wire`` when given."""
         bad = Violations()
         ref, parts = self._workload(request.workload, request.HasField("workload"), bad)
         policy = convert.enum_value(Policy, request.policy, "policy", bad, required=False)
         if request.devices_per_replica > MAX_DEVICES_PER_REPLICA:
             bad.add("devices_per_replica", f"must be at most {MAX_DEVICES_PER_REPLICA}")
-        wire = self._nodes_from_wire(request, bad) if len(request.nodes) <= limits.MAX_RANK_NODES else None
-        names, shapes, prices = wire if wire is not None else self._nodes(request, bad)
+        names, shapes, prices = self._nodes_from_wire(wire, bad) if wire is not None else self._nodes(request, bad)
         bad.raise_if_any()
         workload = self._serving(request.workload, ref, parts)
         ranker = Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest)
         ranking = ranker.rank_shapes(
             names, shapes, prices, request.devices_per_replica, Policy(policy or Policy.BEST_FIT), request.top_k
         )
-        return self._rank_response(ranking, workload, request.workload)
+        return names, ranking, workload
 
-    def _rank_response(
-        self, ranking: Ranking, w: ServingWorkload, msg: scheduling_pb2.Workload
-    ) -> scheduling_pb2.RankNodesResponse:
-        # Every node of a shape shares its verdict's fields: encode them once per shape, then add
-        # each node's name, score and prices as wire bytes, and let the response parse the lot in C.
-        names, group_of, order = ranking.names, ranking.group_of, ranking.order
+    def _rank_encoded(self, request: scheduling_pb2.RankNodesRequest, wire: rank_wire.WireRequest | None) -> bytes:
+        """The RankNodesResponse's wire bytes: every group's verdict serialized once, names added as bytes."""
+        names, ranking, workload = self._ranking(request, wire)
+        group_of, order = ranking.group_of, ranking.order
         tails: dict[int, bytes] = {}
-        for group in {id(g): g for g in map(group_of.__getitem__, order)}.values():
+        for group in dict(zip(map(id, group_of), group_of, strict=True)).values():  # one per group, in C
             shape, score, price, cost = group
-            tail = _shape_verdict(shape).SerializeToString()
-            if score:
-                tail += b"\x18" + _varint(score)
+            msg = _shape_verdict(shape)
+            msg.score = score
             if cost is not None:
-                tail += b"\x81\x01" + _pack_double(cost)
+                msg.cost_per_million_tokens_usd = cost
             if price is not None:
-                tail += b"\x89\x01" + _pack_double(price)
-            tails[id(group)] = tail
-        # One verdict on the wire: tag, length, the name field (tag, length, bytes), the group's tail.
-        v = _varint
-        heads = [b"\x0a" + v(len(n)) + n for n in _encode_names(names)]
-        ordered_tails = [tails[id(group_of[i])] for i in order]
-        parts = [
-            b"\x0a" + v(len(h) + len(t)) + h + t
-            for h, t in zip(map(heads.__getitem__, order), ordered_tails, strict=True)
-        ]
-        resp = scheduling_pb2.RankNodesResponse.FromString(b"".join(parts))
-        resp.feasible_count = ranking.feasible_count
-        resp.shape_count = ranking.shape_count
-        resp.context_length = w.context_length
-        resp.assumptions.extend(self._assumptions(w, msg))
-        return resp
+                msg.price_per_hour_usd = price
+            tails[id(group)] = msg.SerializeToString()
+        heads = wire.heads if wire is not None else rank_wire.name_fields(names)
+        rest = scheduling_pb2.RankNodesResponse(
+            feasible_count=ranking.feasible_count,
+            shape_count=ranking.shape_count,
+            context_length=workload.context_length,
+            assumptions=self._assumptions(workload, request.workload),
+        )
+        return rank_wire.encode_verdicts(order, group_of, heads, tails) + rest.SerializeToString()
 
     def rank_labels(
         self,
@@ -401,6 +370,26 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     def RankNodes(self, request: scheduling_pb2.RankNodesRequest, context: Ctx) -> scheduling_pb2.RankNodesResponse:
         """Which nodes can serve the workload, best first."""
         return self.rank(request)
+
+    def wire_methods(self) -> dict[str, Callable[[bytes, Ctx], bytes]]:
+        """Methods a server may call with the request's wire bytes, answering the response's.
+
+        For these the server skips its own parse and serialization (runtime.interceptors);
+        bytes that are not the method's request raise protobuf's DecodeError.
+        """
+        return {"RankNodes": self._rank_nodes_wire}
+
+    def _rank_nodes_wire(self, raw: bytes, context: Ctx) -> bytes:
+        """RankNodes from and to wire bytes (DecodeError before any status is set)."""
+        wire = rank_wire.read_request(raw)
+        request = wire.header if wire is not None else scheduling_pb2.RankNodesRequest.FromString(raw)
+        return self._rank_nodes_encoded((request, wire), context)
+
+    @translate_errors
+    def _rank_nodes_encoded(
+        self, parsed: tuple[scheduling_pb2.RankNodesRequest, rank_wire.WireRequest | None], context: Ctx
+    ) -> bytes:
+        return self._rank_encoded(*parsed)
 
     # ----- RightSize -----
 
@@ -486,26 +475,6 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     def RightSize(self, request: scheduling_pb2.RightSizeRequest, context: Ctx) -> scheduling_pb2.RightSizeResponse:
         """Which devices, how many, at what precision, and what to ask for."""
         return self.right_size(request)
-
-
-def _read_varint(data: bytes, i: int) -> tuple[int, int]:
-    """(value, next position) of the varint at ``data[i]``."""
-    value = shift = 0
-    while True:
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, i
-        shift += 7
-
-
-def _encode_names(names: Sequence[str]) -> list[bytes]:
-    """Each name as UTF-8 bytes, in one C-level pass when no name holds a NUL."""
-    joined = "\x00".join(names)
-    if joined.count("\x00") == len(names) - 1 or not names:
-        return joined.encode().split(b"\x00") if names else []
-    return [n.encode() for n in names]
 
 
 def _check_names(names: list[str], bad: Violations) -> None:

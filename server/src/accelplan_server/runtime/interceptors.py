@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from accelplan_server.rpc import cost, deadlines
 from accelplan_server.runtime.context import Aborted, HandlerContext
@@ -41,6 +42,8 @@ PLANNER_PREFIX = deadlines.SERVICE_PREFIX
 UNAUTHENTICATED_MESSAGE = "missing or wrong bearer token (authorization: Bearer <token>)"
 
 AsyncBehavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+WireMethod = Callable[[bytes, Any], bytes]
+"""A method answered from the request's wire bytes to the response's (DecodeError for bytes that do not parse)."""
 
 
 class _Details(NamedTuple):
@@ -149,8 +152,14 @@ class CallGuard:
         sync_handlers: dict[str, grpc.RpcMethodHandler[Any, Any]],
         service: str,
         extra: Sequence[grpc.ServerInterceptor[Any, Any]] = (),
+        wire: Mapping[str, WireMethod] | None = None,
     ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
-        """Async handlers for the sync servicer's methods; ``extra`` sync interceptors are applied once per method."""
+        """Async handlers for the sync servicer's methods; ``extra`` sync interceptors are applied once per method.
+
+        ``wire`` names methods the servicer also answers from the request's wire bytes to the
+        response's (no parse or serialization here); they are used where nothing needs the parsed
+        request first: no ``extra`` interceptor and no cost estimate.
+        """
         out: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
         for name, handler in sync_handlers.items():
             method = f"/{service}/{name}"
@@ -167,7 +176,14 @@ class CallGuard:
             # request itself: aio drops a unary call whose stream ends without a whole message and never
             # answers it; read here, such a call gets INVALID_ARGUMENT.
             out[name] = grpc.stream_unary_rpc_method_handler(
-                self._behavior(name, method, handler, wrapped.unary_unary, blocking=wrapped is not handler),
+                self._behavior(
+                    name,
+                    method,
+                    handler,
+                    wrapped.unary_unary,
+                    blocking=wrapped is not handler,
+                    wire=(wire or {}).get(name),
+                ),
                 request_deserializer=None,
                 response_serializer=None,
             )
@@ -181,12 +197,14 @@ class CallGuard:
         inner: Callable[[Any, Any], Any],
         *,
         blocking: bool,
+        wire: WireMethod | None = None,
     ) -> AsyncBehavior:
         parse = handler.request_deserializer
         assert parse is not None
         message_type = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
         type_name = message_type.full_name if message_type is not None else "request"
         estimate = deadlines.cost_model(method, self.layers_of)
+        wire_call = wire if wire is not None and not blocking and estimate is None else None
         shapes = self.fleet_shapes
         message_fields = getattr(message_type, "fields_by_name", {})
         fleet_field = message_fields["fleet"].number if "fleet" in message_fields else None
@@ -234,13 +252,17 @@ class CallGuard:
                         grpc.StatusCode.INVALID_ARGUMENT, f"the stream ended before a whole {type_name} arrived"
                     )
                 key = tracker.enter(method)  # in flight from here: a drain waits for it
-                try:
-                    request = parse(raw)
-                except Exception:
-                    # Parsing here, not in grpc, turns undecodable bytes into INVALID_ARGUMENT, not INTERNAL.
-                    raise Aborted(grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {type_name}") from None
                 remaining = context.time_remaining()
                 deadline = None if remaining is None else time.monotonic() + remaining
+                request: Any = None  # parsed here unless the servicer reads the wire bytes
+                if wire_call is None:
+                    try:
+                        request = parse(raw)
+                    except Exception:
+                        # Parsing here, not in grpc, turns undecodable bytes into INVALID_ARGUMENT, not INTERNAL.
+                        raise Aborted(
+                            grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {type_name}"
+                        ) from None
                 if estimate is None:
                     needed = cost.BASE_SECONDS
                 elif fleet_field is not None:
@@ -253,6 +275,14 @@ class CallGuard:
                         f"{remaining * 1e3:.1f} ms left of the deadline; "
                         f"this request needs about {needed * 1e3:.1f} ms",
                     )
+                if wire_call is not None:  # the servicer parses and serializes
+                    try:
+                        out = wire_call(raw, HandlerContext(deadline, lambda: not context.done()))
+                    except DecodeError:
+                        raise Aborted(
+                            grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {type_name}"
+                        ) from None
+                    return hand_over(out, context)
                 if lane is not None and needed >= threshold:
                     if lane.full():
                         status = lane.refusal()

@@ -292,9 +292,11 @@ async def start_async(
     capture = HandlerCapture()
     planner_service_pb2_grpc.add_PlannerServiceServicer_to_server(servicer, capture)  # type: ignore[arg-type]
     scheduling = HandlerCapture()
-    scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(SchedulerServicer(catalog), scheduling)  # type: ignore[arg-type]
+    scheduler = SchedulerServicer(catalog)
+    scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(scheduler, scheduling)  # type: ignore[arg-type]
+    wire = {SCHEDULER_SERVICE_NAME: scheduler.wire_methods()}
     for name, captured in ((SERVICE_NAME, capture), (SCHEDULER_SERVICE_NAME, scheduling)):
-        handlers = guard.planner_handlers(captured.handlers, name, interceptors)
+        handlers = guard.planner_handlers(captured.handlers, name, interceptors, wire.get(name))
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
         server.add_registered_method_handlers(name, handlers)  # type: ignore[attr-defined]
     health_servicer = _Health()

@@ -1,0 +1,186 @@
+"""RankNodes in wire bytes: a request's nodes read, and the ranked verdicts written, with no message per node.
+
+Nodes of one device shape differ only in their name, so per node the work is a few C-level
+list operations:
+
+* ``read_request`` parses the request as a view whose ``nodes`` field is ``repeated bytes`` (each
+  node's bytes, unparsed), and the names through a second view whose ``nodes`` is one message:
+  the parser merges every node into it, so its ``repeated string name`` lists all names in
+  order and validates their UTF-8. Each node's bytes after its name field are the key under
+  which the caller parses nodes of one shape once. Only the plain form is read so: each node's
+  bytes start with its name field (tag 0x0A, a one-byte length) and name it once, which is what
+  every protobuf library writes for names under 128 bytes; anything else returns None and the
+  caller reads the request as a message.
+* ``encode_verdicts`` writes RankNodesResponse.verdicts: each verdict's fields but its name are
+  serialized once per group by the caller, and every node's verdict is a length prefix, its
+  name field and that tail, in field order, so the bytes equal a message serialization's.
+
+Tests hold both to the per-message path (tests/unit/test_rank_wire.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import chain, repeat
+from operator import getitem
+from typing import Any, NamedTuple
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
+
+from accelplan.v1 import scheduling_pb2
+from accelplan_server.rpc import limits
+
+MAX_DISTINCT_NODES = 64
+"""Distinct node bodies above which (and above 1 in 8 nodes) reading per message is as cheap."""
+
+MAX_LABELS = 16
+"""Nodes with more labels than this (a full Kubernetes label set) rarely share their bytes."""
+
+NAME_TAG = 0x0A
+"""Field 1, length-delimited: NodeInventory.name and NodeVerdict.node_name alike."""
+
+
+def _views() -> tuple[Any, Any]:
+    """The two views of RankNodesRequest (message classes added once to the default descriptor pool)."""
+    pool = descriptor_pool.Default()
+    package = "accelplan_server.rpc.rank_wire"
+    try:
+        request = pool.FindMessageTypeByName(f"{package}.RequestView")
+        names = pool.FindMessageTypeByName(f"{package}.NamesView")
+    except KeyError:
+        ft = descriptor_pb2.FieldDescriptorProto
+        file = descriptor_pb2.FileDescriptorProto(
+            name="accelplan_server/rpc/rank_wire.proto",
+            package=package,
+            syntax="proto3",
+            dependency=[scheduling_pb2.DESCRIPTOR.name],
+        )
+        view = file.message_type.add()
+        scheduling_pb2.RankNodesRequest.DESCRIPTOR.CopyToProto(view)
+        view.name = "RequestView"  # every field as in RankNodesRequest, but the nodes left as bytes
+        for field in view.field:
+            if field.name == "nodes":
+                field.type = ft.TYPE_BYTES
+                field.ClearField("type_name")
+        node_names = file.message_type.add(name="NodeNames")
+        node_names.field.add(name="name", number=1, type=ft.TYPE_STRING, label=ft.LABEL_REPEATED)
+        merged = file.message_type.add(name="NamesView")
+        merged.field.add(
+            name="nodes", number=2, type=ft.TYPE_MESSAGE, label=ft.LABEL_OPTIONAL, type_name=f".{package}.NodeNames"
+        )
+        pool.Add(file)
+        request = pool.FindMessageTypeByName(f"{package}.RequestView")
+        names = pool.FindMessageTypeByName(f"{package}.NamesView")
+    return message_factory.GetMessageClass(request), message_factory.GetMessageClass(names)
+
+
+_RequestView, _NamesView = _views()
+_HEAD = [slice(0, 2 + n) for n in range(0x80)]
+_REST = [slice(2 + n, None) for n in range(0x80)]
+
+
+class WireRequest(NamedTuple):
+    """A RankNodesRequest in the plain form, its nodes as bytes."""
+
+    header: scheduling_pb2.RankNodesRequest
+    """Every field but ``nodes`` (which is empty)."""
+    names: list[str]
+    heads: list[bytes]
+    """Each node's name field as on the wire (tag, length, UTF-8): also NodeVerdict's node_name field."""
+    rests: list[bytes]
+    """Each node's bytes after its name field: equal for nodes that differ only in their name."""
+
+
+def read_request(raw: bytes) -> WireRequest | None:
+    """``raw`` (a RankNodesRequest) read per node as bytes.
+
+    None when it is not the plain form, has no nodes or more than the cap, has many distinct node
+    bodies, or does not parse: the message path then reads it (and says what is wrong).
+    """
+    try:
+        view = _RequestView.FromString(raw)
+    except DecodeError:
+        return None
+    bodies: list[bytes] = list(view.nodes)
+    n = len(bodies)
+    if not 0 < n <= limits.MAX_RANK_NODES:
+        return None
+    try:
+        if bytes(map(getitem, bodies, repeat(0))).count(NAME_TAG) != n:
+            return None
+        lengths: list[int] = list(map(getitem, bodies, repeat(1)))
+    except IndexError:  # a node of fewer than two bytes
+        return None
+    if max(lengths) >= 0x80:
+        return None
+    rests: list[bytes] = list(map(bytes.__getitem__, bodies, map(_REST.__getitem__, lengths)))
+    if len(set(rests)) > max(MAX_DISTINCT_NODES, n // 8):
+        return None
+    try:
+        names: list[str] = list(_NamesView.FromString(raw).nodes.name)
+    except DecodeError:
+        return None
+    if len(names) != n:  # a node with a second name field (the last would win) or a name longer than its bytes
+        return None
+    heads: list[bytes] = list(map(bytes.__getitem__, bodies, map(_HEAD.__getitem__, lengths)))
+    view.ClearField("nodes")
+    header = scheduling_pb2.RankNodesRequest.FromString(view.SerializeToString())
+    return WireRequest(header, names, heads, rests)
+
+
+def worth_reading(request: scheduling_pb2.RankNodesRequest) -> bool:
+    """Whether serializing ``request`` for ``read_request`` can pay.
+
+    False when its first, middle or last node carries a full label set: each node's bytes then
+    differ, and reading the nodes as messages is cheaper.
+    """
+    nodes = request.nodes
+    n = len(nodes)
+    return 0 < n <= limits.MAX_RANK_NODES and all(len(nodes[k].labels) <= MAX_LABELS for k in {0, n // 2, n - 1})
+
+
+def varint(n: int) -> bytes:
+    """The protobuf varint of ``n`` (n >= 0)."""
+    if n < len(_VARINTS):
+        return _VARINTS[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_VARINTS: list[bytes] = []
+_VARINTS = [varint(n) for n in range(1 << 14)]
+
+
+def name_fields(names: Sequence[str]) -> list[bytes]:
+    """Each name as a field-1 string on the wire (tag, length, UTF-8; nothing for an empty one, as proto3 writes it)."""
+    joined = "\x00".join(names)
+    if names and joined.count("\x00") == len(names) - 1:
+        encoded = joined.encode().split(b"\x00")  # one C-level pass when no name holds a NUL
+    else:
+        encoded = [name.encode() for name in names]
+    tag = bytes([NAME_TAG])
+    return [tag + varint(len(b)) + b if b else b"" for b in encoded]
+
+
+def encode_verdicts(
+    order: Sequence[int], group_of: Sequence[object], heads: Sequence[bytes], tail_of: Mapping[int, bytes]
+) -> bytes:
+    """RankNodesResponse.verdicts (field 1) on the wire, for the request positions in ``order``.
+
+    ``heads[i]`` is position i's name field; ``tail_of[id(group_of[i])]`` the rest of its verdict
+    (fields 2 onwards, serialized once per group).
+    """
+    gids = list(map(id, map(group_of.__getitem__, order)))
+    ordered_heads = list(map(heads.__getitem__, order))
+    head_lengths = list(map(len, ordered_heads))
+    distinct = set(head_lengths)
+    tag = bytes([NAME_TAG])  # RankNodesResponse.verdicts is field 1 too
+    prefix_of = {g: {h: tag + varint(h + len(tail)) for h in distinct} for g, tail in tail_of.items()}
+    prefixes = map(getitem, map(prefix_of.__getitem__, gids), head_lengths)
+    tails = map(tail_of.__getitem__, gids)
+    return b"".join(chain.from_iterable(zip(prefixes, ordered_heads, tails, strict=True)))
