@@ -481,7 +481,14 @@ def serve(config: ServerConfig, interceptors: Sequence[grpc.ServerInterceptor[An
         warn_if_plaintext(config)
         log_limits(config, open_files)
         scheme = "TLS" if config.tls else "plaintext"
-        log.info("accelplan serving %s on %s:%d (%s)", SERVICE_NAME, config.host, served.port, scheme)
+        log.info(
+            "accelplan serving %s and %s on %s:%d (%s)",
+            SERVICE_NAME,
+            SCHEDULER_SERVICE_NAME,
+            config.host,
+            served.port,
+            scheme,
+        )
         print(f"accelplan listening on {config.host}:{served.port}", flush=True)
         if served.metrics_port is not None:
             print(f"accelplan metrics on http://{config.metrics_host}:{served.metrics_port}/metrics", flush=True)
