@@ -8,7 +8,7 @@ the price-dependent numbers and the score are per node.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -88,28 +88,39 @@ class Ranking:
         self,
         order: list[int],
         names: Sequence[str],
-        group_of: Sequence[Group],
+        keys: Sequence[object],
+        groups: Mapping[object, Group],
         feasible_count: int,
         shape_count: int,
     ) -> None:
         self.order = order
         self.names = names
-        self.group_of = group_of
-        """Per request position: its group (shared tuples)."""
+        self.keys = keys
+        """Per request position: its group's key in ``groups``."""
+        self.groups = groups
+        """Each group's shared tuple."""
         self.feasible_count = feasible_count
         self.shape_count = shape_count
         self._verdicts: list[Verdict] | None = None
+        self._group_of: list[Group] | None = None
+
+    @property
+    def group_of(self) -> list[Group]:
+        """Per request position: its group (shared tuples); built on first use."""
+        if self._group_of is None:
+            self._group_of = list(map(self.groups.__getitem__, self.keys))
+        return self._group_of
 
     def verdict(self, position: int) -> Verdict:
         """The verdict of the node at ``position`` in the request."""
-        return Verdict(position, self.names[position], *self.group_of[position])
+        return Verdict(position, self.names[position], *self.groups[self.keys[position]])
 
     @property
     def verdicts(self) -> list[Verdict]:
         """Every ranked node's verdict, best first."""
         if self._verdicts is None:
-            names, groups = self.names, self.group_of
-            self._verdicts = [Verdict(i, names[i], *groups[i]) for i in self.order]
+            names, keys, groups = self.names, self.keys, self.groups
+            self._verdicts = [Verdict(i, names[i], *groups[keys[i]]) for i in self.order]
         return self._verdicts
 
 
@@ -285,8 +296,7 @@ class Ranker:
         order = sorted(range(len(ranks)), key=ranks.__getitem__)  # stable: ties keep request order
         if top_k:
             order = order[:top_k]
-        group_of = list(map(groups.__getitem__, gkeys))
-        return Ranking(order, names, group_of, len(ranks) - ranks.count(INFEASIBLE), len(by_key))
+        return Ranking(order, names, gkeys, groups, len(ranks) - ranks.count(INFEASIBLE), len(by_key))
 
     def _prices(self, s: ShapeResult, node_price: float | None) -> tuple[float | None, float | None]:
         """(node price per hour, cost per million tokens) for a node of this shape."""
