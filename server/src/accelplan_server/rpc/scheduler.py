@@ -283,7 +283,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         names, ranking, workload = self._ranking(request, wire)
         group_of, order = ranking.group_of, ranking.order
         tails: dict[int, bytes] = {}
-        for group in dict(zip(map(id, group_of), group_of, strict=True)).values():  # one per group, in C
+        for group in ranking.groups.values():  # one per group (group_of holds these same tuples)
             shape, score, price, cost = group
             msg = _shape_verdict(shape)
             msg.score = score

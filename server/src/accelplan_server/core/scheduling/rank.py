@@ -8,7 +8,7 @@ the price-dependent numbers and the score are per node.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -88,28 +88,39 @@ class Ranking:
         self,
         order: list[int],
         names: Sequence[str],
-        group_of: Sequence[Group],
+        keys: Sequence[object],
+        groups: Mapping[object, Group],
         feasible_count: int,
         shape_count: int,
     ) -> None:
         self.order = order
         self.names = names
-        self.group_of = group_of
-        """Per request position: its group (shared tuples)."""
+        self.keys = keys
+        """Per request position: its group's key in ``groups``."""
+        self.groups = groups
+        """Each group's shared tuple."""
         self.feasible_count = feasible_count
         self.shape_count = shape_count
         self._verdicts: list[Verdict] | None = None
+        self._group_of: list[Group] | None = None
+
+    @property
+    def group_of(self) -> list[Group]:
+        """Per request position: its group (shared tuples); built on first use."""
+        if self._group_of is None:
+            self._group_of = list(map(self.groups.__getitem__, self.keys))
+        return self._group_of
 
     def verdict(self, position: int) -> Verdict:
         """The verdict of the node at ``position`` in the request."""
-        return Verdict(position, self.names[position], *self.group_of[position])
+        return Verdict(position, self.names[position], *self.groups[self.keys[position]])
 
     @property
     def verdicts(self) -> list[Verdict]:
         """Every ranked node's verdict, best first."""
         if self._verdicts is None:
-            names, groups = self.names, self.group_of
-            self._verdicts = [Verdict(i, names[i], *groups[i]) for i in self.order]
+            names, keys, groups = self.names, self.keys, self.groups
+            self._verdicts = [Verdict(i, names[i], *groups[keys[i]]) for i in self.order]
         return self._verdicts
 
 
@@ -255,21 +266,24 @@ class Ranker:
         per (shape, price) group, and the order comes from one sort of per-node integers.
         """
         # Shapes from the label table are shared objects; equal keys from elsewhere merge here.
+        # NodeShape hashes by identity, so the shapes themselves are the group keys: no per-node
+        # key objects are built (5,000 nodes: one C-level pass to find the ~20 distinct shapes).
+        gkeys: Sequence[object] = shapes if prices is None else list(zip(shapes, prices, strict=True))
+        distinct = dict.fromkeys(gkeys)
         by_key: dict[tuple[object, ...], ShapeResult] = {}
-        result_of: dict[int, ShapeResult] = {}
-        for shape in set(shapes):
-            key = shape.key or (id(shape),)
-            found = by_key.get(key)
-            if found is None:
-                found = by_key[key] = self.evaluate(shape, devices_per_replica)
-            result_of[id(shape)] = found
-        ids = list(map(id, shapes))
-        gkeys: list[object] = ids if prices is None else list(zip(ids, prices, strict=True))  # type: ignore[assignment]
+        result_of: dict[NodeShape, ShapeResult] = {}
         groups: dict[object, Group] = {}
-        for g in dict.fromkeys(gkeys):
-            pair: tuple[int, float | None] = (g, None) if prices is None else g  # type: ignore[assignment]
-            found = result_of[pair[0]]
-            groups[g] = (found, 0, *self._prices(found, pair[1]))
+        for g in distinct:
+            pair: tuple[NodeShape, float | None] = (g, None) if prices is None else g  # type: ignore[assignment]
+            shape, price = pair
+            found = result_of.get(shape)
+            if found is None:
+                key = shape.key or (id(shape),)
+                found = by_key.get(key)
+                if found is None:
+                    found = by_key[key] = self.evaluate(shape, devices_per_replica)
+                result_of[shape] = found
+            groups[g] = (found, 0, *self._prices(found, price))
         feasible = [g for g in groups.values() if g[0].feasible]
         fastest = max((g[0].attempt.decode_tokens_per_second for g in feasible if g[0].attempt), default=0.0)
         cheapest = min((g[3] for g in feasible if g[3] is not None), default=None)
@@ -282,8 +296,7 @@ class Ranker:
         order = sorted(range(len(ranks)), key=ranks.__getitem__)  # stable: ties keep request order
         if top_k:
             order = order[:top_k]
-        group_of = list(map(groups.__getitem__, gkeys))
-        return Ranking(order, names, group_of, len(ranks) - ranks.count(INFEASIBLE), len(by_key))
+        return Ranking(order, names, gkeys, groups, len(ranks) - ranks.count(INFEASIBLE), len(by_key))
 
     def _prices(self, s: ShapeResult, node_price: float | None) -> tuple[float | None, float | None]:
         """(node price per hour, cost per million tokens) for a node of this shape."""
