@@ -13,13 +13,15 @@ from typing import Any
 
 import pytest
 
-from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2
+from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2, scheduling_pb2
 from accelplan_server.core import cache
 from accelplan_server.core.catalog import Catalog
-from accelplan_server.rpc import convert
+from accelplan_server.rpc import convert, shape_memo
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.planner import PlannerServicer
+from accelplan_server.rpc.scheduler import SchedulerServicer
 from tests.unit.test_caps_property import call
+from tests.unit.test_rank_wire import SHAPES
 
 LEVELS = [v.number for v in quantization_pb2.QuantizationLevel.DESCRIPTOR.values if v.number]
 
@@ -105,4 +107,32 @@ def test_a_fleet_weighs_no_less_than_it_keeps_once_plans_filled_its_memos(
         f"{devices} {kind}s, {chips} chips, {name_chars}-char names: keeps {kept / units:.0f} B/unit, "
         f"charged {charged / units:.0f}"
     )
+    assert kept <= charged
+
+
+@pytest.mark.parametrize("context", [0, 8192])
+def test_remembered_shape_results_weigh_no_less_than_they_keep(context: int, catalog: Catalog) -> None:
+    servicer = SchedulerServicer(catalog)
+    nodes = [(f"n{i}", labels) for i, labels in enumerate(SHAPES * 3)]
+    servicer.rank_labels(scheduling_pb2.Workload(model=models_pb2.ModelSpec(model_id="llama-3.1-8b")), nodes)
+    cache.set_total_bytes(cache.DEFAULT_TOTAL_BYTES)  # the label table's shapes stay; remembered results go
+    workloads = [
+        scheduling_pb2.Workload(
+            model=models_pb2.ModelSpec(model_id=model), quantization=level, context_length=context, concurrency=c
+        )
+        for model in ("llama-3.1-8b", "llama-3.1-70b", "qwen2.5-72b")
+        for level in (0, 2, 5)
+        for c in (1, 16)
+    ]
+
+    def rank_all() -> None:
+        for w in workloads:
+            servicer.rank_labels(w, nodes)
+            servicer.rank_labels(w, nodes, devices_per_replica=2)
+
+    kept = _measure(rank_all)
+    charged = shape_memo._RESULTS.nbytes
+    count = len(shape_memo._RESULTS)
+    print(f"{count} shape results: keep {kept / count:.0f} B each, charged {charged / count:.0f}")
+    assert count == len(workloads) * 2 * len(SHAPES)  # every (workload, replica size, shape)
     assert kept <= charged

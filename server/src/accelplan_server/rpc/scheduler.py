@@ -28,6 +28,7 @@ from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Obj
 from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, ServingWorkload, Sizer
 from accelplan_server.rpc import convert, limits, messages, rank_wire
 from accelplan_server.rpc.convert import Violations
+from accelplan_server.rpc.shape_memo import ShapeMemo
 from accelplan_server.rpc.status import translate_errors
 
 Ctx = grpc.ServicerContext
@@ -76,6 +77,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
             for m in catalog.models
         }
         self._instances = {sku: messages.instance_message(i) for sku, i in self.cheapest.items()}
+        self._memo_owner = object()
+        """Keys this servicer's remembered shape results (results depend on its catalogue)."""
 
     # ----- the workload -----
 
@@ -102,6 +105,10 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
             _positive(msg, "max_time_to_first_token_seconds", f"{field}.max_time_to_first_token_seconds", bad),
         )
         return ref, parts
+
+    def _memo(self, msg: scheduling_pb2.Workload, devices_per_replica: int) -> ShapeMemo:
+        """Shape results of earlier calls with this workload and replica size (rpc.shape_memo)."""
+        return ShapeMemo(self._memo_owner, msg.SerializeToString(deterministic=True), devices_per_replica)
 
     def _serving(self, msg: scheduling_pb2.Workload, ref: convert.ModelRef, parts: _WorkloadParts) -> ServingWorkload:
         profile = ref.resolve(self.catalog, self.profiles)
@@ -272,7 +279,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         names, shapes, prices = self._nodes_from_wire(wire, bad) if wire is not None else self._nodes(request, bad)
         bad.raise_if_any()
         workload = self._serving(request.workload, ref, parts)
-        ranker = Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest)
+        memo = self._memo(request.workload, request.devices_per_replica)
+        ranker = Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest, memo)
         ranking = ranker.rank_shapes(
             names, shapes, prices, request.devices_per_replica, Policy(policy or Policy.BEST_FIT), request.top_k
         )
@@ -363,7 +371,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         _check_names(list(names), bad)
         bad.raise_if_any()
         serving = self._serving(workload, ref, parts)
-        ranker = Ranker(Sizer(serving, self.specs_of), self.catalog, self.cheapest)
+        memo = self._memo(workload, devices_per_replica)
+        ranker = Ranker(Sizer(serving, self.specs_of), self.catalog, self.cheapest, memo)
         return ranker.rank_shapes(names, shapes, None, devices_per_replica, Policy(chosen or Policy.BEST_FIT), top_k)
 
     @translate_errors

@@ -8,9 +8,9 @@ the price-dependent numbers and the score are per node.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from accelplan_server.core.catalog import Catalog, CloudInstance
 from accelplan_server.core.hardware.accelerators import Accelerator, AcceleratorType
@@ -140,13 +140,33 @@ def _expand(devices: Sequence[Accelerator]) -> list[Accelerator]:
     return out
 
 
-class Ranker:
-    """Ranks nodes for one workload (a Sizer) against the catalogue's prices."""
+class ShapeMemo(Protocol):
+    """Shape results remembered across calls for one workload and replica size, by NodeShape.key."""
 
-    def __init__(self, sizer: Sizer, catalog: Catalog, cheapest: dict[str, CloudInstance]) -> None:
+    def get_many(self, keys: Sequence[tuple[object, ...]]) -> list[ShapeResult | None]:
+        """The result remembered for each key, or None."""
+        ...
+
+    def put_many(self, items: Iterable[tuple[tuple[object, ...], ShapeResult]]) -> None:
+        """Remember (key, result) pairs (the memo may drop them)."""
+        ...
+
+
+class Ranker:
+    """Ranks nodes for one workload (a Sizer) against the catalogue's prices.
+
+    ``memo``, when given, holds results of earlier calls for this same workload and replica
+    size (a scheduler asks about one pod several times: filter, then prioritize, then its
+    replicas); shapes without a key (``NodeShape.key`` empty) are never remembered.
+    """
+
+    def __init__(
+        self, sizer: Sizer, catalog: Catalog, cheapest: dict[str, CloudInstance], memo: ShapeMemo | None = None
+    ) -> None:
         self.sizer = sizer
         self.catalog = catalog
         self.cheapest = cheapest
+        self.memo = memo
 
     def evaluate(self, shape: NodeShape, devices_per_replica: int) -> ShapeResult:
         """Size one replica on a node of this shape."""
@@ -270,19 +290,13 @@ class Ranker:
         # key objects are built (5,000 nodes: one C-level pass to find the ~20 distinct shapes).
         gkeys: Sequence[object] = shapes if prices is None else list(zip(shapes, prices, strict=True))
         distinct = dict.fromkeys(gkeys)
-        by_key: dict[tuple[object, ...], ShapeResult] = {}
-        result_of: dict[NodeShape, ShapeResult] = {}
+        pairs: list[tuple[NodeShape, float | None]] = (
+            [(g, None) for g in distinct] if prices is None else list(distinct)  # type: ignore[arg-type, misc]
+        )
+        result_of, shape_count = self._results(dict.fromkeys(shape for shape, _ in pairs), devices_per_replica)
         groups: dict[object, Group] = {}
-        for g in distinct:
-            pair: tuple[NodeShape, float | None] = (g, None) if prices is None else g  # type: ignore[assignment]
-            shape, price = pair
-            found = result_of.get(shape)
-            if found is None:
-                key = shape.key or (id(shape),)
-                found = by_key.get(key)
-                if found is None:
-                    found = by_key[key] = self.evaluate(shape, devices_per_replica)
-                result_of[shape] = found
+        for g, (shape, price) in zip(distinct, pairs, strict=True):
+            found = result_of[shape]
             groups[g] = (found, 0, *self._prices(found, price))
         feasible = [g for g in groups.values() if g[0].feasible]
         fastest = max((g[0].attempt.decode_tokens_per_second for g in feasible if g[0].attempt), default=0.0)
@@ -296,7 +310,30 @@ class Ranker:
         order = sorted(range(len(ranks)), key=ranks.__getitem__)  # stable: ties keep request order
         if top_k:
             order = order[:top_k]
-        return Ranking(order, names, gkeys, groups, len(ranks) - ranks.count(INFEASIBLE), len(by_key))
+        return Ranking(order, names, gkeys, groups, len(ranks) - ranks.count(INFEASIBLE), shape_count)
+
+    def _results(
+        self, shapes: Iterable[NodeShape], devices_per_replica: int
+    ) -> tuple[dict[NodeShape, ShapeResult], int]:
+        """Each distinct shape's result (equal keys evaluated once, remembered ones not again), and how many keys."""
+        listed = list(shapes)
+        keyed = list(dict.fromkeys(s.key for s in listed if s.key))
+        by_key: dict[tuple[object, ...], ShapeResult] = {}
+        if self.memo is not None and keyed:
+            by_key = {k: r for k, r in zip(keyed, self.memo.get_many(keyed), strict=True) if r is not None}
+        fresh: list[tuple[tuple[object, ...], ShapeResult]] = []
+        out: dict[NodeShape, ShapeResult] = {}
+        for shape in listed:
+            key = shape.key or (id(shape),)
+            found = by_key.get(key)
+            if found is None:
+                found = by_key[key] = self.evaluate(shape, devices_per_replica)
+                if shape.key:
+                    fresh.append((key, found))
+            out[shape] = found
+        if self.memo is not None and fresh:
+            self.memo.put_many(fresh)
+        return out, len(by_key)
 
     def _prices(self, s: ShapeResult, node_price: float | None) -> tuple[float | None, float | None]:
         """(node price per hour, cost per million tokens) for a node of this shape."""
