@@ -7,6 +7,7 @@ import random
 import pytest
 from google.protobuf.message import DecodeError
 
+from accelplan.client import node_verdicts
 from accelplan.v1 import hardware_pb2, models_pb2, scheduling_pb2
 from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.errors import InvalidArgument, NotFound
@@ -65,10 +66,59 @@ def same_answer(servicer: SchedulerServicer, req: scheduling_pb2.RankNodesReques
 
 @pytest.mark.parametrize(
     "kw",
-    [{}, {"policy": 4, "top_k": 250}, {"policy": 3}, {"policy": 2, "devices_per_replica": 2}, {"top_k": 1}],
+    [
+        {},
+        {"policy": 4, "top_k": 250},
+        {"policy": 3},
+        {"policy": 2, "devices_per_replica": 2},
+        {"top_k": 1},
+        {"verdict_layout": 1},
+        {"verdict_layout": 2},
+        {"verdict_layout": 2, "policy": 4, "top_k": 250},
+        {"verdict_layout": 2, "top_k": 1},
+    ],
 )
 def test_plain_requests_answer_as_the_message_path(servicer: SchedulerServicer, kw: dict[str, object]) -> None:
     same_answer(servicer, request(7, **kw), wire=True)
+
+
+@pytest.mark.parametrize("kw", [{}, {"policy": 4, "top_k": 40}, {"policy": 3, "devices_per_replica": 1}])
+def test_the_grouped_layout_holds_the_per_node_verdicts(servicer: SchedulerServicer, kw: dict[str, object]) -> None:
+    req = request(13, **kw)
+    per_node = servicer.rank(req)
+    req.verdict_layout = scheduling_pb2.VERDICT_LAYOUT_GROUPED
+    grouped = servicer.rank(req)
+    assert not grouped.verdicts and grouped.HasField("ranked") and not per_node.HasField("ranked")
+    assert node_verdicts(grouped) == list(per_node.verdicts) == node_verdicts(per_node)
+    assert len(grouped.ranked.verdicts) == len({v.SerializeToString() for v in grouped.ranked.verdicts})
+    assert sorted(set(grouped.ranked.verdict_indexes)) == list(range(len(grouped.ranked.verdicts)))
+    assert len(grouped.SerializeToString()) < len(per_node.SerializeToString()) / 2
+    per_node.ClearField("verdicts")
+    grouped.ClearField("ranked")
+    assert grouped == per_node  # counts, context length and assumptions alike
+
+
+def test_more_groups_than_a_one_byte_index(servicer: SchedulerServicer) -> None:
+    req = request(4, n=400, verdict_layout=scheduling_pb2.VERDICT_LAYOUT_GROUPED)
+    for k, node in enumerate(req.nodes):
+        node.ClearField("fleet")
+        node.labels.update(SHAPES[1])
+        node.price_per_hour_usd = 10 + k / 100  # 400 prices: 400 costs per token, 400 verdicts
+    req.policy = scheduling_pb2.PLACEMENT_POLICY_CHEAPEST
+    got = servicer.rank(req)
+    assert len(got.ranked.verdicts) == 400 and max(got.ranked.verdict_indexes) == 399
+    same_answer(servicer, req, wire=False)
+    req.verdict_layout = scheduling_pb2.VERDICT_LAYOUT_PER_NODE
+    assert node_verdicts(got) == list(servicer.rank(req).verdicts)
+
+
+def test_an_unknown_layout_is_a_bad_field(servicer: SchedulerServicer) -> None:
+    req = request(2, n=5)
+    req.verdict_layout = 9  # type: ignore[assignment]
+    with pytest.raises(InvalidArgument) as e:
+        servicer.rank(req)
+    assert [v.field for v in e.value.violations] == ["verdict_layout"]
+    same_answer(servicer, req, wire=True)
 
 
 def test_bad_fields_name_the_same_paths(servicer: SchedulerServicer) -> None:

@@ -82,6 +82,62 @@ func (PlacementPolicy) EnumDescriptor() ([]byte, []int) {
 	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{0}
 }
 
+// VerdictLayout is how RankNodesResponse lists the ranked nodes' verdicts.
+type VerdictLayout int32
+
+const (
+	// Not set: PER_NODE.
+	VerdictLayout_VERDICT_LAYOUT_UNSPECIFIED VerdictLayout = 0
+	// One NodeVerdict per ranked node in RankNodesResponse.verdicts. Nodes of one device shape
+	// repeat the same fields: about 200 bytes a node.
+	VerdictLayout_VERDICT_LAYOUT_PER_NODE VerdictLayout = 1
+	// RankNodesResponse.ranked instead of verdicts: each distinct verdict once, and every ranked
+	// node as its name and the index of its verdict (5,000 nodes of 18 shapes: about 70 KB
+	// instead of 1 MB). For callers that rank thousands of nodes per request.
+	VerdictLayout_VERDICT_LAYOUT_GROUPED VerdictLayout = 2
+)
+
+// Enum value maps for VerdictLayout.
+var (
+	VerdictLayout_name = map[int32]string{
+		0: "VERDICT_LAYOUT_UNSPECIFIED",
+		1: "VERDICT_LAYOUT_PER_NODE",
+		2: "VERDICT_LAYOUT_GROUPED",
+	}
+	VerdictLayout_value = map[string]int32{
+		"VERDICT_LAYOUT_UNSPECIFIED": 0,
+		"VERDICT_LAYOUT_PER_NODE":    1,
+		"VERDICT_LAYOUT_GROUPED":     2,
+	}
+)
+
+func (x VerdictLayout) Enum() *VerdictLayout {
+	p := new(VerdictLayout)
+	*p = x
+	return p
+}
+
+func (x VerdictLayout) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VerdictLayout) Descriptor() protoreflect.EnumDescriptor {
+	return file_accelplan_v1_scheduling_proto_enumTypes[1].Descriptor()
+}
+
+func (VerdictLayout) Type() protoreflect.EnumType {
+	return &file_accelplan_v1_scheduling_proto_enumTypes[1]
+}
+
+func (x VerdictLayout) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VerdictLayout.Descriptor instead.
+func (VerdictLayout) EnumDescriptor() ([]byte, []int) {
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{1}
+}
+
 // RightSizeObjective is how RightSize orders the variants that serve a workload.
 type RightSizeObjective int32
 
@@ -123,11 +179,11 @@ func (x RightSizeObjective) String() string {
 }
 
 func (RightSizeObjective) Descriptor() protoreflect.EnumDescriptor {
-	return file_accelplan_v1_scheduling_proto_enumTypes[1].Descriptor()
+	return file_accelplan_v1_scheduling_proto_enumTypes[2].Descriptor()
 }
 
 func (RightSizeObjective) Type() protoreflect.EnumType {
-	return &file_accelplan_v1_scheduling_proto_enumTypes[1]
+	return &file_accelplan_v1_scheduling_proto_enumTypes[2]
 }
 
 func (x RightSizeObjective) Number() protoreflect.EnumNumber {
@@ -136,7 +192,7 @@ func (x RightSizeObjective) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RightSizeObjective.Descriptor instead.
 func (RightSizeObjective) EnumDescriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{1}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{2}
 }
 
 // RayPlacementStrategy is Ray's placement-group strategy (ray.util.placement_group).
@@ -184,11 +240,11 @@ func (x RayPlacementStrategy) String() string {
 }
 
 func (RayPlacementStrategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_accelplan_v1_scheduling_proto_enumTypes[2].Descriptor()
+	return file_accelplan_v1_scheduling_proto_enumTypes[3].Descriptor()
 }
 
 func (RayPlacementStrategy) Type() protoreflect.EnumType {
-	return &file_accelplan_v1_scheduling_proto_enumTypes[2]
+	return &file_accelplan_v1_scheduling_proto_enumTypes[3]
 }
 
 func (x RayPlacementStrategy) Number() protoreflect.EnumNumber {
@@ -197,7 +253,7 @@ func (x RayPlacementStrategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RayPlacementStrategy.Descriptor instead.
 func (RayPlacementStrategy) EnumDescriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{2}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{3}
 }
 
 // RejectionCause is why a variant was rejected.
@@ -249,11 +305,11 @@ func (x RejectionCause) String() string {
 }
 
 func (RejectionCause) Descriptor() protoreflect.EnumDescriptor {
-	return file_accelplan_v1_scheduling_proto_enumTypes[3].Descriptor()
+	return file_accelplan_v1_scheduling_proto_enumTypes[4].Descriptor()
 }
 
 func (RejectionCause) Type() protoreflect.EnumType {
-	return &file_accelplan_v1_scheduling_proto_enumTypes[3]
+	return &file_accelplan_v1_scheduling_proto_enumTypes[4]
 }
 
 func (x RejectionCause) Number() protoreflect.EnumNumber {
@@ -262,7 +318,7 @@ func (x RejectionCause) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RejectionCause.Descriptor instead.
 func (RejectionCause) EnumDescriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{3}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{4}
 }
 
 // Workload is one model served the way a scheduler's pod or job would serve it.
@@ -466,7 +522,8 @@ type RankNodesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The workload. Required.
 	Workload *Workload `protobuf:"bytes,1,opt,name=workload,proto3" json:"workload,omitempty"`
-	// The candidate nodes. Required: at least one, at most 10,000 (see the server's caps).
+	// The candidate nodes. Required, here or in node_groups: at least one, at most 10,000 (see
+	// the server's caps).
 	Nodes []*NodeInventory `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	// Devices one replica uses. 0 means the fewest of the node's available devices that fit
 	// (up to 64 tried); N means exactly N devices, as a pod that requests N GPUs gets (at most 1,024).
@@ -474,7 +531,15 @@ type RankNodesRequest struct {
 	// How feasible nodes are ordered; UNSPECIFIED means BEST_FIT.
 	Policy PlacementPolicy `protobuf:"varint,4,opt,name=policy,proto3,enum=accelplan.v1.PlacementPolicy" json:"policy,omitempty"`
 	// Most verdicts to return; 0 means all.
-	TopK          uint32 `protobuf:"varint,5,opt,name=top_k,json=topK,proto3" json:"top_k,omitempty"`
+	TopK uint32 `protobuf:"varint,5,opt,name=top_k,json=topK,proto3" json:"top_k,omitempty"`
+	// How the response lists the verdicts; UNSPECIFIED means VERDICT_LAYOUT_PER_NODE.
+	VerdictLayout VerdictLayout `protobuf:"varint,6,opt,name=verdict_layout,json=verdictLayout,proto3,enum=accelplan.v1.VerdictLayout" json:"verdict_layout,omitempty"`
+	// More candidate nodes, sent as groups of alike nodes: each group's labels, fleet and price
+	// once, then its members' names. A member ranks exactly as a NodeInventory with its name and
+	// the group's fields would. Request order (which breaks ties) is nodes first, then each
+	// group's members in turn. Names are unique across nodes and groups; nodes and members
+	// together count against the 10,000-node cap.
+	NodeGroups    []*NodeGroup `protobuf:"bytes,7,rep,name=node_groups,json=nodeGroups,proto3" json:"node_groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -544,6 +609,143 @@ func (x *RankNodesRequest) GetTopK() uint32 {
 	return 0
 }
 
+func (x *RankNodesRequest) GetVerdictLayout() VerdictLayout {
+	if x != nil {
+		return x.VerdictLayout
+	}
+	return VerdictLayout_VERDICT_LAYOUT_UNSPECIFIED
+}
+
+func (x *RankNodesRequest) GetNodeGroups() []*NodeGroup {
+	if x != nil {
+		return x.NodeGroups
+	}
+	return nil
+}
+
+// NodeGroup is nodes with identical labels, devices and price, sent once with every member's
+// name: for callers that rank thousands of nodes in a few hardware shapes (5,000 nodes in 18
+// groups: about 60 KB instead of 800 KB).
+type NodeGroup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The labels, fleet and price every member has, as a NodeInventory whose name is empty.
+	Inventory *NodeInventory `protobuf:"bytes,1,opt,name=inventory,proto3" json:"inventory,omitempty"`
+	// The members' names. At least one.
+	NodeNames     []string `protobuf:"bytes,2,rep,name=node_names,json=nodeNames,proto3" json:"node_names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeGroup) Reset() {
+	*x = NodeGroup{}
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeGroup) ProtoMessage() {}
+
+func (x *NodeGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeGroup.ProtoReflect.Descriptor instead.
+func (*NodeGroup) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *NodeGroup) GetInventory() *NodeInventory {
+	if x != nil {
+		return x.Inventory
+	}
+	return nil
+}
+
+func (x *NodeGroup) GetNodeNames() []string {
+	if x != nil {
+		return x.NodeNames
+	}
+	return nil
+}
+
+// RankedNodes lists ranked nodes compactly: nodes that share a verdict share one NodeVerdict.
+// Entry i of the PER_NODE layout's verdicts is verdicts[verdict_indexes[i]] with node_name set
+// to node_names[i].
+type RankedNodes struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Node names, best first: the order and top_k of RankNodesResponse.verdicts.
+	NodeNames []string `protobuf:"bytes,1,rep,name=node_names,json=nodeNames,proto3" json:"node_names,omitempty"`
+	// For each node_names entry, the index of its verdict in verdicts.
+	VerdictIndexes []uint32 `protobuf:"varint,2,rep,packed,name=verdict_indexes,json=verdictIndexes,proto3" json:"verdict_indexes,omitempty"`
+	// The distinct verdicts, in the order their first node appears; node_name is empty.
+	Verdicts      []*NodeVerdict `protobuf:"bytes,3,rep,name=verdicts,proto3" json:"verdicts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankedNodes) Reset() {
+	*x = RankedNodes{}
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankedNodes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankedNodes) ProtoMessage() {}
+
+func (x *RankedNodes) ProtoReflect() protoreflect.Message {
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankedNodes.ProtoReflect.Descriptor instead.
+func (*RankedNodes) Descriptor() ([]byte, []int) {
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RankedNodes) GetNodeNames() []string {
+	if x != nil {
+		return x.NodeNames
+	}
+	return nil
+}
+
+func (x *RankedNodes) GetVerdictIndexes() []uint32 {
+	if x != nil {
+		return x.VerdictIndexes
+	}
+	return nil
+}
+
+func (x *RankedNodes) GetVerdicts() []*NodeVerdict {
+	if x != nil {
+		return x.Verdicts
+	}
+	return nil
+}
+
 // NodeVerdict says whether and how well one node can serve the workload.
 type NodeVerdict struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -597,7 +799,7 @@ type NodeVerdict struct {
 
 func (x *NodeVerdict) Reset() {
 	*x = NodeVerdict{}
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[3]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +811,7 @@ func (x *NodeVerdict) String() string {
 func (*NodeVerdict) ProtoMessage() {}
 
 func (x *NodeVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[3]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +824,7 @@ func (x *NodeVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeVerdict.ProtoReflect.Descriptor instead.
 func (*NodeVerdict) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{3}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NodeVerdict) GetNodeName() string {
@@ -755,7 +957,7 @@ func (x *NodeVerdict) GetAssumptions() []string {
 type RankNodesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Feasible nodes by descending score (ties keep request order), then infeasible ones in
-	// request order; at most top_k when it is set.
+	// request order; at most top_k when it is set. Empty with VERDICT_LAYOUT_GROUPED (see ranked).
 	Verdicts []*NodeVerdict `protobuf:"bytes,1,rep,name=verdicts,proto3" json:"verdicts,omitempty"`
 	// Nodes found feasible, before top_k is applied.
 	FeasibleCount uint32 `protobuf:"varint,2,opt,name=feasible_count,json=feasibleCount,proto3" json:"feasible_count,omitempty"`
@@ -764,14 +966,17 @@ type RankNodesResponse struct {
 	// Tokens of context per sequence used, the default filled in.
 	ContextLength uint32 `protobuf:"varint,4,opt,name=context_length,json=contextLength,proto3" json:"context_length,omitempty"`
 	// The assumptions common to every verdict, one sentence each.
-	Assumptions   []string `protobuf:"bytes,5,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
+	Assumptions []string `protobuf:"bytes,5,rep,name=assumptions,proto3" json:"assumptions,omitempty"`
+	// With VERDICT_LAYOUT_GROUPED: the ranked nodes and their shared verdicts (verdicts is then
+	// empty). Unset for the PER_NODE layout.
+	Ranked        *RankedNodes `protobuf:"bytes,6,opt,name=ranked,proto3" json:"ranked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RankNodesResponse) Reset() {
 	*x = RankNodesResponse{}
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[4]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +988,7 @@ func (x *RankNodesResponse) String() string {
 func (*RankNodesResponse) ProtoMessage() {}
 
 func (x *RankNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[4]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +1001,7 @@ func (x *RankNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RankNodesResponse.ProtoReflect.Descriptor instead.
 func (*RankNodesResponse) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{4}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RankNodesResponse) GetVerdicts() []*NodeVerdict {
@@ -834,6 +1039,13 @@ func (x *RankNodesResponse) GetAssumptions() []string {
 	return nil
 }
 
+func (x *RankNodesResponse) GetRanked() *RankedNodes {
+	if x != nil {
+		return x.Ranked
+	}
+	return nil
+}
+
 // RayBundle is one bundle of a Ray placement group: resource name to amount.
 type RayBundle struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -845,7 +1057,7 @@ type RayBundle struct {
 
 func (x *RayBundle) Reset() {
 	*x = RayBundle{}
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[5]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -857,7 +1069,7 @@ func (x *RayBundle) String() string {
 func (*RayBundle) ProtoMessage() {}
 
 func (x *RayBundle) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[5]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -870,7 +1082,7 @@ func (x *RayBundle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RayBundle.ProtoReflect.Descriptor instead.
 func (*RayBundle) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{5}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RayBundle) GetResources() map[string]float64 {
@@ -905,7 +1117,7 @@ type SchedulingArtifacts struct {
 
 func (x *SchedulingArtifacts) Reset() {
 	*x = SchedulingArtifacts{}
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[6]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1129,7 @@ func (x *SchedulingArtifacts) String() string {
 func (*SchedulingArtifacts) ProtoMessage() {}
 
 func (x *SchedulingArtifacts) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[6]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1142,7 @@ func (x *SchedulingArtifacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedulingArtifacts.ProtoReflect.Descriptor instead.
 func (*SchedulingArtifacts) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{6}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SchedulingArtifacts) GetKubernetesResourceLimits() map[string]string {
@@ -1015,7 +1227,7 @@ type ServingVariant struct {
 
 func (x *ServingVariant) Reset() {
 	*x = ServingVariant{}
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[7]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1239,7 @@ func (x *ServingVariant) String() string {
 func (*ServingVariant) ProtoMessage() {}
 
 func (x *ServingVariant) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[7]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1252,7 @@ func (x *ServingVariant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServingVariant.ProtoReflect.Descriptor instead.
 func (*ServingVariant) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{7}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ServingVariant) GetSku() string {
@@ -1161,7 +1373,7 @@ type RejectedVariant struct {
 
 func (x *RejectedVariant) Reset() {
 	*x = RejectedVariant{}
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[8]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1385,7 @@ func (x *RejectedVariant) String() string {
 func (*RejectedVariant) ProtoMessage() {}
 
 func (x *RejectedVariant) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[8]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1398,7 @@ func (x *RejectedVariant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedVariant.ProtoReflect.Descriptor instead.
 func (*RejectedVariant) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{8}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RejectedVariant) GetSku() string {
@@ -1244,7 +1456,7 @@ type RightSizeRequest struct {
 
 func (x *RightSizeRequest) Reset() {
 	*x = RightSizeRequest{}
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[9]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1468,7 @@ func (x *RightSizeRequest) String() string {
 func (*RightSizeRequest) ProtoMessage() {}
 
 func (x *RightSizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[9]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1481,7 @@ func (x *RightSizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RightSizeRequest.ProtoReflect.Descriptor instead.
 func (*RightSizeRequest) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{9}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RightSizeRequest) GetWorkload() *Workload {
@@ -1325,7 +1537,7 @@ type RightSizeResponse struct {
 
 func (x *RightSizeResponse) Reset() {
 	*x = RightSizeResponse{}
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[10]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1549,7 @@ func (x *RightSizeResponse) String() string {
 func (*RightSizeResponse) ProtoMessage() {}
 
 func (x *RightSizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_accelplan_v1_scheduling_proto_msgTypes[10]
+	mi := &file_accelplan_v1_scheduling_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1562,7 @@ func (x *RightSizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RightSizeResponse.ProtoReflect.Descriptor instead.
 func (*RightSizeResponse) Descriptor() ([]byte, []int) {
-	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{10}
+	return file_accelplan_v1_scheduling_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RightSizeResponse) GetVariants() []*ServingVariant {
@@ -1405,13 +1617,25 @@ const file_accelplan_v1_scheduling_proto_rawDesc = "" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x15\n" +
-	"\x13_price_per_hour_usd\"\xf5\x01\n" +
+	"\x13_price_per_hour_usd\"\xf3\x02\n" +
 	"\x10RankNodesRequest\x122\n" +
 	"\bworkload\x18\x01 \x01(\v2\x16.accelplan.v1.WorkloadR\bworkload\x121\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x1b.accelplan.v1.NodeInventoryR\x05nodes\x12.\n" +
 	"\x13devices_per_replica\x18\x03 \x01(\rR\x11devicesPerReplica\x125\n" +
 	"\x06policy\x18\x04 \x01(\x0e2\x1d.accelplan.v1.PlacementPolicyR\x06policy\x12\x13\n" +
-	"\x05top_k\x18\x05 \x01(\rR\x04topK\"\xcb\x06\n" +
+	"\x05top_k\x18\x05 \x01(\rR\x04topK\x12B\n" +
+	"\x0everdict_layout\x18\x06 \x01(\x0e2\x1b.accelplan.v1.VerdictLayoutR\rverdictLayout\x128\n" +
+	"\vnode_groups\x18\a \x03(\v2\x17.accelplan.v1.NodeGroupR\n" +
+	"nodeGroups\"e\n" +
+	"\tNodeGroup\x129\n" +
+	"\tinventory\x18\x01 \x01(\v2\x1b.accelplan.v1.NodeInventoryR\tinventory\x12\x1d\n" +
+	"\n" +
+	"node_names\x18\x02 \x03(\tR\tnodeNames\"\x8c\x01\n" +
+	"\vRankedNodes\x12\x1d\n" +
+	"\n" +
+	"node_names\x18\x01 \x03(\tR\tnodeNames\x12'\n" +
+	"\x0fverdict_indexes\x18\x02 \x03(\rR\x0everdictIndexes\x125\n" +
+	"\bverdicts\x18\x03 \x03(\v2\x19.accelplan.v1.NodeVerdictR\bverdicts\"\xcb\x06\n" +
 	"\vNodeVerdict\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12\x1a\n" +
 	"\bfeasible\x18\x02 \x01(\bR\bfeasible\x12\x14\n" +
@@ -1433,14 +1657,15 @@ const file_accelplan_v1_scheduling_proto_rawDesc = "" +
 	"\x12price_per_hour_usd\x18\x11 \x01(\x01H\x01R\x0fpricePerHourUsd\x88\x01\x01\x12 \n" +
 	"\vassumptions\x18\x12 \x03(\tR\vassumptionsB\x1e\n" +
 	"\x1c_cost_per_million_tokens_usdB\x15\n" +
-	"\x13_price_per_hour_usd\"\xdb\x01\n" +
+	"\x13_price_per_hour_usd\"\x8e\x02\n" +
 	"\x11RankNodesResponse\x125\n" +
 	"\bverdicts\x18\x01 \x03(\v2\x19.accelplan.v1.NodeVerdictR\bverdicts\x12%\n" +
 	"\x0efeasible_count\x18\x02 \x01(\rR\rfeasibleCount\x12\x1f\n" +
 	"\vshape_count\x18\x03 \x01(\rR\n" +
 	"shapeCount\x12%\n" +
 	"\x0econtext_length\x18\x04 \x01(\rR\rcontextLength\x12 \n" +
-	"\vassumptions\x18\x05 \x03(\tR\vassumptions\"\x8f\x01\n" +
+	"\vassumptions\x18\x05 \x03(\tR\vassumptions\x121\n" +
+	"\x06ranked\x18\x06 \x01(\v2\x19.accelplan.v1.RankedNodesR\x06ranked\"\x8f\x01\n" +
 	"\tRayBundle\x12D\n" +
 	"\tresources\x18\x01 \x03(\v2&.accelplan.v1.RayBundle.ResourcesEntryR\tresources\x1a<\n" +
 	"\x0eResourcesEntry\x12\x10\n" +
@@ -1502,7 +1727,11 @@ const file_accelplan_v1_scheduling_proto_rawDesc = "" +
 	"\x19PLACEMENT_POLICY_BEST_FIT\x10\x01\x12\"\n" +
 	"\x1ePLACEMENT_POLICY_MOST_HEADROOM\x10\x02\x12\x1c\n" +
 	"\x18PLACEMENT_POLICY_FASTEST\x10\x03\x12\x1d\n" +
-	"\x19PLACEMENT_POLICY_CHEAPEST\x10\x04*\xab\x01\n" +
+	"\x19PLACEMENT_POLICY_CHEAPEST\x10\x04*h\n" +
+	"\rVerdictLayout\x12\x1e\n" +
+	"\x1aVERDICT_LAYOUT_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17VERDICT_LAYOUT_PER_NODE\x10\x01\x12\x1a\n" +
+	"\x16VERDICT_LAYOUT_GROUPED\x10\x02*\xab\x01\n" +
 	"\x12RightSizeObjective\x12$\n" +
 	" RIGHT_SIZE_OBJECTIVE_UNSPECIFIED\x10\x00\x12'\n" +
 	"#RIGHT_SIZE_OBJECTIVE_FEWEST_DEVICES\x10\x01\x12$\n" +
@@ -1535,63 +1764,71 @@ func file_accelplan_v1_scheduling_proto_rawDescGZIP() []byte {
 	return file_accelplan_v1_scheduling_proto_rawDescData
 }
 
-var file_accelplan_v1_scheduling_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_accelplan_v1_scheduling_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_accelplan_v1_scheduling_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_accelplan_v1_scheduling_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_accelplan_v1_scheduling_proto_goTypes = []any{
 	(PlacementPolicy)(0),        // 0: accelplan.v1.PlacementPolicy
-	(RightSizeObjective)(0),     // 1: accelplan.v1.RightSizeObjective
-	(RayPlacementStrategy)(0),   // 2: accelplan.v1.RayPlacementStrategy
-	(RejectionCause)(0),         // 3: accelplan.v1.RejectionCause
-	(*Workload)(nil),            // 4: accelplan.v1.Workload
-	(*NodeInventory)(nil),       // 5: accelplan.v1.NodeInventory
-	(*RankNodesRequest)(nil),    // 6: accelplan.v1.RankNodesRequest
-	(*NodeVerdict)(nil),         // 7: accelplan.v1.NodeVerdict
-	(*RankNodesResponse)(nil),   // 8: accelplan.v1.RankNodesResponse
-	(*RayBundle)(nil),           // 9: accelplan.v1.RayBundle
-	(*SchedulingArtifacts)(nil), // 10: accelplan.v1.SchedulingArtifacts
-	(*ServingVariant)(nil),      // 11: accelplan.v1.ServingVariant
-	(*RejectedVariant)(nil),     // 12: accelplan.v1.RejectedVariant
-	(*RightSizeRequest)(nil),    // 13: accelplan.v1.RightSizeRequest
-	(*RightSizeResponse)(nil),   // 14: accelplan.v1.RightSizeResponse
-	nil,                         // 15: accelplan.v1.NodeInventory.LabelsEntry
-	nil,                         // 16: accelplan.v1.RayBundle.ResourcesEntry
-	nil,                         // 17: accelplan.v1.SchedulingArtifacts.KubernetesResourceLimitsEntry
-	nil,                         // 18: accelplan.v1.SchedulingArtifacts.KubernetesNodeSelectorEntry
-	(*ModelSpec)(nil),           // 19: accelplan.v1.ModelSpec
-	(QuantizationLevel)(0),      // 20: accelplan.v1.QuantizationLevel
-	(*Fleet)(nil),               // 21: accelplan.v1.Fleet
-	(*CloudInstance)(nil),       // 22: accelplan.v1.CloudInstance
+	(VerdictLayout)(0),          // 1: accelplan.v1.VerdictLayout
+	(RightSizeObjective)(0),     // 2: accelplan.v1.RightSizeObjective
+	(RayPlacementStrategy)(0),   // 3: accelplan.v1.RayPlacementStrategy
+	(RejectionCause)(0),         // 4: accelplan.v1.RejectionCause
+	(*Workload)(nil),            // 5: accelplan.v1.Workload
+	(*NodeInventory)(nil),       // 6: accelplan.v1.NodeInventory
+	(*RankNodesRequest)(nil),    // 7: accelplan.v1.RankNodesRequest
+	(*NodeGroup)(nil),           // 8: accelplan.v1.NodeGroup
+	(*RankedNodes)(nil),         // 9: accelplan.v1.RankedNodes
+	(*NodeVerdict)(nil),         // 10: accelplan.v1.NodeVerdict
+	(*RankNodesResponse)(nil),   // 11: accelplan.v1.RankNodesResponse
+	(*RayBundle)(nil),           // 12: accelplan.v1.RayBundle
+	(*SchedulingArtifacts)(nil), // 13: accelplan.v1.SchedulingArtifacts
+	(*ServingVariant)(nil),      // 14: accelplan.v1.ServingVariant
+	(*RejectedVariant)(nil),     // 15: accelplan.v1.RejectedVariant
+	(*RightSizeRequest)(nil),    // 16: accelplan.v1.RightSizeRequest
+	(*RightSizeResponse)(nil),   // 17: accelplan.v1.RightSizeResponse
+	nil,                         // 18: accelplan.v1.NodeInventory.LabelsEntry
+	nil,                         // 19: accelplan.v1.RayBundle.ResourcesEntry
+	nil,                         // 20: accelplan.v1.SchedulingArtifacts.KubernetesResourceLimitsEntry
+	nil,                         // 21: accelplan.v1.SchedulingArtifacts.KubernetesNodeSelectorEntry
+	(*ModelSpec)(nil),           // 22: accelplan.v1.ModelSpec
+	(QuantizationLevel)(0),      // 23: accelplan.v1.QuantizationLevel
+	(*Fleet)(nil),               // 24: accelplan.v1.Fleet
+	(*CloudInstance)(nil),       // 25: accelplan.v1.CloudInstance
 }
 var file_accelplan_v1_scheduling_proto_depIdxs = []int32{
-	19, // 0: accelplan.v1.Workload.model:type_name -> accelplan.v1.ModelSpec
-	20, // 1: accelplan.v1.Workload.quantization:type_name -> accelplan.v1.QuantizationLevel
-	20, // 2: accelplan.v1.Workload.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
-	15, // 3: accelplan.v1.NodeInventory.labels:type_name -> accelplan.v1.NodeInventory.LabelsEntry
-	21, // 4: accelplan.v1.NodeInventory.fleet:type_name -> accelplan.v1.Fleet
-	4,  // 5: accelplan.v1.RankNodesRequest.workload:type_name -> accelplan.v1.Workload
-	5,  // 6: accelplan.v1.RankNodesRequest.nodes:type_name -> accelplan.v1.NodeInventory
+	22, // 0: accelplan.v1.Workload.model:type_name -> accelplan.v1.ModelSpec
+	23, // 1: accelplan.v1.Workload.quantization:type_name -> accelplan.v1.QuantizationLevel
+	23, // 2: accelplan.v1.Workload.kv_cache_quantization:type_name -> accelplan.v1.QuantizationLevel
+	18, // 3: accelplan.v1.NodeInventory.labels:type_name -> accelplan.v1.NodeInventory.LabelsEntry
+	24, // 4: accelplan.v1.NodeInventory.fleet:type_name -> accelplan.v1.Fleet
+	5,  // 5: accelplan.v1.RankNodesRequest.workload:type_name -> accelplan.v1.Workload
+	6,  // 6: accelplan.v1.RankNodesRequest.nodes:type_name -> accelplan.v1.NodeInventory
 	0,  // 7: accelplan.v1.RankNodesRequest.policy:type_name -> accelplan.v1.PlacementPolicy
-	20, // 8: accelplan.v1.NodeVerdict.quantization:type_name -> accelplan.v1.QuantizationLevel
-	7,  // 9: accelplan.v1.RankNodesResponse.verdicts:type_name -> accelplan.v1.NodeVerdict
-	16, // 10: accelplan.v1.RayBundle.resources:type_name -> accelplan.v1.RayBundle.ResourcesEntry
-	17, // 11: accelplan.v1.SchedulingArtifacts.kubernetes_resource_limits:type_name -> accelplan.v1.SchedulingArtifacts.KubernetesResourceLimitsEntry
-	18, // 12: accelplan.v1.SchedulingArtifacts.kubernetes_node_selector:type_name -> accelplan.v1.SchedulingArtifacts.KubernetesNodeSelectorEntry
-	9,  // 13: accelplan.v1.SchedulingArtifacts.ray_bundles:type_name -> accelplan.v1.RayBundle
-	2,  // 14: accelplan.v1.SchedulingArtifacts.ray_placement_strategy:type_name -> accelplan.v1.RayPlacementStrategy
-	20, // 15: accelplan.v1.ServingVariant.quantization:type_name -> accelplan.v1.QuantizationLevel
-	10, // 16: accelplan.v1.ServingVariant.artifacts:type_name -> accelplan.v1.SchedulingArtifacts
-	22, // 17: accelplan.v1.ServingVariant.priced_instance:type_name -> accelplan.v1.CloudInstance
-	3,  // 18: accelplan.v1.RejectedVariant.cause:type_name -> accelplan.v1.RejectionCause
-	20, // 19: accelplan.v1.RejectedVariant.quantization:type_name -> accelplan.v1.QuantizationLevel
-	4,  // 20: accelplan.v1.RightSizeRequest.workload:type_name -> accelplan.v1.Workload
-	1,  // 21: accelplan.v1.RightSizeRequest.objective:type_name -> accelplan.v1.RightSizeObjective
-	11, // 22: accelplan.v1.RightSizeResponse.variants:type_name -> accelplan.v1.ServingVariant
-	12, // 23: accelplan.v1.RightSizeResponse.rejected:type_name -> accelplan.v1.RejectedVariant
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	1,  // 8: accelplan.v1.RankNodesRequest.verdict_layout:type_name -> accelplan.v1.VerdictLayout
+	8,  // 9: accelplan.v1.RankNodesRequest.node_groups:type_name -> accelplan.v1.NodeGroup
+	6,  // 10: accelplan.v1.NodeGroup.inventory:type_name -> accelplan.v1.NodeInventory
+	10, // 11: accelplan.v1.RankedNodes.verdicts:type_name -> accelplan.v1.NodeVerdict
+	23, // 12: accelplan.v1.NodeVerdict.quantization:type_name -> accelplan.v1.QuantizationLevel
+	10, // 13: accelplan.v1.RankNodesResponse.verdicts:type_name -> accelplan.v1.NodeVerdict
+	9,  // 14: accelplan.v1.RankNodesResponse.ranked:type_name -> accelplan.v1.RankedNodes
+	19, // 15: accelplan.v1.RayBundle.resources:type_name -> accelplan.v1.RayBundle.ResourcesEntry
+	20, // 16: accelplan.v1.SchedulingArtifacts.kubernetes_resource_limits:type_name -> accelplan.v1.SchedulingArtifacts.KubernetesResourceLimitsEntry
+	21, // 17: accelplan.v1.SchedulingArtifacts.kubernetes_node_selector:type_name -> accelplan.v1.SchedulingArtifacts.KubernetesNodeSelectorEntry
+	12, // 18: accelplan.v1.SchedulingArtifacts.ray_bundles:type_name -> accelplan.v1.RayBundle
+	3,  // 19: accelplan.v1.SchedulingArtifacts.ray_placement_strategy:type_name -> accelplan.v1.RayPlacementStrategy
+	23, // 20: accelplan.v1.ServingVariant.quantization:type_name -> accelplan.v1.QuantizationLevel
+	13, // 21: accelplan.v1.ServingVariant.artifacts:type_name -> accelplan.v1.SchedulingArtifacts
+	25, // 22: accelplan.v1.ServingVariant.priced_instance:type_name -> accelplan.v1.CloudInstance
+	4,  // 23: accelplan.v1.RejectedVariant.cause:type_name -> accelplan.v1.RejectionCause
+	23, // 24: accelplan.v1.RejectedVariant.quantization:type_name -> accelplan.v1.QuantizationLevel
+	5,  // 25: accelplan.v1.RightSizeRequest.workload:type_name -> accelplan.v1.Workload
+	2,  // 26: accelplan.v1.RightSizeRequest.objective:type_name -> accelplan.v1.RightSizeObjective
+	14, // 27: accelplan.v1.RightSizeResponse.variants:type_name -> accelplan.v1.ServingVariant
+	15, // 28: accelplan.v1.RightSizeResponse.rejected:type_name -> accelplan.v1.RejectedVariant
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_accelplan_v1_scheduling_proto_init() }
@@ -1605,15 +1842,15 @@ func file_accelplan_v1_scheduling_proto_init() {
 	file_accelplan_v1_quantization_proto_init()
 	file_accelplan_v1_scheduling_proto_msgTypes[0].OneofWrappers = []any{}
 	file_accelplan_v1_scheduling_proto_msgTypes[1].OneofWrappers = []any{}
-	file_accelplan_v1_scheduling_proto_msgTypes[3].OneofWrappers = []any{}
-	file_accelplan_v1_scheduling_proto_msgTypes[7].OneofWrappers = []any{}
+	file_accelplan_v1_scheduling_proto_msgTypes[5].OneofWrappers = []any{}
+	file_accelplan_v1_scheduling_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_accelplan_v1_scheduling_proto_rawDesc), len(file_accelplan_v1_scheduling_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   15,
+			NumEnums:      5,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -4,7 +4,7 @@
 ``accelplan.client.PlannerClient`` is a small typed client over them.
 """
 
-from accelplan.client import FieldViolation, PlannerClient, PlannerError
+from accelplan.client import FieldViolation, PlannerClient, PlannerError, node_verdicts
 
-__all__ = ["FieldViolation", "PlannerClient", "PlannerError"]
+__all__ = ["FieldViolation", "PlannerClient", "PlannerError", "node_verdicts"]
 __version__ = "0.1.0"

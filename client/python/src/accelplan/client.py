@@ -247,7 +247,11 @@ class PlannerClient:
     def rank_nodes(
         self, request: scheduling_pb2.RankNodesRequest, *, timeout: float | None = None
     ) -> scheduling_pb2.RankNodesResponse:
-        """SchedulerService.RankNodes: which nodes can serve a workload, best first."""
+        """SchedulerService.RankNodes: which nodes can serve a workload, best first.
+
+        With ``verdict_layout=VERDICT_LAYOUT_GROUPED`` the verdicts come in ``response.ranked``;
+        ``node_verdicts(response)`` lists them per node in either layout.
+        """
         return self._call(self.scheduler.RankNodes, request, timeout)
 
     def right_size(
@@ -255,3 +259,17 @@ class PlannerClient:
     ) -> scheduling_pb2.RightSizeResponse:
         """SchedulerService.RightSize: devices, counts and precisions that serve a workload, with artifacts."""
         return self._call(self.scheduler.RightSize, request, timeout)
+
+
+def node_verdicts(response: scheduling_pb2.RankNodesResponse) -> list[scheduling_pb2.NodeVerdict]:
+    """A RankNodes answer's verdicts one per ranked node, best first, in either verdict layout."""
+    if not response.HasField("ranked"):
+        return list(response.verdicts)
+    ranked = response.ranked
+    out = []
+    for name, index in zip(ranked.node_names, ranked.verdict_indexes, strict=True):
+        verdict = scheduling_pb2.NodeVerdict()
+        verdict.CopyFrom(ranked.verdicts[index])
+        verdict.node_name = name
+        out.append(verdict)
+    return out

@@ -14,6 +14,8 @@ list operations:
 * ``encode_verdicts`` writes RankNodesResponse.verdicts: each verdict's fields but its name are
   serialized once per group by the caller, and every node's verdict is a length prefix, its
   name field and that tail, in field order, so the bytes equal a message serialization's.
+* ``encode_ranked`` writes RankNodesResponse.ranked (VERDICT_LAYOUT_GROUPED): RankedNodes.node_names
+  is field 1 as the request's names are, so the names are the request's name fields joined.
 
 Tests hold both to the per-message path (tests/unit/test_rank_wire.py).
 """
@@ -154,6 +156,8 @@ def varint(n: int) -> bytes:
 
 _VARINTS: list[bytes] = []
 _VARINTS = [varint(n) for n in range(1 << 14)]
+_NAME_PREFIXES = [bytes([NAME_TAG]) + varint(n) for n in range(1 << 11)]
+"""A name field's tag and length, by length in bytes (names are at most 256 characters: 1,024 bytes)."""
 
 
 def name_fields(names: Sequence[str]) -> list[bytes]:
@@ -163,6 +167,8 @@ def name_fields(names: Sequence[str]) -> list[bytes]:
         encoded = joined.encode().split(b"\x00")  # one C-level pass when no name holds a NUL
     else:
         encoded = [name.encode() for name in names]
+    if encoded and all(encoded) and max(map(len, encoded)) < len(_NAME_PREFIXES):  # C-level passes for the usual names
+        return list(map(bytes.__add__, map(_NAME_PREFIXES.__getitem__, map(len, encoded)), encoded))
     tag = bytes([NAME_TAG])
     return [tag + varint(len(b)) + b if b else b"" for b in encoded]
 
@@ -184,3 +190,34 @@ def encode_verdicts(
     prefixes = map(getitem, map(prefix_of.__getitem__, gids), head_lengths)
     tails = map(tail_of.__getitem__, gids)
     return b"".join(chain.from_iterable(zip(prefixes, ordered_heads, tails, strict=True)))
+
+
+RANKED_TAG = 0x32
+"""RankNodesResponse.ranked: field 6, length-delimited."""
+
+INDEXES_TAG = 0x12
+"""RankedNodes.verdict_indexes: field 2, packed."""
+
+RANKED_VERDICTS_TAG = 0x1A
+"""RankedNodes.verdicts: field 3."""
+
+
+def encode_ranked(
+    order: Sequence[int], keys: Sequence[object], heads: Sequence[bytes], tail_of: Mapping[object, bytes]
+) -> bytes:
+    """RankNodesResponse.ranked (field 6) on the wire, for the request positions in ``order``.
+
+    ``heads[i]`` is position i's name field; ``tail_of[keys[i]]`` its verdict without the name.
+    Equal verdicts are listed once, in the order their first node appears.
+    """
+    tails = list(map(tail_of.__getitem__, map(keys.__getitem__, order)))
+    index = {tail: i for i, tail in enumerate(dict.fromkeys(tails))}
+    indexes = list(map(index.__getitem__, tails))
+    packed = bytes(indexes) if len(index) <= 0x80 else b"".join(map(varint, indexes))
+    parts = [b"".join(map(heads.__getitem__, order))]
+    if packed:
+        parts += [bytes([INDEXES_TAG]), varint(len(packed)), packed]
+    for tail in index:
+        parts += [bytes([RANKED_VERDICTS_TAG]), varint(len(tail)), tail]
+    body = b"".join(parts)
+    return bytes([RANKED_TAG]) + varint(len(body)) + body

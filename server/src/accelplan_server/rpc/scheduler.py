@@ -6,6 +6,8 @@ core's InvalidArgument / NotFound; the gRPC methods map those to statuses.
 
 from __future__ import annotations
 
+import bisect
+import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
@@ -23,7 +25,7 @@ from accelplan_server.core.memory.serving import DEFAULT_CONTEXT_LENGTH
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.footprint import ModelProfile
 from accelplan_server.core.scheduling.labels import LabelTable, NodeShape
-from accelplan_server.core.scheduling.rank import Policy, Ranker, Ranking, ShapeResult
+from accelplan_server.core.scheduling.rank import Group, Policy, Ranker, Ranking, ShapeResult
 from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
 from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, ServingWorkload, Sizer
 from accelplan_server.rpc import convert, limits, messages, rank_wire
@@ -34,6 +36,13 @@ from accelplan_server.rpc.status import translate_errors
 Ctx = grpc.ServicerContext
 DEFAULT_PROMPT_TOKENS = 512
 MAX_DEVICES_PER_REPLICA = 1024
+
+
+class Layout(enum.IntEnum):
+    """How RankNodesResponse lists verdicts (accelplan.v1.VerdictLayout's numbers)."""
+
+    PER_NODE = 1
+    GROUPED = 2
 
 
 class _WorkloadParts(NamedTuple):
@@ -151,8 +160,6 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     ) -> tuple[list[str], list[NodeShape], list[float | None] | None]:
         nodes = request.nodes
         n = len(nodes)
-        if n == 0:
-            bad.add("nodes", "must list at least one node")
         if n > limits.MAX_RANK_NODES:
             bad.add("nodes", f"has {n} entries; at most {limits.MAX_RANK_NODES} are accepted")
             return [], [], None
@@ -184,8 +191,57 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
                 shapes.append(shape_of(labels))
             except InvalidArgument as e:
                 bad.items.extend(FieldViolation(f"nodes[{i}].{v.field}", v.description) for v in e.violations)
-        _check_names(names, bad)
         return names, shapes, prices
+
+    def _inventory(
+        self, node: scheduling_pb2.NodeInventory
+    ) -> tuple[NodeShape | None, float | None, list[FieldViolation]]:
+        """One node's shape and price (None where bad) and its violations, fields relative to the node."""
+        local = Violations()
+        _, shapes, prices = self._nodes(scheduling_pb2.RankNodesRequest(nodes=[node]), local)
+        fields = [FieldViolation(v.field.removeprefix("nodes[0]."), v.description) for v in local.items]
+        return (shapes[0] if shapes else None), (prices[0] if prices else None), fields
+
+    def _node_groups(
+        self, groups: Sequence[scheduling_pb2.NodeGroup], room: int, bad: Violations
+    ) -> tuple[list[str], list[NodeShape], list[float | None] | None, list[int]]:
+        """Each group's members as nodes: names, shapes, prices (None: none priced) and each group's first position.
+
+        A group's inventory is read once; ``room`` is how many nodes the cap still allows.
+        """
+        sizes = [len(g.node_names) for g in groups]
+        if sum(sizes) > room:
+            bad.add(
+                "node_groups",
+                f"members and nodes come to {sum(sizes) + limits.MAX_RANK_NODES - room}; at most "
+                f"{limits.MAX_RANK_NODES} are accepted",
+            )
+            return [], [], None, []
+        names: list[str] = []
+        shapes: list[NodeShape] = []
+        prices: list[float | None] = []
+        priced = False
+        starts: list[int] = []
+        for g, group in enumerate(groups):
+            path = f"node_groups[{g}]"
+            starts.append(len(names))
+            members: list[str] = list(group.node_names)
+            if not members:
+                bad.add(f"{path}.node_names", "must list at least one node")
+            if group.inventory.name:
+                bad.add(f"{path}.inventory.name", "must be empty: a group's members are named in node_names")
+            node = scheduling_pb2.NodeInventory()
+            node.CopyFrom(group.inventory)
+            node.name = "-"  # members' names are checked with the others'
+            shape, price, fields = self._inventory(node)
+            for v in fields:
+                bad.add(f"{path}.inventory.{v.field}", v.description)
+            names += members
+            if shape is not None:
+                shapes += [shape] * len(members)
+            prices += [price] * len(members)
+            priced = priced or price is not None
+        return names, shapes, (prices if priced else None), starts
 
     def _nodes_from_wire(
         self, wire: rank_wire.WireRequest, bad: Violations
@@ -199,11 +255,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         parsed: dict[bytes, tuple[NodeShape | None, float | None, list[FieldViolation]]] = {}
         for rest in dict.fromkeys(wire.rests):
             node = scheduling_pb2.NodeInventory.FromString(rest)
-            node.name = "-"  # checked with the others' names below
-            local = Violations()
-            _, shapes, prices = self._nodes(scheduling_pb2.RankNodesRequest(nodes=[node]), local)
-            fields = [FieldViolation(v.field.removeprefix("nodes[0]."), v.description) for v in local.items]
-            parsed[rest] = (shapes[0] if shapes else None, prices[0] if prices else None, fields)
+            node.name = "-"  # checked with the others' names
+            parsed[rest] = self._inventory(node)
         rests = wire.rests
         has_price = any(p[1] is not None for p in parsed.values())
         if all(p[0] is not None and not p[2] for p in parsed.values()):
@@ -221,7 +274,6 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
                     shapes_out.append(shape)
                 if prices_out is not None:
                     prices_out.append(price)
-        _check_names(wire.names, bad)
         return wire.names, shapes_out, prices_out
 
     def _fleet_shape(self, msg: hardware_pb2.Fleet, field: str, bad: Violations) -> NodeShape:
@@ -255,16 +307,21 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
             context_length=workload.context_length,
             assumptions=self._assumptions(workload, request.workload),
         )
+        grouped: dict[bytes, int] = {}
         for i in ranking.order:
             v = ranking.verdict(i)
-            msg = _shape_verdict(v.shape)
-            msg.node_name = v.node_name
-            msg.score = v.score
-            if v.cost_per_million_tokens_usd is not None:
-                msg.cost_per_million_tokens_usd = v.cost_per_million_tokens_usd
-            if v.price_per_hour_usd is not None:
-                msg.price_per_hour_usd = v.price_per_hour_usd
-            resp.verdicts.append(msg)
+            msg = _group_verdict((v.shape, v.score, v.price_per_hour_usd, v.cost_per_million_tokens_usd))
+            if request.verdict_layout == scheduling_pb2.VERDICT_LAYOUT_GROUPED:
+                index = grouped.setdefault(msg.SerializeToString(), len(grouped))
+                if index == len(resp.ranked.verdicts):
+                    resp.ranked.verdicts.append(msg)
+                resp.ranked.node_names.append(v.node_name)
+                resp.ranked.verdict_indexes.append(index)
+            else:
+                msg.node_name = v.node_name
+                resp.verdicts.append(msg)
+        if request.verdict_layout == scheduling_pb2.VERDICT_LAYOUT_GROUPED:
+            resp.ranked.SetInParent()
         return resp
 
     def _ranking(
@@ -274,9 +331,22 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         bad = Violations()
         ref, parts = self._workload(request.workload, request.HasField("workload"), bad)
         policy = convert.enum_value(Policy, request.policy, "policy", bad, required=False)
+        convert.enum_value(Layout, request.verdict_layout, "verdict_layout", bad, required=False)
         if request.devices_per_replica > MAX_DEVICES_PER_REPLICA:
             bad.add("devices_per_replica", f"must be at most {MAX_DEVICES_PER_REPLICA}")
         names, shapes, prices = self._nodes_from_wire(wire, bad) if wire is not None else self._nodes(request, bad)
+        starts: list[int] = []
+        if request.node_groups:
+            more, more_shapes, more_prices, starts = self._node_groups(
+                request.node_groups, limits.MAX_RANK_NODES - len(names), bad
+            )
+            if prices is not None or more_prices is not None:
+                prices = (prices or [None] * len(names)) + (more_prices or [None] * len(more))
+            names, shapes = names + more, shapes + more_shapes
+        node_count = len(wire.names) if wire is not None else len(request.nodes)
+        if not node_count and not request.node_groups:
+            bad.add("nodes", "must list at least one node (here or in node_groups)")
+        _check_names(names, bad, _name_path(node_count, [s + node_count for s in starts]))
         bad.raise_if_any()
         workload = self._serving(request.workload, ref, parts)
         memo = self._memo(request.workload, request.devices_per_replica)
@@ -289,25 +359,21 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     def _rank_encoded(self, request: scheduling_pb2.RankNodesRequest, wire: rank_wire.WireRequest | None) -> bytes:
         """The RankNodesResponse's wire bytes: every group's verdict serialized once, names added as bytes."""
         names, ranking, workload = self._ranking(request, wire)
-        group_of, order = ranking.group_of, ranking.order
-        tails: dict[int, bytes] = {}
-        for group in ranking.groups.values():  # one per group (group_of holds these same tuples)
-            shape, score, price, cost = group
-            msg = _shape_verdict(shape)
-            msg.score = score
-            if cost is not None:
-                msg.cost_per_million_tokens_usd = cost
-            if price is not None:
-                msg.price_per_hour_usd = price
-            tails[id(group)] = msg.SerializeToString()
-        heads = wire.heads if wire is not None else rank_wire.name_fields(names)
+        tails = {key: _group_verdict(group).SerializeToString() for key, group in ranking.groups.items()}
+        if wire is None:
+            heads = rank_wire.name_fields(names)
+        else:
+            heads = wire.heads + rank_wire.name_fields(names[len(wire.heads) :]) if request.node_groups else wire.heads
         rest = scheduling_pb2.RankNodesResponse(
             feasible_count=ranking.feasible_count,
             shape_count=ranking.shape_count,
             context_length=workload.context_length,
             assumptions=self._assumptions(workload, request.workload),
-        )
-        return rank_wire.encode_verdicts(order, group_of, heads, tails) + rest.SerializeToString()
+        ).SerializeToString()
+        if request.verdict_layout == scheduling_pb2.VERDICT_LAYOUT_GROUPED:
+            return rest + rank_wire.encode_ranked(ranking.order, ranking.keys, heads, tails)
+        by_group = {id(ranking.groups[key]): tail for key, tail in tails.items()}
+        return rank_wire.encode_verdicts(ranking.order, ranking.group_of, heads, by_group) + rest
 
     def rank_labels(
         self,
@@ -486,19 +552,43 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         return self.right_size(request)
 
 
-def _check_names(names: list[str], bad: Violations) -> None:
+def _name_path(node_count: int, group_starts: list[int]) -> Callable[[int], str]:
+    """The field path of the name at a request position: ``nodes[i].name``, then ``node_groups[g].node_names[j]``."""
+
+    def path(i: int) -> str:
+        if i < node_count:
+            return f"nodes[{i}].name"
+        g = bisect.bisect_right(group_starts, i) - 1
+        return f"node_groups[{g}].node_names[{i - group_starts[g]}]"
+
+    return path
+
+
+def _check_names(names: list[str], bad: Violations, path: Callable[[int], str] = "nodes[{}].name".format) -> None:
     """Every node name non-empty, within the length cap and unique (one C-level pass when they are)."""
     if all(names) and len(set(names)) == len(names) and max(map(len, names), default=0) <= limits.MAX_STRING_LENGTH:
         return
     seen: set[str] = set()
     for i, name in enumerate(names):
         if not name:
-            bad.add(f"nodes[{i}].name", "must not be empty")
+            bad.add(path(i), "must not be empty")
         elif len(name) > limits.MAX_STRING_LENGTH:
-            bad.add(f"nodes[{i}].name", f"longer than {limits.MAX_STRING_LENGTH} characters")
+            bad.add(path(i), f"longer than {limits.MAX_STRING_LENGTH} characters")
         elif name in seen:
-            bad.add(f"nodes[{i}].name", "duplicates an earlier node's name")
+            bad.add(path(i), "duplicates an earlier node's name")
         seen.add(name)
+
+
+def _group_verdict(group: Group) -> scheduling_pb2.NodeVerdict:
+    """The verdict a group of nodes shares: the shape's fields, the score and prices (no name)."""
+    shape, score, price, cost = group
+    msg = _shape_verdict(shape)
+    msg.score = score
+    if cost is not None:
+        msg.cost_per_million_tokens_usd = cost
+    if price is not None:
+        msg.price_per_hour_usd = price
+    return msg
 
 
 def _shape_verdict(s: ShapeResult) -> scheduling_pb2.NodeVerdict:

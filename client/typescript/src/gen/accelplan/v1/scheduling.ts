@@ -68,6 +68,56 @@ export function placementPolicyToJSON(object: PlacementPolicy): string {
   }
 }
 
+/** VerdictLayout is how RankNodesResponse lists the ranked nodes' verdicts. */
+export enum VerdictLayout {
+  /** VERDICT_LAYOUT_UNSPECIFIED - Not set: PER_NODE. */
+  VERDICT_LAYOUT_UNSPECIFIED = 0,
+  /**
+   * VERDICT_LAYOUT_PER_NODE - One NodeVerdict per ranked node in RankNodesResponse.verdicts. Nodes of one device shape
+   * repeat the same fields: about 200 bytes a node.
+   */
+  VERDICT_LAYOUT_PER_NODE = 1,
+  /**
+   * VERDICT_LAYOUT_GROUPED - RankNodesResponse.ranked instead of verdicts: each distinct verdict once, and every ranked
+   * node as its name and the index of its verdict (5,000 nodes of 18 shapes: about 70 KB
+   * instead of 1 MB). For callers that rank thousands of nodes per request.
+   */
+  VERDICT_LAYOUT_GROUPED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function verdictLayoutFromJSON(object: any): VerdictLayout {
+  switch (object) {
+    case 0:
+    case "VERDICT_LAYOUT_UNSPECIFIED":
+      return VerdictLayout.VERDICT_LAYOUT_UNSPECIFIED;
+    case 1:
+    case "VERDICT_LAYOUT_PER_NODE":
+      return VerdictLayout.VERDICT_LAYOUT_PER_NODE;
+    case 2:
+    case "VERDICT_LAYOUT_GROUPED":
+      return VerdictLayout.VERDICT_LAYOUT_GROUPED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return VerdictLayout.UNRECOGNIZED;
+  }
+}
+
+export function verdictLayoutToJSON(object: VerdictLayout): string {
+  switch (object) {
+    case VerdictLayout.VERDICT_LAYOUT_UNSPECIFIED:
+      return "VERDICT_LAYOUT_UNSPECIFIED";
+    case VerdictLayout.VERDICT_LAYOUT_PER_NODE:
+      return "VERDICT_LAYOUT_PER_NODE";
+    case VerdictLayout.VERDICT_LAYOUT_GROUPED:
+      return "VERDICT_LAYOUT_GROUPED";
+    case VerdictLayout.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** RightSizeObjective is how RightSize orders the variants that serve a workload. */
 export enum RightSizeObjective {
   /** RIGHT_SIZE_OBJECTIVE_UNSPECIFIED - Not set: FEWEST_DEVICES. */
@@ -318,7 +368,10 @@ export interface RankNodesRequest {
   workload:
     | Workload
     | undefined;
-  /** The candidate nodes. Required: at least one, at most 10,000 (see the server's caps). */
+  /**
+   * The candidate nodes. Required, here or in node_groups: at least one, at most 10,000 (see
+   * the server's caps).
+   */
   nodes: NodeInventory[];
   /**
    * Devices one replica uses. 0 means the fewest of the node's available devices that fit
@@ -329,6 +382,44 @@ export interface RankNodesRequest {
   policy: PlacementPolicy;
   /** Most verdicts to return; 0 means all. */
   topK: number;
+  /** How the response lists the verdicts; UNSPECIFIED means VERDICT_LAYOUT_PER_NODE. */
+  verdictLayout: VerdictLayout;
+  /**
+   * More candidate nodes, sent as groups of alike nodes: each group's labels, fleet and price
+   * once, then its members' names. A member ranks exactly as a NodeInventory with its name and
+   * the group's fields would. Request order (which breaks ties) is nodes first, then each
+   * group's members in turn. Names are unique across nodes and groups; nodes and members
+   * together count against the 10,000-node cap.
+   */
+  nodeGroups: NodeGroup[];
+}
+
+/**
+ * NodeGroup is nodes with identical labels, devices and price, sent once with every member's
+ * name: for callers that rank thousands of nodes in a few hardware shapes (5,000 nodes in 18
+ * groups: about 60 KB instead of 800 KB).
+ */
+export interface NodeGroup {
+  /** The labels, fleet and price every member has, as a NodeInventory whose name is empty. */
+  inventory:
+    | NodeInventory
+    | undefined;
+  /** The members' names. At least one. */
+  nodeNames: string[];
+}
+
+/**
+ * RankedNodes lists ranked nodes compactly: nodes that share a verdict share one NodeVerdict.
+ * Entry i of the PER_NODE layout's verdicts is verdicts[verdict_indexes[i]] with node_name set
+ * to node_names[i].
+ */
+export interface RankedNodes {
+  /** Node names, best first: the order and top_k of RankNodesResponse.verdicts. */
+  nodeNames: string[];
+  /** For each node_names entry, the index of its verdict in verdicts. */
+  verdictIndexes: number[];
+  /** The distinct verdicts, in the order their first node appears; node_name is empty. */
+  verdicts: NodeVerdict[];
 }
 
 /** NodeVerdict says whether and how well one node can serve the workload. */
@@ -401,7 +492,7 @@ export interface NodeVerdict {
 export interface RankNodesResponse {
   /**
    * Feasible nodes by descending score (ties keep request order), then infeasible ones in
-   * request order; at most top_k when it is set.
+   * request order; at most top_k when it is set. Empty with VERDICT_LAYOUT_GROUPED (see ranked).
    */
   verdicts: NodeVerdict[];
   /** Nodes found feasible, before top_k is applied. */
@@ -412,6 +503,11 @@ export interface RankNodesResponse {
   contextLength: number;
   /** The assumptions common to every verdict, one sentence each. */
   assumptions: string[];
+  /**
+   * With VERDICT_LAYOUT_GROUPED: the ranked nodes and their shared verdicts (verdicts is then
+   * empty). Unset for the PER_NODE layout.
+   */
+  ranked: RankedNodes | undefined;
 }
 
 /** RayBundle is one bundle of a Ray placement group: resource name to amount. */
@@ -1008,7 +1104,7 @@ export const NodeInventory_LabelsEntry: MessageFns<NodeInventory_LabelsEntry> = 
 };
 
 function createBaseRankNodesRequest(): RankNodesRequest {
-  return { workload: undefined, nodes: [], devicesPerReplica: 0, policy: 0, topK: 0 };
+  return { workload: undefined, nodes: [], devicesPerReplica: 0, policy: 0, topK: 0, verdictLayout: 0, nodeGroups: [] };
 }
 
 export const RankNodesRequest: MessageFns<RankNodesRequest> = {
@@ -1027,6 +1123,12 @@ export const RankNodesRequest: MessageFns<RankNodesRequest> = {
     }
     if (message.topK !== 0) {
       writer.uint32(40).uint32(message.topK);
+    }
+    if (message.verdictLayout !== 0) {
+      writer.uint32(48).int32(message.verdictLayout);
+    }
+    for (const v of message.nodeGroups) {
+      NodeGroup.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1084,6 +1186,22 @@ export const RankNodesRequest: MessageFns<RankNodesRequest> = {
             message.topK = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.verdictLayout = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.nodeGroups.push(NodeGroup.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1111,6 +1229,16 @@ export const RankNodesRequest: MessageFns<RankNodesRequest> = {
         : isSet(object.top_k)
         ? globalThis.Number(object.top_k)
         : 0,
+      verdictLayout: isSet(object.verdictLayout)
+        ? verdictLayoutFromJSON(object.verdictLayout)
+        : isSet(object.verdict_layout)
+        ? verdictLayoutFromJSON(object.verdict_layout)
+        : 0,
+      nodeGroups: globalThis.Array.isArray(object?.nodeGroups)
+        ? object.nodeGroups.map((e: any) => NodeGroup.fromJSON(e))
+        : globalThis.Array.isArray(object?.node_groups)
+        ? object.node_groups.map((e: any) => NodeGroup.fromJSON(e))
+        : [],
     };
   },
 
@@ -1131,6 +1259,12 @@ export const RankNodesRequest: MessageFns<RankNodesRequest> = {
     if (message.topK !== 0) {
       obj.topK = Math.round(message.topK);
     }
+    if (message.verdictLayout !== 0) {
+      obj.verdictLayout = verdictLayoutToJSON(message.verdictLayout);
+    }
+    if (message.nodeGroups?.length) {
+      obj.nodeGroups = message.nodeGroups.map((e) => NodeGroup.toJSON(e));
+    }
     return obj;
   },
 
@@ -1146,6 +1280,224 @@ export const RankNodesRequest: MessageFns<RankNodesRequest> = {
     message.devicesPerReplica = object.devicesPerReplica ?? 0;
     message.policy = object.policy ?? 0;
     message.topK = object.topK ?? 0;
+    message.verdictLayout = object.verdictLayout ?? 0;
+    message.nodeGroups = object.nodeGroups?.map((e) => NodeGroup.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseNodeGroup(): NodeGroup {
+  return { inventory: undefined, nodeNames: [] };
+}
+
+export const NodeGroup: MessageFns<NodeGroup> = {
+  encode(message: NodeGroup, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.inventory !== undefined) {
+      NodeInventory.encode(message.inventory, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.nodeNames) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeGroup {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeGroup();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.inventory = NodeInventory.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nodeNames.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeGroup {
+    return {
+      inventory: isSet(object.inventory) ? NodeInventory.fromJSON(object.inventory) : undefined,
+      nodeNames: globalThis.Array.isArray(object?.nodeNames)
+        ? object.nodeNames.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.node_names)
+        ? object.node_names.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: NodeGroup): unknown {
+    const obj: any = {};
+    if (message.inventory !== undefined) {
+      obj.inventory = NodeInventory.toJSON(message.inventory);
+    }
+    if (message.nodeNames?.length) {
+      obj.nodeNames = message.nodeNames;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NodeGroup>, I>>(base?: I): NodeGroup {
+    return NodeGroup.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NodeGroup>, I>>(object: I): NodeGroup {
+    const message = createBaseNodeGroup();
+    message.inventory = (object.inventory !== undefined && object.inventory !== null)
+      ? NodeInventory.fromPartial(object.inventory)
+      : undefined;
+    message.nodeNames = object.nodeNames?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRankedNodes(): RankedNodes {
+  return { nodeNames: [], verdictIndexes: [], verdicts: [] };
+}
+
+export const RankedNodes: MessageFns<RankedNodes> = {
+  encode(message: RankedNodes, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.nodeNames) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.verdictIndexes.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.verdictIndexes) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    for (const v of message.verdicts) {
+      NodeVerdict.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RankedNodes {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRankedNodes();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeNames.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.verdictIndexes.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.verdictIndexes.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.verdicts.push(NodeVerdict.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RankedNodes {
+    return {
+      nodeNames: globalThis.Array.isArray(object?.nodeNames)
+        ? object.nodeNames.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.node_names)
+        ? object.node_names.map((e: any) => globalThis.String(e))
+        : [],
+      verdictIndexes: globalThis.Array.isArray(object?.verdictIndexes)
+        ? object.verdictIndexes.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.verdict_indexes)
+        ? object.verdict_indexes.map((e: any) => globalThis.Number(e))
+        : [],
+      verdicts: globalThis.Array.isArray(object?.verdicts)
+        ? object.verdicts.map((e: any) => NodeVerdict.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: RankedNodes): unknown {
+    const obj: any = {};
+    if (message.nodeNames?.length) {
+      obj.nodeNames = message.nodeNames;
+    }
+    if (message.verdictIndexes?.length) {
+      obj.verdictIndexes = message.verdictIndexes.map((e) => Math.round(e));
+    }
+    if (message.verdicts?.length) {
+      obj.verdicts = message.verdicts.map((e) => NodeVerdict.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RankedNodes>, I>>(base?: I): RankedNodes {
+    return RankedNodes.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RankedNodes>, I>>(object: I): RankedNodes {
+    const message = createBaseRankedNodes();
+    message.nodeNames = object.nodeNames?.map((e) => e) || [];
+    message.verdictIndexes = object.verdictIndexes?.map((e) => e) || [];
+    message.verdicts = object.verdicts?.map((e) => NodeVerdict.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1557,7 +1909,7 @@ export const NodeVerdict: MessageFns<NodeVerdict> = {
 };
 
 function createBaseRankNodesResponse(): RankNodesResponse {
-  return { verdicts: [], feasibleCount: 0, shapeCount: 0, contextLength: 0, assumptions: [] };
+  return { verdicts: [], feasibleCount: 0, shapeCount: 0, contextLength: 0, assumptions: [], ranked: undefined };
 }
 
 export const RankNodesResponse: MessageFns<RankNodesResponse> = {
@@ -1576,6 +1928,9 @@ export const RankNodesResponse: MessageFns<RankNodesResponse> = {
     }
     for (const v of message.assumptions) {
       writer.uint32(42).string(v!);
+    }
+    if (message.ranked !== undefined) {
+      RankedNodes.encode(message.ranked, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1633,6 +1988,14 @@ export const RankNodesResponse: MessageFns<RankNodesResponse> = {
             message.assumptions.push(reader.string());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.ranked = RankedNodes.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1668,6 +2031,7 @@ export const RankNodesResponse: MessageFns<RankNodesResponse> = {
       assumptions: globalThis.Array.isArray(object?.assumptions)
         ? object.assumptions.map((e: any) => globalThis.String(e))
         : [],
+      ranked: isSet(object.ranked) ? RankedNodes.fromJSON(object.ranked) : undefined,
     };
   },
 
@@ -1688,6 +2052,9 @@ export const RankNodesResponse: MessageFns<RankNodesResponse> = {
     if (message.assumptions?.length) {
       obj.assumptions = message.assumptions;
     }
+    if (message.ranked !== undefined) {
+      obj.ranked = RankedNodes.toJSON(message.ranked);
+    }
     return obj;
   },
 
@@ -1701,6 +2068,9 @@ export const RankNodesResponse: MessageFns<RankNodesResponse> = {
     message.shapeCount = object.shapeCount ?? 0;
     message.contextLength = object.contextLength ?? 0;
     message.assumptions = object.assumptions?.map((e) => e) || [];
+    message.ranked = (object.ranked !== undefined && object.ranked !== null)
+      ? RankedNodes.fromPartial(object.ranked)
+      : undefined;
     return message;
   },
 };
