@@ -28,6 +28,7 @@ from accelplan_server.core.hardware.accelerators import (
     Interconnect,
     InterconnectKind,
 )
+from accelplan_server.core.memo import Memoizing
 from accelplan_server.core.scheduling.devices import catalog_device, device_links, scaled
 
 MIB = 2**20
@@ -107,8 +108,8 @@ class TpuRow:
 
 
 @dataclass(frozen=True, eq=False)
-class NodeShape:
-    """What a node's labels say about its devices."""
+class NodeShape(Memoizing):
+    """What a node's labels say about its devices (facts the ranking derives from it are memoised on it)."""
 
     fleet: Fleet
     product: str

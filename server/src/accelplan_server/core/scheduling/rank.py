@@ -124,6 +124,32 @@ class Ranking:
         return self._verdicts
 
 
+class _Devices(NamedTuple):
+    """A shape's devices as sizing sees them (worked out once per NodeShape object)."""
+
+    every: list[Accelerator]
+    """Per-chip devices, largest memory first."""
+    available: list[Accelerator]
+    """The available ones, likewise."""
+    every_keys: tuple[tuple[object, ...], ...]
+    """``spec_key`` of each of ``every``: a replica of the first n has the key ``every_keys[:n]``."""
+    available_keys: tuple[tuple[object, ...], ...]
+    link_gbps: float
+    """Best device-to-device link."""
+
+
+def _devices(shape: NodeShape) -> _Devices:
+    def work() -> _Devices:
+        fleet = shape.fleet
+        every = _expand(fleet.accelerators)
+        available = _expand([a for _, a in fleet.available()])
+        keys = tuple(d.spec_key for d in every)
+        avail_keys = keys if len(available) == len(every) else tuple(d.spec_key for d in available)
+        return _Devices(every, available, keys, avail_keys, device_link_bandwidth_gbps(fleet))
+
+    return shape.memo("rank.devices", work)
+
+
 def _expand(devices: Sequence[Accelerator]) -> list[Accelerator]:
     """Per-chip devices (a multi-chip TPU device counts as its chips), largest memory first."""
     if any(d.chips > 1 for d in devices):
@@ -170,9 +196,8 @@ class Ranker:
 
     def evaluate(self, shape: NodeShape, devices_per_replica: int) -> ShapeResult:
         """Size one replica on a node of this shape."""
-        fleet = shape.fleet
-        every = _expand(fleet.accelerators)
-        available = _expand([a for _, a in fleet.available()])
+        facts = _devices(shape)
+        every, available = facts.every, facts.available
         instance = self.cheapest.get(shape.sku)
         price = instance.price_per_hour_usd / instance.accelerator_count if instance else None
 
@@ -196,13 +221,13 @@ class Ranker:
             return result(False, shape.assumptions[0] if shape.assumptions else "No accelerators.", None, True)
         if every[0].type is AcceleratorType.CPU:
             return result(False, "The node lists only CPUs; accelplan places models on accelerators.", None, True)
-        found = self._search(shape, available, devices_per_replica)
+        found = self._search(shape, available, facts.available_keys, facts.link_gbps, devices_per_replica)
         if isinstance(found, str) or not found.ok:
             why = found if isinstance(found, str) else found.miss
             attempt = None if isinstance(found, str) else found
             unresolvable = True
             if len(available) < len(every):
-                again = self._search(shape, every, devices_per_replica)
+                again = self._search(shape, every, facts.every_keys, facts.link_gbps, devices_per_replica)
                 unresolvable = isinstance(again, str) or not again.ok
             return result(False, _sentence(why), attempt, unresolvable)
         replicas = len(available) // found.device_count
@@ -226,7 +251,14 @@ class Ranker:
         model = self.catalog.accelerator(d.sku) if d.sku else None
         return model.name if model else (d.name or d.type.name)
 
-    def _search(self, shape: NodeShape, devices: list[Accelerator], n_wanted: int) -> Attempt | str:
+    def _search(
+        self,
+        shape: NodeShape,
+        devices: list[Accelerator],
+        keys: tuple[tuple[object, ...], ...],
+        link: float,
+        n_wanted: int,
+    ) -> Attempt | str:
         label = self._label(shape)
         if not devices:
             return f"needs {max(1, n_wanted)} device(s); every device of the node is unavailable"
@@ -243,11 +275,10 @@ class Ranker:
         else:
             levels = [q for q in AUTO_ORDER if q in runs]
         counts = [n_wanted] if n_wanted else candidate_counts(len(devices))
-        link = device_link_bandwidth_gbps(shape.fleet)
         misses: list[Attempt] = []
         for q in levels:
             for n in counts:
-                a = self.sizer.attempt(devices[:n], link, q, label, need_speed=True)
+                a = self.sizer.attempt(devices[:n], link, q, label, need_speed=True, key=keys[:n])
                 if a is None:
                     continue
                 if a.ok:

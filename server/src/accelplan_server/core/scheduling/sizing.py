@@ -99,6 +99,7 @@ class Sizer:
         self.specs_of = specs_of
         self._memory: dict[tuple[Q, int, int], int] = {}
         self._speed: dict[tuple[object, ...], tuple[float, float] | None] = {}
+        self._attempts: dict[tuple[object, ...], Attempt | None] = {}
         arch = workload.profile.architecture
         self._heads = arch.num_attention_heads if arch else 0
         self._layers = workload.profile.layer_count
@@ -153,9 +154,34 @@ class Sizer:
         return result
 
     def attempt(
-        self, devices: Sequence[Accelerator], link_gbps: float, q: Q, label: str, *, need_speed: bool
+        self,
+        devices: Sequence[Accelerator],
+        link_gbps: float,
+        q: Q,
+        label: str,
+        *,
+        need_speed: bool,
+        key: tuple[tuple[object, ...], ...] | None = None,
     ) -> Attempt | None:
-        """``q`` on ``devices`` (a replica); None when n devices cannot be split for this model."""
+        """``q`` on ``devices`` (a replica); None when n devices cannot be split for this model.
+
+        ``key``, when given, is the devices' ``spec_key``s: alike replicas on other node shapes
+        (8 and 4 of one GPU) are then sized once per request.
+        """
+        if key is None:
+            return self._attempt(devices, link_gbps, q, label, need_speed)
+        memo_key = (key, link_gbps, q, label, need_speed)
+        try:
+            return self._attempts[memo_key]
+        except KeyError:
+            found = self._attempt(devices, link_gbps, q, label, need_speed)
+            if len(self._attempts) < 4096:
+                self._attempts[memo_key] = found
+            return found
+
+    def _attempt(
+        self, devices: Sequence[Accelerator], link_gbps: float, q: Q, label: str, need_speed: bool
+    ) -> Attempt | None:
         n = len(devices)
         split = self.split(n)
         if split is None:
