@@ -15,9 +15,9 @@ from accelplan_server.core.cache import ByteCache
 from accelplan_server.core.scheduling.rank import ShapeResult
 
 SHAPES_SHARE = 0.02
-"""Share of the process's cache budget (5 MiB of the default 256 MiB: some 2,000 results)."""
+"""Share of the process's cache budget (5 MiB of the default 256 MiB: some 2,500 results)."""
 
-RESULT_OVERHEAD_BYTES = 2048
+RESULT_OVERHEAD_BYTES = 1024
 """A ShapeResult and its Attempt as Python objects and the entry's key tuple (an entry with its texts
 measured at ~0.9 KB; tests/unit/test_cache_weights.py holds weights above what entries keep alive)."""
 
