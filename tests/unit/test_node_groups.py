@@ -52,7 +52,16 @@ def grouped(nodes: list[scheduling_pb2.NodeInventory], listed: int) -> schedulin
 @pytest.mark.parametrize("listed", [0, 5, 20])
 @pytest.mark.parametrize(
     "kw",
-    [{}, {"policy": 4}, {"policy": 3, "top_k": 7}, {"verdict_layout": 2}, {"devices_per_replica": 2, "policy": 2}],
+    [
+        {},
+        {"policy": 4},
+        {"policy": 3, "top_k": 7},
+        {"verdict_layout": 2},
+        {"devices_per_replica": 2, "policy": 2},
+        {"verdict_layout": 2, "policy": 3, "top_k": 8},  # a cut inside a group
+        {"verdict_layout": 2, "policy": 4, "devices_per_replica": 1},
+        {"verdict_layout": 2, "top_k": 30},
+    ],
 )
 def test_members_rank_as_the_same_nodes_listed(servicer: SchedulerServicer, listed: int, kw: dict[str, int]) -> None:
     nodes = inventories()
@@ -89,6 +98,20 @@ def test_bad_groups_name_their_fields(servicer: SchedulerServicer) -> None:
     ]
 
 
+def test_bad_groups_alone_name_their_fields_in_either_layout(servicer: SchedulerServicer) -> None:
+    for layout in (1, 2):
+        req = grouped(inventories(), 0)
+        req.verdict_layout = layout  # type: ignore[assignment]
+        req.node_groups[1].inventory.labels["nvidia.com/gpu.count"] = "many"
+        req.node_groups[3].node_names[0] = req.node_groups[0].node_names[2]
+        req.policy = 9  # type: ignore[assignment]
+        assert violations(servicer, req) == [
+            'node_groups[1].inventory.labels["nvidia.com/gpu.count"]',
+            "node_groups[3].node_names[0]",
+            "policy",
+        ]
+
+
 def test_groups_count_against_the_node_cap(servicer: SchedulerServicer) -> None:
     req = grouped(inventories(), 5)
     req.node_groups[0].node_names.extend(f"extra-{k}" for k in range(limits.MAX_RANK_NODES))
@@ -100,3 +123,17 @@ def test_groups_alone_are_enough_and_nothing_is_not(servicer: SchedulerServicer)
     assert len(servicer.rank(req).verdicts) == len(inventories())
     req.ClearField("node_groups")
     assert violations(servicer, req) == ["nodes"]
+
+
+def test_groups_alone_in_the_grouped_layout_are_ranked_per_group(
+    servicer: SchedulerServicer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    req = grouped(inventories(), 0)
+    req.verdict_layout = scheduling_pb2.VERDICT_LAYOUT_GROUPED
+    expected = servicer.rank_plain(req)
+
+    def per_node(*_: object) -> None:
+        raise AssertionError("the per-node path ran")
+
+    monkeypatch.setattr(servicer, "_ranking", per_node)
+    assert scheduling_pb2.RankNodesResponse.FromString(servicer.rank_bytes(req.SerializeToString())) == expected

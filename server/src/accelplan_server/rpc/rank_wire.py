@@ -78,6 +78,9 @@ def _views() -> tuple[Any, Any]:
 
 
 _RequestView, _NamesView = _views()
+_NodeNames = message_factory.GetMessageClass(
+    descriptor_pool.Default().FindMessageTypeByName("accelplan_server.rpc.rank_wire.NodeNames")
+)
 _HEAD = [slice(0, 2 + n) for n in range(0x80)]
 _REST = [slice(2 + n, None) for n in range(0x80)]
 
@@ -215,6 +218,30 @@ def encode_ranked(
     indexes = list(map(index.__getitem__, tails))
     packed = bytes(indexes) if len(index) <= 0x80 else b"".join(map(varint, indexes))
     parts = [b"".join(map(heads.__getitem__, order))]
+    if packed:
+        parts += [bytes([INDEXES_TAG]), varint(len(packed)), packed]
+    for tail in index:
+        parts += [bytes([RANKED_VERDICTS_TAG]), varint(len(tail)), tail]
+    body = b"".join(parts)
+    return bytes([RANKED_TAG]) + varint(len(body)) + body
+
+
+def names_field(names: Sequence[str]) -> bytes:
+    """``names`` as repeated field-1 strings on the wire (RankedNodes.node_names for a run of nodes)."""
+    return bytes(_NodeNames(name=names).SerializeToString())
+
+
+def encode_ranked_runs(runs: Sequence[tuple[bytes, int, bytes]]) -> bytes:
+    """``encode_ranked`` from runs of consecutive ranked nodes that share a verdict.
+
+    Each run is (its nodes' names as ``names_field`` bytes, how many nodes, their verdict without a name).
+    """
+    index: dict[bytes, int] = {}
+    for _, _, tail in runs:
+        index.setdefault(tail, len(index))
+    one_byte = len(index) <= 0x80
+    packed = b"".join((bytes([index[tail]]) if one_byte else varint(index[tail])) * count for _, count, tail in runs)
+    parts = [b"".join(names for names, _, _ in runs)]
     if packed:
         parts += [bytes([INDEXES_TAG]), varint(len(packed)), packed]
     for tail in index:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
@@ -202,12 +203,12 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         fields = [FieldViolation(v.field.removeprefix("nodes[0]."), v.description) for v in local.items]
         return (shapes[0] if shapes else None), (prices[0] if prices else None), fields
 
-    def _node_groups(
+    def _read_groups(
         self, groups: Sequence[scheduling_pb2.NodeGroup], room: int, bad: Violations
-    ) -> tuple[list[str], list[NodeShape], list[float | None] | None, list[int]]:
-        """Each group's members as nodes: names, shapes, prices (None: none priced) and each group's first position.
+    ) -> list[tuple[list[str], NodeShape | None, float | None]]:
+        """Each group's members' names, its shape (None where bad) and price; its inventory read once.
 
-        A group's inventory is read once; ``room`` is how many nodes the cap still allows.
+        ``room`` is how many nodes the cap still allows; past it, a violation and no groups.
         """
         sizes = [len(g.node_names) for g in groups]
         if sum(sizes) > room:
@@ -216,15 +217,10 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
                 f"members and nodes come to {sum(sizes) + limits.MAX_RANK_NODES - room}; at most "
                 f"{limits.MAX_RANK_NODES} are accepted",
             )
-            return [], [], None, []
-        names: list[str] = []
-        shapes: list[NodeShape] = []
-        prices: list[float | None] = []
-        priced = False
-        starts: list[int] = []
+            return []
+        out = []
         for g, group in enumerate(groups):
             path = f"node_groups[{g}]"
-            starts.append(len(names))
             members: list[str] = list(group.node_names)
             if not members:
                 bad.add(f"{path}.node_names", "must list at least one node")
@@ -236,12 +232,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
             shape, price, fields = self._inventory(node)
             for v in fields:
                 bad.add(f"{path}.inventory.{v.field}", v.description)
-            names += members
-            if shape is not None:
-                shapes += [shape] * len(members)
-            prices += [price] * len(members)
-            priced = priced or price is not None
-        return names, shapes, (prices if priced else None), starts
+            out.append((members, shape, price))
+        return out
 
     def _nodes_from_wire(
         self, wire: rank_wire.WireRequest, bad: Violations
@@ -329,35 +321,95 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     ) -> tuple[list[str], Ranking, ServingWorkload]:
         """Checks (every bad field at once), then the core's ranking; nodes from ``wire`` when given."""
         bad = Violations()
+        ref, parts, policy = self._checks(request, bad)
+        names, shapes, prices = self._nodes_from_wire(wire, bad) if wire is not None else self._nodes(request, bad)
+        node_count = len(names)
+        starts: list[int] = []
+        groups = self._read_groups(request.node_groups, limits.MAX_RANK_NODES - node_count, bad)
+        for members, shape, price in groups:
+            starts.append(len(names))
+            names += members
+            if shape is not None:
+                shapes += [shape] * len(members)
+            if price is not None and prices is None:
+                prices = [None] * starts[-1]
+            if prices is not None:
+                prices += [price] * len(members)
+        if not node_count and not request.node_groups:
+            bad.add("nodes", "must list at least one node (here or in node_groups)")
+        _check_names(names, bad, _name_path(node_count, starts))
+        bad.raise_if_any()
+        ranker = self._ranker(request, ref, parts)
+        ranking = ranker.rank_shapes(
+            names, shapes, prices, request.devices_per_replica, Policy(policy or Policy.BEST_FIT), request.top_k
+        )
+        return names, ranking, ranker.sizer.workload
+
+    def _checks(
+        self, request: scheduling_pb2.RankNodesRequest, bad: Violations
+    ) -> tuple[convert.ModelRef, _WorkloadParts, int | None]:
+        """The request's fields but its nodes: (model, workload parts, policy)."""
         ref, parts = self._workload(request.workload, request.HasField("workload"), bad)
         policy = convert.enum_value(Policy, request.policy, "policy", bad, required=False)
         convert.enum_value(Layout, request.verdict_layout, "verdict_layout", bad, required=False)
         if request.devices_per_replica > MAX_DEVICES_PER_REPLICA:
             bad.add("devices_per_replica", f"must be at most {MAX_DEVICES_PER_REPLICA}")
-        names, shapes, prices = self._nodes_from_wire(wire, bad) if wire is not None else self._nodes(request, bad)
-        starts: list[int] = []
-        if request.node_groups:
-            more, more_shapes, more_prices, starts = self._node_groups(
-                request.node_groups, limits.MAX_RANK_NODES - len(names), bad
-            )
-            if prices is not None or more_prices is not None:
-                prices = (prices or [None] * len(names)) + (more_prices or [None] * len(more))
-            names, shapes = names + more, shapes + more_shapes
-        node_count = len(wire.names) if wire is not None else len(request.nodes)
-        if not node_count and not request.node_groups:
-            bad.add("nodes", "must list at least one node (here or in node_groups)")
-        _check_names(names, bad, _name_path(node_count, [s + node_count for s in starts]))
-        bad.raise_if_any()
+        return ref, parts, policy
+
+    def _ranker(self, request: scheduling_pb2.RankNodesRequest, ref: convert.ModelRef, parts: _WorkloadParts) -> Ranker:
         workload = self._serving(request.workload, ref, parts)
         memo = self._memo(request.workload, request.devices_per_replica)
-        ranker = Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest, memo)
+        return Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest, memo)
+
+    def _rank_groups_encoded(self, request: scheduling_pb2.RankNodesRequest) -> bytes:
+        """``_rank_encoded`` for node groups only, in the grouped layout: work per group, not per node.
+
+        A group's members share a verdict and stand together in the order (same sort value,
+        consecutive request positions), so the core ranks one entry per group and the answer
+        copies each group's names as one run of bytes. Tests hold it to the per-node path.
+        """
+        bad = Violations()
+        ref, parts, policy = self._checks(request, bad)
+        groups = self._read_groups(request.node_groups, limits.MAX_RANK_NODES, bad)
+        members = [m for m, _, _ in groups]
+        starts = list(itertools.accumulate(map(len, members), initial=0))[:-1]
+        _check_names(list(itertools.chain.from_iterable(members)), bad, _name_path(0, starts))
+        bad.raise_if_any()
+        shapes = [shape for _, shape, _ in groups if shape is not None]
+        prices = [price for _, _, price in groups]
+        ranker = self._ranker(request, ref, parts)
         ranking = ranker.rank_shapes(
-            names, shapes, prices, request.devices_per_replica, Policy(policy or Policy.BEST_FIT), request.top_k
+            [""] * len(groups),
+            shapes,
+            prices if any(p is not None for p in prices) else None,
+            request.devices_per_replica,
+            Policy(policy or Policy.BEST_FIT),
+            0,
         )
-        return names, ranking, workload
+        tails = {key: _group_verdict(group).SerializeToString() for key, group in ranking.groups.items()}
+        runs = []
+        left = request.top_k or sum(map(len, members))
+        for g in ranking.order:
+            if left <= 0:
+                break
+            names = members[g] if len(members[g]) <= left else members[g][:left]
+            left -= len(names)
+            runs.append((rank_wire.names_field(names), len(names), tails[ranking.keys[g]]))
+        feasible = sum(len(members[g]) for g, key in enumerate(ranking.keys) if ranking.groups[key][0].feasible)
+        workload = ranker.sizer.workload
+        rest = scheduling_pb2.RankNodesResponse(
+            feasible_count=feasible,
+            shape_count=ranking.shape_count,
+            context_length=workload.context_length,
+            assumptions=self._assumptions(workload, request.workload),
+        ).SerializeToString()
+        return rest + rank_wire.encode_ranked_runs(runs)
 
     def _rank_encoded(self, request: scheduling_pb2.RankNodesRequest, wire: rank_wire.WireRequest | None) -> bytes:
         """The RankNodesResponse's wire bytes: every group's verdict serialized once, names added as bytes."""
+        grouped = request.verdict_layout == scheduling_pb2.VERDICT_LAYOUT_GROUPED
+        if grouped and wire is None and request.node_groups and not request.nodes:
+            return self._rank_groups_encoded(request)
         names, ranking, workload = self._ranking(request, wire)
         tails = {key: _group_verdict(group).SerializeToString() for key, group in ranking.groups.items()}
         if wire is None:
