@@ -103,6 +103,18 @@ def workloads(n: int) -> list[scheduling_pb2.Workload]:
     return out[::step][:n]
 
 
+def node_groups(nodes: list[scheduling_pb2.NodeInventory]) -> list[scheduling_pb2.NodeGroup]:
+    """``nodes`` as NodeGroups, one per distinct label set: what a caller that knows its nodes' shapes sends."""
+    members: dict[bytes, list[str]] = {}
+    for n in nodes:
+        body = scheduling_pb2.NodeInventory(labels=n.labels).SerializeToString(deterministic=True)
+        members.setdefault(body, []).append(n.name)
+    return [
+        scheduling_pb2.NodeGroup(inventory=scheduling_pb2.NodeInventory.FromString(body), node_names=names)
+        for body, names in members.items()
+    ]
+
+
 def percentiles(samples: list[float]) -> dict[str, float]:
     s = sorted(samples)
     return {
@@ -164,19 +176,10 @@ def main() -> None:
     rank_slim = [scheduling_pb2.RankNodesRequest(workload=w, nodes=slim) for w in loads]
     rank_slim_grouped = [scheduling_pb2.RankNodesRequest(workload=w, nodes=slim, verdict_layout=grouped) for w in loads]
     rank_small = [scheduling_pb2.RankNodesRequest(workload=w, nodes=small) for w in loads]
-    # The same 5,000 nodes as node groups (one per distinct label set: the 18 shapes), answered
-    # with grouped verdicts: what a caller that knows its nodes' shapes sends.
-    members: dict[bytes, list[str]] = {}
-    for n in slim:
-        members.setdefault(
-            scheduling_pb2.NodeInventory(labels=n.labels).SerializeToString(deterministic=True), []
-        ).append(n.name)
-    node_groups = [
-        scheduling_pb2.NodeGroup(inventory=scheduling_pb2.NodeInventory.FromString(body), node_names=names)
-        for body, names in members.items()
-    ]
+    # The same 5,000 nodes as node groups, answered with grouped verdicts.
+    groups = node_groups(slim)
     rank_groups = [
-        scheduling_pb2.RankNodesRequest(workload=w, node_groups=node_groups, verdict_layout=grouped) for w in loads
+        scheduling_pb2.RankNodesRequest(workload=w, node_groups=groups, verdict_layout=grouped) for w in loads
     ]
     sizes = [scheduling_pb2.RightSizeRequest(workload=w) for w in loads]
 
