@@ -7,7 +7,7 @@ import pytest
 from accelplan.v1 import hardware_pb2, models_pb2, scheduling_pb2
 from accelplan_server.core.catalog import Catalog
 from accelplan_server.core.errors import InvalidArgument
-from accelplan_server.rpc import limits
+from accelplan_server.rpc import limits, rank_wire
 from accelplan_server.rpc.scheduler import SchedulerServicer
 from tests.unit.test_rank_wire import SHAPES, same_answer
 
@@ -137,3 +137,11 @@ def test_groups_alone_in_the_grouped_layout_are_ranked_per_group(
 
     monkeypatch.setattr(servicer, "_ranking", per_node)
     assert scheduling_pb2.RankNodesResponse.FromString(servicer.rank_bytes(req.SerializeToString())) == expected
+
+
+def test_ranking_leaves_the_wire_request_as_it_was(servicer: SchedulerServicer) -> None:
+    wire = rank_wire.read_request(grouped(inventories(), 10).SerializeToString())
+    assert wire is not None and wire.header.node_groups
+    first = servicer._ranking(wire.header, wire)[0]
+    assert len(wire.names) == 10
+    assert servicer._ranking(wire.header, wire)[0] == first

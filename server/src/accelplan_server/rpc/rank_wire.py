@@ -22,7 +22,7 @@ Tests hold both to the per-message path (tests/unit/test_rank_wire.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, repeat
 from operator import getitem
 from typing import Any, NamedTuple
@@ -217,13 +217,7 @@ def encode_ranked(
     index = {tail: i for i, tail in enumerate(dict.fromkeys(tails))}
     indexes = list(map(index.__getitem__, tails))
     packed = bytes(indexes) if len(index) <= 0x80 else b"".join(map(varint, indexes))
-    parts = [b"".join(map(heads.__getitem__, order))]
-    if packed:
-        parts += [bytes([INDEXES_TAG]), varint(len(packed)), packed]
-    for tail in index:
-        parts += [bytes([RANKED_VERDICTS_TAG]), varint(len(tail)), tail]
-    body = b"".join(parts)
-    return bytes([RANKED_TAG]) + varint(len(body)) + body
+    return _ranked(b"".join(map(heads.__getitem__, order)), packed, index)
 
 
 def names_field(names: Sequence[str]) -> bytes:
@@ -241,10 +235,15 @@ def encode_ranked_runs(runs: Sequence[tuple[bytes, int, bytes]]) -> bytes:
         index.setdefault(tail, len(index))
     one_byte = len(index) <= 0x80
     packed = b"".join((bytes([index[tail]]) if one_byte else varint(index[tail])) * count for _, count, tail in runs)
-    parts = [b"".join(names for names, _, _ in runs)]
-    if packed:
-        parts += [bytes([INDEXES_TAG]), varint(len(packed)), packed]
-    for tail in index:
-        parts += [bytes([RANKED_VERDICTS_TAG]), varint(len(tail)), tail]
+    return _ranked(b"".join(names for names, _, _ in runs), packed, index)
+
+
+def _ranked(names: bytes, packed_indexes: bytes, verdicts: Iterable[bytes]) -> bytes:
+    """RankNodesResponse.ranked from its three fields' contents, in field order."""
+    parts = [names]
+    if packed_indexes:
+        parts += [bytes([INDEXES_TAG]), varint(len(packed_indexes)), packed_indexes]
+    for verdict in verdicts:
+        parts += [bytes([RANKED_VERDICTS_TAG]), varint(len(verdict)), verdict]
     body = b"".join(parts)
     return bytes([RANKED_TAG]) + varint(len(body)) + body

@@ -293,12 +293,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     def rank_plain(self, request: scheduling_pb2.RankNodesRequest) -> scheduling_pb2.RankNodesResponse:
         """``rank`` one message per node: the reference the wire-bytes path is tested against."""
         _, ranking, workload = self._ranking(request, None)
-        resp = scheduling_pb2.RankNodesResponse(
-            feasible_count=ranking.feasible_count,
-            shape_count=ranking.shape_count,
-            context_length=workload.context_length,
-            assumptions=self._assumptions(workload, request.workload),
-        )
+        resp = self._summary(request, workload, ranking.feasible_count, ranking.shape_count)
         grouped: dict[bytes, int] = {}
         for i in ranking.order:
             v = ranking.verdict(i)
@@ -326,6 +321,8 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         node_count = len(names)
         starts: list[int] = []
         groups = self._read_groups(request.node_groups, limits.MAX_RANK_NODES - node_count, bad)
+        if groups:
+            names = list(names)  # not the wire request's own list
         for members, shape, price in groups:
             starts.append(len(names))
             names += members
@@ -396,14 +393,19 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
             left -= len(names)
             runs.append((rank_wire.names_field(names), len(names), tails[ranking.keys[g]]))
         feasible = sum(len(members[g]) for g, key in enumerate(ranking.keys) if ranking.groups[key][0].feasible)
-        workload = ranker.sizer.workload
-        rest = scheduling_pb2.RankNodesResponse(
+        summary = self._summary(request, ranker.sizer.workload, feasible, ranking.shape_count)
+        return summary.SerializeToString() + rank_wire.encode_ranked_runs(runs)
+
+    def _summary(
+        self, request: scheduling_pb2.RankNodesRequest, workload: ServingWorkload, feasible: int, shapes: int
+    ) -> scheduling_pb2.RankNodesResponse:
+        """A RankNodesResponse's fields but its verdicts."""
+        return scheduling_pb2.RankNodesResponse(
             feasible_count=feasible,
-            shape_count=ranking.shape_count,
+            shape_count=shapes,
             context_length=workload.context_length,
             assumptions=self._assumptions(workload, request.workload),
-        ).SerializeToString()
-        return rest + rank_wire.encode_ranked_runs(runs)
+        )
 
     def _rank_encoded(self, request: scheduling_pb2.RankNodesRequest, wire: rank_wire.WireRequest | None) -> bytes:
         """The RankNodesResponse's wire bytes: every group's verdict serialized once, names added as bytes."""
@@ -416,12 +418,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
             heads = rank_wire.name_fields(names)
         else:
             heads = wire.heads + rank_wire.name_fields(names[len(wire.heads) :]) if request.node_groups else wire.heads
-        rest = scheduling_pb2.RankNodesResponse(
-            feasible_count=ranking.feasible_count,
-            shape_count=ranking.shape_count,
-            context_length=workload.context_length,
-            assumptions=self._assumptions(workload, request.workload),
-        ).SerializeToString()
+        rest = self._summary(request, workload, ranking.feasible_count, ranking.shape_count).SerializeToString()
         if request.verdict_layout == scheduling_pb2.VERDICT_LAYOUT_GROUPED:
             return rest + rank_wire.encode_ranked(ranking.order, ranking.keys, heads, tails)
         by_group = {id(ranking.groups[key]): tail for key, tail in tails.items()}
