@@ -458,3 +458,18 @@ def test_no_nodes_is_invalid(servicer: SchedulerServicer) -> None:
     with pytest.raises(InvalidArgument) as e:
         servicer.rank(scheduling_pb2.RankNodesRequest(workload=workload()))
     assert [v.field for v in e.value.violations] == ["nodes"]
+
+
+def test_a_repeated_right_size_is_answered_from_remembered_answers(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = SchedulerServicer(catalog)
+    request = scheduling_pb2.RightSizeRequest(workload=workload("llama-3.1-8b", concurrency=3), skus=["l4", "h100-sxm"])
+    calls = []
+    real = fresh.right_size
+    monkeypatch.setattr(fresh, "right_size", lambda r: calls.append(r) or real(r))
+    first = fresh.RightSize(request, None)  # type: ignore[arg-type]
+    again = fresh.RightSize(scheduling_pb2.RightSizeRequest.FromString(request.SerializeToString()), None)  # type: ignore[arg-type]
+    assert again == first and len(calls) == 1
+    request.max_devices = 4
+    assert fresh.RightSize(request, None) is not None and len(calls) == 2  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from accelplan_server.core.scheduling.rank import Group, Policy, Ranker, Ranking
 from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
 from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, ServingWorkload, Sizer
 from accelplan_server.rpc import convert, limits, messages, rank_wire
+from accelplan_server.rpc.answers import remembered
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.shape_memo import ShapeMemo
 from accelplan_server.rpc.status import translate_errors
@@ -596,8 +597,13 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         return msg
 
     @translate_errors
+    @remembered
     def RightSize(self, request: scheduling_pb2.RightSizeRequest, context: Ctx) -> scheduling_pb2.RightSizeResponse:
-        """Which devices, how many, at what precision, and what to ask for."""
+        """Which devices, how many, at what precision, and what to ask for.
+
+        A repeated request is answered from answers.remembered's table (the answer is a pure
+        function of the request and the catalogue).
+        """
         return self.right_size(request)
 
 
