@@ -133,10 +133,21 @@ class Sizer:
         return found
 
     def speed(
-        self, devices: Sequence[Accelerator], link_gbps: float, q: Q, tp: int, pp: int
+        self,
+        devices: Sequence[Accelerator],
+        link_gbps: float,
+        q: Q,
+        tp: int,
+        pp: int,
+        spec_keys: tuple[tuple[object, ...], ...] | None = None,
     ) -> tuple[float, float] | None:
-        """(decode tokens/s per sequence, time to first token in s) from the roofline; None if bandwidth is unknown."""
-        key = (tuple(d.spec_key for d in devices), link_gbps, q, tp, pp)
+        """(decode tokens/s per sequence, time to first token in s) from the roofline; None if bandwidth is unknown.
+
+        ``spec_keys``: the devices' ``spec_key``s when the caller has them.
+        """
+        if spec_keys is None:
+            spec_keys = tuple(d.spec_key for d in devices)
+        key = (spec_keys, link_gbps, q, tp, pp)
         if key in self._speed:
             return self._speed[key]
         specs = [self.specs_of(d) for d in devices]
@@ -169,18 +180,24 @@ class Sizer:
         (8 and 4 of one GPU) are then sized once per request.
         """
         if key is None:
-            return self._attempt(devices, link_gbps, q, label, need_speed)
+            return self._attempt(devices, link_gbps, q, label, need_speed, None)
         memo_key = (key, link_gbps, q, label, need_speed)
         try:
             return self._attempts[memo_key]
         except KeyError:
-            found = self._attempt(devices, link_gbps, q, label, need_speed)
+            found = self._attempt(devices, link_gbps, q, label, need_speed, key)
             if len(self._attempts) < 4096:
                 self._attempts[memo_key] = found
             return found
 
     def _attempt(
-        self, devices: Sequence[Accelerator], link_gbps: float, q: Q, label: str, need_speed: bool
+        self,
+        devices: Sequence[Accelerator],
+        link_gbps: float,
+        q: Q,
+        label: str,
+        need_speed: bool,
+        spec_keys: tuple[tuple[object, ...], ...] | None,
     ) -> Attempt | None:
         n = len(devices)
         split = self.split(n)
@@ -201,7 +218,7 @@ class Sizer:
         w = self.workload
         if not (need_speed or w.has_slo):
             return base
-        speed = self.speed(devices, link_gbps, q, tp, pp)
+        speed = self.speed(devices, link_gbps, q, tp, pp, spec_keys)
         if speed is None:
             if w.has_slo:
                 return _with(base, Cause.DECODE_SPEED, f"speed unknown: no memory bandwidth for {label}")
