@@ -230,3 +230,27 @@ def test_default_bandwidth_is_stated(bandwidths: Planner) -> None:
     plan = plan_sharding(8_000_000_000, Q.FLOAT16, Fleet((gpu(80),)), bandwidths)
     assert plan.tokens_per_second is not None
     assert any("assumed" in a and "GB/s" in a for a in plan.assumptions)
+
+
+def test_remembered_arrangement_equals_the_plain_one() -> None:
+    """SpecResolver.arrangement keeps Arrangement.of's answer per spec keys: same fields, shared across calls."""
+    from dataclasses import astuple
+
+    from accelplan_server.core.catalog import load_catalog
+    from accelplan_server.core.hardware.specs import Arrangement
+
+    catalog = load_catalog()
+    specs_of = SpecResolver(catalog, BandwidthTable.from_catalog(catalog))
+    mixed = [gpu(80, sku="h100-sxm"), gpu(80, sku="h100-sxm"), gpu(48, sku="l40s"), gpu(24)]
+    for devices, tp, pp in ((mixed[:1], 1, 1), (mixed[:2], 2, 1), (mixed, 2, 2), (mixed, 1, 4)):
+        keys = tuple(d.spec_key for d in devices)
+        for q in (Q.BFLOAT16, Q.FP8, Q.INT4):
+            plain = Arrangement.of([specs_of(d) for d in devices], q, tp, pp)
+            kept = specs_of.arrangement(devices, keys, q, tp, pp)
+            assert astuple(kept) == astuple(plain)
+            assert specs_of.arrangement(devices, keys, q, tp, pp) is kept
+    many = [gpu(80)] * (SpecResolver.MAX_ARRANGED_DEVICES + 1)
+    keys = tuple(d.spec_key for d in many)
+    assert specs_of.arrangement(many, keys, Q.BFLOAT16, 1, len(many)) is not specs_of.arrangement(
+        many, keys, Q.BFLOAT16, 1, len(many)
+    )

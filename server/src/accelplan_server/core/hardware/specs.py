@@ -200,7 +200,39 @@ class SpecResolver:
         # cachetools.Cache evicts in insertion order and reads without reordering, so a read needs no
         # lock (one dict lookup); writes take the lock. This is on every plan's path, once per device.
         self._cache: cachetools.Cache[tuple[object, ...], DeviceSpecs] = cachetools.Cache(self.MAX_ENTRIES)
+        self._arrangements: cachetools.Cache[tuple[object, ...], Arrangement] = cachetools.Cache(self.MAX_ARRANGEMENTS)
         self._lock = threading.Lock()
+
+    MAX_ARRANGEMENTS = 256
+    """Arrangements kept, oldest first out, read without a lock like the specs.
+
+    An entry is a few KB; at worst (64 devices' spec keys, MAX_MEMOS facts the roofline keeps on
+    it) some 40 KB, so the table holds at most ~10 MB whatever requests send."""
+
+    MAX_ARRANGED_DEVICES = 64
+    """Larger replicas are arranged each time (their keys would be as large as their work)."""
+
+    def arrangement(
+        self,
+        devices: Sequence[Accelerator],
+        spec_keys: tuple[tuple[object, ...], ...],
+        q: Quantization,
+        tp: int,
+        pp: int,
+    ) -> Arrangement:
+        """``Arrangement.of`` the devices' specs, kept per (their ``spec_key``s, q, tp, pp) across requests.
+
+        An arrangement depends only on those, so every workload sized on alike devices shares it
+        (and the facts the roofline memoises on it).
+        """
+        key = (spec_keys, q, tp, pp)
+        found = self._arrangements.get(key)
+        if found is None:
+            found = Arrangement.of([self(d) for d in devices], q, tp, pp)
+            if len(spec_keys) <= self.MAX_ARRANGED_DEVICES:
+                with self._lock:
+                    found = self._arrangements.setdefault(key, found)
+        return found
 
     def __call__(self, device: Accelerator) -> DeviceSpecs:
         """The device's specs (device_id, NUMA node, name and availability do not matter)."""

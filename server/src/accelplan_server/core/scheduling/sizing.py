@@ -10,9 +10,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from accelplan_server.core.hardware.accelerators import Accelerator
-from accelplan_server.core.hardware.specs import Arrangement, SpecResolver
+from accelplan_server.core.hardware.specs import SpecResolver
 from accelplan_server.core.memory.serving import DEFAULT_GPU_MEMORY_UTILIZATION, ServingShape
 from accelplan_server.core.model.footprint import ModelProfile, footprint
 from accelplan_server.core.model.weights import WeightFormat
@@ -67,9 +68,8 @@ class ServingWorkload:
         return self.min_decode_tokens_per_second is not None or self.max_time_to_first_token_seconds is not None
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One replica size tried: a precision on n devices split tp x pp."""
+class Attempt(NamedTuple):
+    """One replica size tried: a precision on n devices split tp x pp (a tuple: sizing builds thousands)."""
 
     quantization: Q
     device_count: int
@@ -150,15 +150,15 @@ class Sizer:
         key = (spec_keys, link_gbps, q, tp, pp)
         if key in self._speed:
             return self._speed[key]
-        specs = [self.specs_of(d) for d in devices]
+        arrangement = self.specs_of.arrangement(devices, spec_keys, q, tp, pp)
         result: tuple[float, float] | None = None
-        if all(s.bandwidth_gbps > 0 for s in specs):
+        if all(b > 0 for b in arrangement.stage_bandwidths_gbps):  # a stage's slowest: 0 if any device's is
             w = self.workload
             p = w.profile
             work = Workload(
                 p.counts, WeightFormat(q), p.architecture, w.kv_bits, w.concurrency, w.prompt_tokens, PLAN_OUTPUT_TOKENS
             )
-            perf = roofline(work, Arrangement.of(specs, q, tp, pp), link_gbps=link_gbps)
+            perf = roofline(work, arrangement, link_gbps=link_gbps)
             result = (perf.decode_tokens_per_second_per_sequence, perf.prefill_seconds)
         if len(self._speed) < 4096:
             self._speed[key] = result
@@ -242,19 +242,7 @@ class Sizer:
 
 
 def _with(a: Attempt, cause: Cause, miss: str) -> Attempt:
-    return Attempt(
-        a.quantization,
-        a.device_count,
-        a.tensor_parallel,
-        a.pipeline_parallel,
-        a.memory_per_device_bytes,
-        a.device_memory_bytes,
-        a.usable_bytes,
-        a.decode_tokens_per_second,
-        a.time_to_first_token_seconds,
-        cause,
-        miss,
-    )
+    return a._replace(cause=cause, miss=miss)
 
 
 MAX_SEARCHED_DEVICES = 64
