@@ -246,11 +246,12 @@ def test_remembered_arrangement_equals_the_plain_one() -> None:
         keys = tuple(d.spec_key for d in devices)
         for q in (Q.BFLOAT16, Q.FP8, Q.INT4):
             plain = Arrangement.of([specs_of(d) for d in devices], q, tp, pp)
-            kept = specs_of.arrangement(devices, keys, q, tp, pp)
+            kept = specs_of.arrangement(devices, keys, q, tp, pp, 900.0)
             assert astuple(kept) == astuple(plain)
-            assert specs_of.arrangement(devices, keys, q, tp, pp) is kept
+            assert specs_of.arrangement(devices, keys, q, tp, pp, 900.0) is kept
+            assert specs_of.arrangement(devices, keys, q, tp, pp, 450.0) is not kept
     many = [gpu(80)] * (SpecResolver.MAX_ARRANGED_DEVICES + 1)
     keys = tuple(d.spec_key for d in many)
-    assert specs_of.arrangement(many, keys, Q.BFLOAT16, 1, len(many)) is not specs_of.arrangement(
-        many, keys, Q.BFLOAT16, 1, len(many)
+    assert specs_of.arrangement(many, keys, Q.BFLOAT16, 1, len(many), 0.0) is not specs_of.arrangement(
+        many, keys, Q.BFLOAT16, 1, len(many), 0.0
     )

@@ -203,14 +203,14 @@ class SpecResolver:
         self._arrangements: cachetools.Cache[tuple[object, ...], Arrangement] = cachetools.Cache(self.MAX_ARRANGEMENTS)
         self._lock = threading.Lock()
 
-    MAX_ARRANGEMENTS = 256
+    MAX_ARRANGEMENTS = 1024
     """Arrangements kept, oldest first out, read without a lock like the specs.
 
-    An entry is a few KB; at worst (64 devices' spec keys, MAX_MEMOS facts the roofline keeps on
-    it) some 40 KB, so the table holds at most ~10 MB whatever requests send."""
+    An entry holds its key (at most MAX_ARRANGED_DEVICES spec keys), the arrangement and the few
+    facts the roofline keeps on it for its one link: ~3 KB, at most ~9 KB, so ~9 MB in all at worst."""
 
-    MAX_ARRANGED_DEVICES = 64
-    """Larger replicas are arranged each time (their keys would be as large as their work)."""
+    MAX_ARRANGED_DEVICES = 16
+    """Larger replicas are arranged each time (their keys grow with their work)."""
 
     def arrangement(
         self,
@@ -219,13 +219,15 @@ class SpecResolver:
         q: Quantization,
         tp: int,
         pp: int,
+        link_gbps: float,
     ) -> Arrangement:
-        """``Arrangement.of`` the devices' specs, kept per (their ``spec_key``s, q, tp, pp) across requests.
+        """``Arrangement.of`` the devices' specs, kept across requests for a roofline over ``link_gbps``.
 
-        An arrangement depends only on those, so every workload sized on alike devices shares it
-        (and the facts the roofline memoises on it).
+        An arrangement depends only on the devices' ``spec_key``s, q, tp and pp, so every workload
+        sized on alike devices shares it. The link is part of the key only because the roofline keeps
+        its link's assumption lines on the arrangement (core.memo): one link per entry keeps those few.
         """
-        key = (spec_keys, q, tp, pp)
+        key = (spec_keys, q, tp, pp, link_gbps)
         found = self._arrangements.get(key)
         if found is None:
             found = Arrangement.of([self(d) for d in devices], q, tp, pp)

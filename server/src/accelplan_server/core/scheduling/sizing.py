@@ -150,7 +150,7 @@ class Sizer:
         key = (spec_keys, link_gbps, q, tp, pp)
         if key in self._speed:
             return self._speed[key]
-        arrangement = self.specs_of.arrangement(devices, spec_keys, q, tp, pp)
+        arrangement = self.specs_of.arrangement(devices, spec_keys, q, tp, pp, link_gbps)
         result: tuple[float, float] | None = None
         if all(b > 0 for b in arrangement.stage_bandwidths_gbps):  # a stage's slowest: 0 if any device's is
             w = self.workload
