@@ -171,6 +171,28 @@ def test_a_second_name_field_is_not_read_as_the_first() -> None:
     assert rank_wire.read_request(bytes(raw)) is None
 
 
+def test_a_name_longer_than_its_node_is_not_the_plain_form() -> None:
+    req = request(2, n=3)
+    short = b"\x0a\x05ab"  # says 5 bytes of name, has 2
+    raw = scheduling_pb2.RankNodesRequest(workload=req.workload).SerializeToString()
+    for i in range(3):
+        body = short if i == 1 else req.nodes[i].SerializeToString()
+        raw += b"\x12" + rank_wire.varint(len(body)) + body
+    assert rank_wire.read_request(raw) is None
+    with pytest.raises(DecodeError):
+        scheduling_pb2.RankNodesRequest.FromString(raw)
+
+
+def test_duplicate_names_are_read_and_checked(servicer: SchedulerServicer) -> None:
+    req = request(3, n=6)
+    req.nodes[4].name = req.nodes[1].name
+    wire = rank_wire.read_request(req.SerializeToString())
+    assert wire is not None and not wire.names_unique
+    with pytest.raises(InvalidArgument) as e:
+        servicer.rank_bytes(req.SerializeToString())
+    assert [v.field for v in e.value.violations] == ["nodes[4].name"]
+
+
 def test_nodes_read_as_bytes_equal_nodes_read_as_messages(servicer: SchedulerServicer) -> None:
     req = request(11)
     wire = rank_wire.read_request(req.SerializeToString())
@@ -178,7 +200,8 @@ def test_nodes_read_as_bytes_equal_nodes_read_as_messages(servicer: SchedulerSer
     assert wire.header == scheduling_pb2.RankNodesRequest(workload=req.workload)
     assert wire.heads == rank_wire.name_fields(wire.names)
     fast, slow = servicer._nodes_from_wire(wire, Violations()), servicer._nodes(req, Violations())
-    assert fast[0] == slow[0] and fast[2] == slow[2]
+    assert list(fast[0]) == slow[0] and fast[2] == slow[2]
+    assert wire.names[2:5] == slow[0][2:5] and wire.names_unique
     assert [s.key for s in fast[1]] == [s.key for s in slow[1]]
 
 

@@ -4,13 +4,12 @@ Nodes of one device shape differ only in their name, so per node the work is a f
 list operations:
 
 * ``read_request`` parses the request as a view whose ``nodes`` field is ``repeated bytes`` (each
-  node's bytes, unparsed), and the names through a second view whose ``nodes`` is one message:
-  the parser merges every node into it, so its ``repeated string name`` lists all names in
-  order and validates their UTF-8. Each node's bytes after its name field are the key under
-  which the caller parses nodes of one shape once. Only the plain form is read so: each node's
-  bytes start with its name field (tag 0x0A, a one-byte length) and name it once, which is what
-  every protobuf library writes for names under 128 bytes; anything else returns None and the
-  caller reads the request as a message.
+  node's bytes, unparsed). Only the plain form is read so: each node's bytes start with its name
+  field (tag 0x0A, a one-byte length: names under 128 bytes, as every protobuf library writes
+  them) and name it once. The name fields are sliced off (their UTF-8 checked in one pass over
+  them joined; the names are decoded only where a caller asks for one), and the bytes after them
+  are the key under which the caller parses nodes of one shape once. Anything else returns None
+  and the caller reads the request as a message.
 * ``encode_verdicts`` writes RankNodesResponse.verdicts: each verdict's fields but its name are
   serialized once per group by the caller, and every node's verdict is a length prefix, its
   name field and that tail, in field order, so the bytes equal a message serialization's.
@@ -25,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, repeat
 from operator import getitem
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
@@ -44,12 +43,14 @@ NAME_TAG = 0x0A
 
 
 def _views() -> tuple[Any, Any]:
-    """The two views of RankNodesRequest (message classes added once to the default descriptor pool)."""
+    """RankNodesRequest with its nodes as bytes, and NodeNames (``repeated string name = 1``).
+
+    The message classes are added once to the default descriptor pool.
+    """
     pool = descriptor_pool.Default()
     package = "accelplan_server.rpc.rank_wire"
     try:
         request = pool.FindMessageTypeByName(f"{package}.RequestView")
-        names = pool.FindMessageTypeByName(f"{package}.NamesView")
     except KeyError:
         ft = descriptor_pb2.FieldDescriptorProto
         file = descriptor_pb2.FileDescriptorProto(
@@ -67,20 +68,13 @@ def _views() -> tuple[Any, Any]:
                 field.ClearField("type_name")
         node_names = file.message_type.add(name="NodeNames")
         node_names.field.add(name="name", number=1, type=ft.TYPE_STRING, label=ft.LABEL_REPEATED)
-        merged = file.message_type.add(name="NamesView")
-        merged.field.add(
-            name="nodes", number=2, type=ft.TYPE_MESSAGE, label=ft.LABEL_OPTIONAL, type_name=f".{package}.NodeNames"
-        )
         pool.Add(file)
         request = pool.FindMessageTypeByName(f"{package}.RequestView")
-        names = pool.FindMessageTypeByName(f"{package}.NamesView")
+    names = pool.FindMessageTypeByName(f"{package}.NodeNames")
     return message_factory.GetMessageClass(request), message_factory.GetMessageClass(names)
 
 
-_RequestView, _NamesView = _views()
-_NodeNames = message_factory.GetMessageClass(
-    descriptor_pool.Default().FindMessageTypeByName("accelplan_server.rpc.rank_wire.NodeNames")
-)
+_RequestView, _NodeNames = _views()
 _HEAD = [slice(0, 2 + n) for n in range(0x80)]
 _REST = [slice(2 + n, None) for n in range(0x80)]
 
@@ -90,11 +84,35 @@ class WireRequest(NamedTuple):
 
     header: scheduling_pb2.RankNodesRequest
     """Every field but ``nodes`` (which is empty)."""
-    names: list[str]
+    names: Sequence[str]
+    """Each node's name, decoded from ``heads`` when read."""
     heads: list[bytes]
     """Each node's name field as on the wire (tag, length, UTF-8): also NodeVerdict's node_name field."""
     rests: list[bytes]
     """Each node's bytes after its name field: equal for nodes that differ only in their name."""
+    names_unique: bool
+    """No two nodes share a name (every name is also non-empty, valid UTF-8 and within the length cap)."""
+
+
+class Names(Sequence[str]):
+    """Node names read from their name fields on first use (a wire request's are needed only for a few)."""
+
+    def __init__(self, heads: list[bytes]) -> None:
+        self._heads = heads
+
+    def __len__(self) -> int:
+        return len(self._heads)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [head[2:].decode() for head in self._heads[i]]
+        return self._heads[i][2:].decode()
 
 
 def read_request(raw: bytes) -> WireRequest | None:
@@ -117,21 +135,28 @@ def read_request(raw: bytes) -> WireRequest | None:
         lengths: list[int] = list(map(getitem, bodies, repeat(1)))
     except IndexError:  # a node of fewer than two bytes
         return None
-    if max(lengths) >= 0x80:
-        return None
-    rests: list[bytes] = list(map(bytes.__getitem__, bodies, map(_REST.__getitem__, lengths)))
-    if len(set(rests)) > max(MAX_DISTINCT_NODES, n // 8):
-        return None
-    try:
-        names: list[str] = list(_NamesView.FromString(raw).nodes.name)
-    except DecodeError:
-        return None
-    if len(names) != n:  # a node with a second name field (the last would win) or a name longer than its bytes
+    if max(lengths) >= 0x80 or min(lengths) == 0:  # a longer name, or an empty one (proto3 writes none)
         return None
     heads: list[bytes] = list(map(bytes.__getitem__, bodies, map(_HEAD.__getitem__, lengths)))
+    if sum(map(len, heads)) != 2 * n + sum(lengths):  # a name longer than its node's bytes
+        return None
+    try:
+        # Tags and lengths are ASCII, so this validates every name's UTF-8 in one pass.
+        b"".join(heads).decode()
+    except UnicodeDecodeError:
+        return None
+    rests: list[bytes] = list(map(bytes.__getitem__, bodies, map(_REST.__getitem__, lengths)))
+    distinct = dict.fromkeys(rests)
+    if len(distinct) > max(MAX_DISTINCT_NODES, n // 8):
+        return None
+    try:
+        if any(_NodeNames.FromString(rest).name for rest in distinct):
+            return None  # a second name field: a parser keeps the last one
+    except DecodeError:
+        return None
     view.ClearField("nodes")
     header = scheduling_pb2.RankNodesRequest.FromString(view.SerializeToString())
-    return WireRequest(header, names, heads, rests)
+    return WireRequest(header, Names(heads), heads, rests, len(set(heads)) == n)
 
 
 def worth_reading(request: scheduling_pb2.RankNodesRequest) -> bool:

@@ -238,7 +238,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     def _nodes_from_wire(
         self, wire: rank_wire.WireRequest, bad: Violations
-    ) -> tuple[list[str], list[NodeShape], list[float | None] | None]:
+    ) -> tuple[Sequence[str], list[NodeShape], list[float | None] | None]:
         """``_nodes`` for a request read as bytes: each distinct node body parsed (and checked) once.
 
         Reading a protobuf map costs ~1 us per lookup, and nodes of one shape differ only in their
@@ -314,28 +314,30 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     def _ranking(
         self, request: scheduling_pb2.RankNodesRequest, wire: rank_wire.WireRequest | None
-    ) -> tuple[list[str], Ranking, ServingWorkload]:
+    ) -> tuple[Sequence[str], Ranking, ServingWorkload]:
         """Checks (every bad field at once), then the core's ranking; nodes from ``wire`` when given."""
         bad = Violations()
         ref, parts, policy = self._checks(request, bad)
+        names: Sequence[str]
         names, shapes, prices = self._nodes_from_wire(wire, bad) if wire is not None else self._nodes(request, bad)
         node_count = len(names)
         starts: list[int] = []
         groups = self._read_groups(request.node_groups, limits.MAX_RANK_NODES - node_count, bad)
         if groups:
-            names = list(names)  # not the wire request's own list
-        for members, shape, price in groups:
-            starts.append(len(names))
-            names += members
-            if shape is not None:
-                shapes += [shape] * len(members)
-            if price is not None and prices is None:
-                prices = [None] * starts[-1]
-            if prices is not None:
-                prices += [price] * len(members)
+            names = every = list(names)  # not the wire request's own list
+            for members, shape, price in groups:
+                starts.append(len(every))
+                every += members
+                if shape is not None:
+                    shapes += [shape] * len(members)
+                if price is not None and prices is None:
+                    prices = [None] * starts[-1]
+                if prices is not None:
+                    prices += [price] * len(members)
         if not node_count and not request.node_groups:
             bad.add("nodes", "must list at least one node (here or in node_groups)")
-        _check_names(names, bad, _name_path(node_count, starts))
+        if wire is None or groups or not wire.names_unique:  # read_request checked unique names' other rules
+            _check_names(names, bad, _name_path(node_count, starts))
         bad.raise_if_any()
         ranker = self._ranker(request, ref, parts)
         ranking = ranker.rank_shapes(
@@ -619,7 +621,7 @@ def _name_path(node_count: int, group_starts: list[int]) -> Callable[[int], str]
     return path
 
 
-def _check_names(names: list[str], bad: Violations, path: Callable[[int], str] = "nodes[{}].name".format) -> None:
+def _check_names(names: Sequence[str], bad: Violations, path: Callable[[int], str] = "nodes[{}].name".format) -> None:
     """Every node name non-empty, within the length cap and unique (one C-level pass when they are)."""
     if all(names) and len(set(names)) == len(names) and max(map(len, names), default=0) <= limits.MAX_STRING_LENGTH:
         return
