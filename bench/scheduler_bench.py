@@ -1,12 +1,14 @@
 """SchedulerService latency: RankNodes over many nodes and RightSize over the catalogue.
 
-    .venv/bin/python -m bench.scheduler_bench [--nodes 5000] [--workloads 60] [--json PATH]
+    .venv/bin/python -m bench.scheduler_bench [--nodes 5000] [--workloads 60] [--rounds 7] [--own-process] [--json PATH]
 
 Each measurement cycles through distinct workloads (model x precision x context x concurrency),
 so the p99 is over different calculations, not one repeated request. Node inventories carry
 realistic label sets (GPU Feature Discovery, kubelet and cloud labels, ~30 per node) in ~20
 device shapes. In-process calls go through SchedulerServicer.rank / right_size with a request
-message (as the extender calls it); gRPC calls go over loopback to a real server.
+message (as the extender calls it); gRPC calls go over loopback to a real server, started in
+this process; with --own-process, also to `accelplan serve` in its own process (a fresh one per
+row), from this Python client and from the Go SDK (bench/goclient: what a Go scheduler plugin sees).
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ import argparse
 import gc
 import itertools
 import json
+import shutil
 import statistics
+import struct
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,6 +34,20 @@ from accelplan_server.core.catalog import load_catalog
 from accelplan_server.core.scheduling.labels import KEYS
 from accelplan_server.rpc.scheduler import SchedulerServicer
 from accelplan_server.runtime.serve import ServerConfig, start
+from bench.hostile import start_server
+
+GO_CLIENT = Path(__file__).parent / "goclient"
+
+WIDE_EXTRA = (
+    "kubernetes.io/os",
+    "kubernetes.io/arch",
+    "nvidia.com/cuda.driver.major",
+    "nvidia.com/gpu.compute.major",
+    "nvidia.com/gpu.present",
+    "nvidia.com/mig.capable",
+    "feature.node.kubernetes.io/pci-10de.present",
+)
+"""Labels beside accelplan's own that the codec rows send: 11 a node, more than a small Go map holds."""
 
 SHAPES: list[dict[str, str]] = []
 for product, memory, counts in (
@@ -142,6 +163,11 @@ def measure(call: Any, requests: list[Any], rounds: int) -> dict[str, float]:
             t = time.perf_counter()
             call(r)
             per_request[k].append(time.perf_counter() - t)
+    return summarize(per_request)
+
+
+def summarize(per_request: list[list[float]]) -> dict[str, float]:
+    """``measure``'s figures from each request's call times, round by round (seconds)."""
     result = percentiles([x for xs in per_request for x in xs])
     best = percentiles([min(xs) for xs in per_request])
     result["best_of_rounds_p50_ms"] = best["p50_ms"]
@@ -152,6 +178,78 @@ def measure(call: Any, requests: list[Any], rounds: int) -> dict[str, float]:
     return result
 
 
+def warm_ups(loads: list[scheduling_pb2.Workload]) -> list[scheduling_pb2.Workload]:
+    """Three workloads outside ``loads`` (other contexts): warming a fresh server with them keeps none of ``loads``."""
+    out = []
+    for i, w in enumerate(loads[:3]):
+        warm = scheduling_pb2.Workload()
+        warm.CopyFrom(w)
+        warm.context_length = 1000 + i
+        out.append(warm)
+    return out
+
+
+def own_process(
+    method: str, requests: list[Any], warm: list[Any], rounds: int, go_binary: Path | None, *go_args: str
+) -> dict[str, float]:
+    """``measure`` against ``accelplan serve`` in its own process (fresh, so nothing is remembered), from this
+    process's Python client or, with ``go_binary``, from the Go SDK (bench/goclient, given ``go_args``)."""
+    proc, address = start_server(None, [])
+    try:
+        if go_binary is None:
+            with grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
+                call = getattr(scheduler_service_pb2_grpc.SchedulerServiceStub(channel), method)
+                for r in warm:
+                    call(r)
+                per_request: list[list[float]] = [[] for _ in requests]
+                for _ in range(rounds):
+                    for k, r in enumerate(requests):
+                        t = time.perf_counter()
+                        call(r)
+                        per_request[k].append(time.perf_counter() - t)
+            return summarize(per_request)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "requests.bin"
+            with path.open("wb") as f:
+                for r in [*warm, *requests]:
+                    body = r.SerializeToString()
+                    f.write(struct.pack("<I", len(body)) + body)
+            out = Path(tmp) / "times.json"
+            subprocess.run(
+                [
+                    str(go_binary),
+                    "-server",
+                    address,
+                    "-method",
+                    method,
+                    "-requests",
+                    str(path),
+                    "-warm",
+                    str(len(warm)),
+                    "-rounds",
+                    str(rounds),
+                    "-out",
+                    str(out),
+                    *go_args,
+                ],
+                check=True,
+            )
+            return summarize(json.loads(out.read_text())["seconds"])
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def build_go_client(into: Path) -> Path:
+    """bench/goclient built with the Go toolchain (the Go SDK through a replace directive)."""
+    go = shutil.which("go")
+    if go is None:
+        raise SystemExit("--go-client needs the Go toolchain on PATH")
+    binary = into / "goclient"
+    subprocess.run([go, "build", "-o", str(binary), "."], cwd=GO_CLIENT, check=True)
+    return binary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=5000)
@@ -159,6 +257,12 @@ def main() -> None:
     parser.add_argument("--workloads", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", default="")
+    parser.add_argument(
+        "--own-process",
+        action="store_true",
+        help="also time the gRPC rows against `accelplan serve` in its own process, from this Python client "
+        "and from the Go SDK (bench/goclient, built with `go build`)",
+    )
     args = parser.parse_args()
 
     catalog = load_catalog()
@@ -251,6 +355,66 @@ def main() -> None:
             results["RightSize whole catalogue, gRPC loopback"] = measure(stub.RightSize, sizes, args.rounds)
     finally:
         running.stop(0)
+
+    if args.own_process:
+        with tempfile.TemporaryDirectory() as tmp:
+            go_binary = build_go_client(Path(tmp))
+            warm = warm_ups(loads)
+            forms: list[tuple[str, str, list[Any], list[Any]]] = [
+                (
+                    f"RankNodes {args.nodes} nodes",
+                    "RankNodes",
+                    rank_slim,
+                    [scheduling_pb2.RankNodesRequest(workload=w, nodes=slim) for w in warm],
+                ),
+                (
+                    f"RankNodes {args.nodes} nodes (grouped verdicts)",
+                    "RankNodes",
+                    rank_slim_grouped,
+                    [scheduling_pb2.RankNodesRequest(workload=w, nodes=slim, verdict_layout=grouped) for w in warm],
+                ),
+                (
+                    f"RankNodes {args.nodes} nodes (node groups, grouped verdicts)",
+                    "RankNodes",
+                    rank_groups,
+                    [
+                        scheduling_pb2.RankNodesRequest(workload=w, node_groups=groups, verdict_layout=grouped)
+                        for w in warm
+                    ],
+                ),
+                (
+                    "RightSize whole catalogue",
+                    "RightSize",
+                    sizes,
+                    [scheduling_pb2.RightSizeRequest(workload=w) for w in warm],
+                ),
+            ]
+            for label, method, requests, warm_requests in forms:
+                for client, binary in (("Python", None), ("Go", go_binary)):
+                    results[f"{label}, gRPC to its own process, {client} client"] = own_process(
+                        method, requests, warm_requests, args.rounds, binary
+                    )
+            # More labels than Go's small maps hold: grpc-go's default codec writes them in a random order
+            # per message, so nodes of one shape differ in their bytes unless the client sorts them.
+            wide = [
+                scheduling_pb2.NodeInventory(
+                    name=n.name, labels={k: v for k, v in node_labels(i).items() if k in KEYS or k in WIDE_EXTRA}
+                )
+                for i, n in enumerate(slim)
+            ]
+            for codec in ("sdk", "grpc-default"):
+                results[
+                    f"RankNodes {args.nodes} nodes x {len(wide[0].labels)} labels (grouped verdicts), "
+                    f"gRPC to its own process, Go client, {codec} codec"
+                ] = own_process(
+                    "RankNodes",
+                    [scheduling_pb2.RankNodesRequest(workload=w, nodes=wide, verdict_layout=grouped) for w in loads],
+                    [scheduling_pb2.RankNodesRequest(workload=w, nodes=wide, verdict_layout=grouped) for w in warm],
+                    args.rounds,
+                    go_binary,
+                    "-codec",
+                    codec,
+                )
 
     width = max(len(k) for k in results)
     for key, value in results.items():

@@ -151,7 +151,8 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	var dialOpts []grpc.DialOption
+	// Requests are marshalled deterministically (map fields in key order): see deterministicCodec.
+	dialOpts := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodecV2(deterministicCodec{}))}
 	if cfg.serviceConfig != "" {
 		dialOpts = append(dialOpts, grpc.WithDefaultServiceConfig(cfg.serviceConfig))
 	}
