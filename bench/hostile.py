@@ -9,6 +9,7 @@ bounded in count and time; nothing leaves loopback.
 Attacks:
   half-open   4 connections x 10 GetModel calls with HEADERS and no body, and 16 reflection streams
   heavy       32 distinct 16,384-chip PlanSharding calls in flight (4,096 four-chip TPUs, 405B)
+  shapes      6 distinct RankNodes calls in flight, each over 4,000 nodes that are 4,000 device shapes
   unread      100 PlanSharding calls (~0.6 MB answers) on one connection that never reads them
   idle        1,000 TCP connections that never say anything
 
@@ -40,7 +41,7 @@ def start_server(tree: Path | None, extra: list[str]) -> tuple[subprocess.Popen[
         if (tree / ".venv/bin/python").exists():
             python = str(tree / ".venv/bin/python")
         else:
-            env["PYTHONPATH"] = f"{tree / 'server'}:{tree / 'client/python'}"
+            env["PYTHONPATH"] = f"{tree / 'server/src'}:{tree / 'client/python/src'}"
     proc = subprocess.Popen(
         [python, "-m", "accelplan.cli", "serve", "--port", "0", "--log-level", "ERROR", *extra],
         stdout=subprocess.PIPE,
@@ -87,6 +88,14 @@ def heavy(address: str) -> Callable[[], None]:
     return lambda: cm.__exit__(None, None, None)
 
 
+def shapes(address: str) -> Callable[[], None]:
+    cm = attack.heavy_in_flight(
+        address, 6, timeout=60, method=attack.SCHEDULER + "RankNodes", build=lambda i: attack.many_shapes_rank(i, 4000)
+    )
+    cm.__enter__()
+    return lambda: cm.__exit__(None, None, None)
+
+
 def unread(address: str) -> Callable[[], None]:
     payload = attack.heavy_plan(0).SerializeToString()
     sock = attack.unread(address, attack.PLANNER + "PlanSharding", payload, 100, seconds=10)
@@ -102,6 +111,7 @@ def idle(address: str) -> Callable[[], None]:
 ATTACKS: dict[str, Callable[[str], Callable[[], None]]] = {
     "half-open": half_open,
     "heavy": heavy,
+    "shapes": shapes,
     "unread": unread,
     "idle": idle,
 }
@@ -116,6 +126,7 @@ def row(name: str, p: attack.Probe, rss: float) -> dict[str, Any]:
         "cheap_errors": p.cheap_errors,
         "p50_ms": lat[len(lat) // 2] if lat else float("inf"),
         "p99_ms": p.p99(),
+        "max_ms": lat[-1] if lat else float("inf"),
         "rss_mb": rss,
     }
 
@@ -152,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{where} on {address}; {os.cpu_count()} CPUs; {args.seconds:g} s probe per attack")
     print(
         f"{'attack':18s} {'health ok':>10s} {'GetModel':>8s} {'errors':>6s} "
-        f"{'p50 ms':>8s} {'p99 ms':>8s} {'RSS MB':>7s}"
+        f"{'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'RSS MB':>7s}"
     )
     for r in rows:
         print(
             f"{r['attack']:18s} {r['health']:>10s} {r['cheap_calls']:8d} {r['cheap_errors']:6d} "
-            f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rss_mb']:7.0f}"
+            f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['max_ms']:8.1f} {r['rss_mb']:7.0f}"
         )
     return 0
 

@@ -12,18 +12,20 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import grpc
 import h2.config
 import h2.connection
 import h2.exceptions
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2
+from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2, scheduling_pb2
 
 PLANNER = "/accelplan.v1.PlannerService/"
+SCHEDULER = "/accelplan.v1.SchedulerService/"
 REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 
 
@@ -169,6 +171,25 @@ def heavy_plan(i: int) -> planning_pb2.PlanShardingRequest:
     )
 
 
+def many_shapes_rank(i: int, nodes: int = 2000) -> scheduling_pb2.RankNodesRequest:
+    """A distinct RankNodes over ``nodes`` nodes that are all different device shapes (each H100 node's
+    reported memory differs by a MiB), within every cap: each shape is sized (~0.3 ms apiece)."""
+    return scheduling_pb2.RankNodesRequest(
+        workload=scheduling_pb2.Workload(model=models_pb2.ModelSpec(model_id="llama-3.1-70b"), concurrency=1 + i),
+        nodes=[
+            scheduling_pb2.NodeInventory(
+                name=f"node-{k}",
+                labels={
+                    "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                    "nvidia.com/gpu.count": "8",
+                    "nvidia.com/gpu.memory": str(60_000 + k),
+                },
+            )
+            for k in range(nodes)
+        ],
+    )
+
+
 def cheap_request() -> bytes:
     """A GetModel request, serialized."""
     return models_pb2.GetModelRequest(model_id="llama-3.1-8b").SerializeToString()
@@ -233,18 +254,22 @@ def probe(address: str, seconds: float, *, credentials: grpc.ChannelCredentials 
 
 @contextlib.contextmanager
 def heavy_in_flight(
-    address: str, count: int, timeout: float = 60, connections: int = 4
+    address: str,
+    count: int,
+    timeout: float = 60,
+    connections: int = 4,
+    method: str = PLANNER + "PlanSharding",
+    build: Callable[[int], Message] = heavy_plan,
 ) -> Iterator[list[grpc.Future[object]]]:
-    """``count`` distinct heavy plans sent at once over ``connections`` connections; yields their futures."""
+    """``count`` distinct heavy calls (``build(i)`` to ``method``; by default 16,384-chip plans) sent at once
+    over ``connections`` connections; yields their futures."""
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
     channels = [grpc.insecure_channel(address, options=options) for _ in range(connections)]
     futures: list[grpc.Future[object]] = []
     try:
         for i in range(count):
-            method = channels[i % connections].unary_unary(
-                PLANNER + "PlanSharding", request_serializer=None, response_deserializer=None
-            )
-            futures.append(method.future(heavy_plan(i).SerializeToString(), timeout=timeout))
+            call = channels[i % connections].unary_unary(method, request_serializer=None, response_deserializer=None)
+            futures.append(call.future(build(i).SerializeToString(), timeout=timeout))
         yield futures
     finally:
         for f in futures:

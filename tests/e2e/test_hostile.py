@@ -6,6 +6,7 @@ Each test starts a real ``accelplan serve`` and attacks it from raw sockets
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import socket
@@ -21,6 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from accelplan.v1 import models_pb2, planner_service_pb2_grpc
+from accelplan_server.core.catalog import load_catalog
+from accelplan_server.rpc.scheduler import SchedulerServicer
 from bench import hostile_load as attack
 from tests.e2e.conftest import ServerProcess, launch_server
 from tests.e2e.tls_certs import make_certs
@@ -113,6 +116,33 @@ def test_heavy_plans_do_not_starve_cheap_calls_or_health() -> None:
         assert during.cheap_errors == 0, during
         assert during.p99() <= 20.0, f"GetModel p99 {during.p99():.1f} ms under 32 heavy plans"
         assert all(e is None for e in results), [e for e in results if e is not None][:1]
+    finally:
+        _stop(s)
+
+
+def test_rankings_over_thousands_of_shapes_run_in_the_heavy_lane() -> None:
+    """A RankNodes over 4,000 distinct device shapes (~0.5 s of sizing, 240 KB: within every cap) is read
+    where it arrives, then ranked in the heavy lane: with 6 in flight no cheap call or health check waits
+    behind one (inline, each GetModel that arrived during a ranking waited all of it: 0.4 s and more),
+    and each answer equals the in-process servicer's."""
+    s = launch_server()
+    build = functools.partial(attack.many_shapes_rank, nodes=4000)
+    try:
+        attack.probe(s.address, 1.0)  # warm: connections, the heavy lane's processes
+        with attack.heavy_in_flight(
+            s.address, 6, timeout=120, method=attack.SCHEDULER + "RankNodes", build=build
+        ) as futures:
+            time.sleep(0.2)
+            during = attack.probe(s.address, 2.0)
+            assert sum(f.done() for f in futures) < 6, "the rankings finished before the probe: no load"
+            answers = [f.result(timeout=120) for f in futures]
+        assert during.health_total > 0 and during.health_ok == during.health_total, during
+        assert during.cheap_errors == 0, during
+        slowest = max(during.latencies_ms)
+        assert slowest <= 150.0, f"a GetModel waited {slowest:.0f} ms behind rankings of 4,000 shapes"
+        local = SchedulerServicer(load_catalog())
+        for i in (0, 5):
+            assert answers[i] == local.rank_bytes(build(i).SerializeToString())
     finally:
         _stop(s)
 

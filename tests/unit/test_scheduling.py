@@ -15,7 +15,11 @@ from accelplan_server.core.errors import InvalidArgument, NotFound
 from accelplan_server.core.hardware.accelerators import AcceleratorType
 from accelplan_server.core.quantization import Quantization as Q
 from accelplan_server.core.scheduling.labels import LabelTable
+from accelplan_server.core.scheduling.rank import TooManyShapes
+from accelplan_server.rpc import cost
 from accelplan_server.rpc.scheduler import SchedulerServicer
+from accelplan_server.rpc.status import Offload
+from accelplan_server.runtime.context import HandlerContext
 
 GIB = 2**30
 
@@ -261,6 +265,28 @@ def test_nodes_of_one_shape_are_computed_once(servicer: SchedulerServicer) -> No
     nodes = {f"n{i}": gfd("NVIDIA-L4", 1 + i % 2) for i in range(200)}
     r = rank(servicer, workload("llama-3.1-8b"), nodes, top_k=5)
     assert r.shape_count == 2 and len(r.verdicts) == 5 and r.feasible_count == 200
+
+
+def test_a_budget_of_new_shapes_refuses_before_sizing_any(catalog: Catalog) -> None:
+    """With inline_seconds, a ranking that would size more new shapes than it pays for is handed back
+    (Offload over gRPC, TooManyShapes in-process); remembered shapes do not count; nothing else changes."""
+    limited = SchedulerServicer(catalog, inline_seconds=3 * cost.PER_SHAPE_SECONDS)
+    assert limited.max_fresh_shapes == 3
+    memories = (60_000, 61_000, 62_000, 63_000, 64_000)
+    nodes = {f"n{m}": gfd("NVIDIA-H100-80GB-HBM3", 8, m) for m in memories}
+    w = workload(concurrency=3)
+    with pytest.raises(TooManyShapes) as e:
+        rank(limited, w, nodes)
+    assert (e.value.fresh, e.value.limit) == (5, 3)
+    request = scheduling_pb2.RankNodesRequest(
+        workload=w, nodes=[scheduling_pb2.NodeInventory(name=n, labels=labels) for n, labels in nodes.items()]
+    )
+    with pytest.raises(Offload) as offload:
+        limited.wire_methods()["RankNodes"](request.SerializeToString(), HandlerContext(None))
+    assert offload.value.estimate_seconds == pytest.approx(5 * cost.PER_SHAPE_SECONDS)
+    first = dict(list(nodes.items())[:3])
+    rank(limited, w, first)  # three new shapes: within the budget, and now remembered
+    assert rank(limited, w, nodes) == SchedulerServicer(catalog).rank(request)  # two new ones left
 
 
 def test_slo_miss_names_the_number(servicer: SchedulerServicer) -> None:

@@ -45,6 +45,12 @@ FLEET_METHODS = frozenset(
 )
 """Methods whose request carries a fleet, and so whose work grows with it."""
 
+PER_SHAPE_SECONDS = 0.0004
+"""Sizing one device shape not seen before for a RankNodes workload (every precision and replica size
+the search tries, the roofline for those that fit): 0.27-0.34 ms a shape when 1,000-10,000 nodes are
+all different shapes (bench/RESULTS.md, "RankNodes: many shapes go to the heavy lane"). RankNodes is
+priced as it runs, once its nodes are read and their shapes known (rpc/scheduler.py)."""
+
 LayersOf = Callable[[Any], int | None]
 """The number of layers of a request's ModelSpec, or None when unknown (a bare parameter count)."""
 

@@ -26,14 +26,14 @@ from accelplan_server.core.memory.serving import DEFAULT_CONTEXT_LENGTH
 from accelplan_server.core.model.architecture import Architecture
 from accelplan_server.core.model.footprint import ModelProfile
 from accelplan_server.core.scheduling.labels import LabelTable, NodeShape
-from accelplan_server.core.scheduling.rank import Group, Policy, Ranker, Ranking, ShapeResult
+from accelplan_server.core.scheduling.rank import Group, Policy, Ranker, Ranking, ShapeResult, TooManyShapes
 from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
 from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, ServingWorkload, Sizer
-from accelplan_server.rpc import convert, limits, messages, rank_wire
+from accelplan_server.rpc import convert, cost, limits, messages, rank_wire
 from accelplan_server.rpc.answers import remembered
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.shape_memo import ShapeMemo
-from accelplan_server.rpc.status import translate_errors
+from accelplan_server.rpc.status import Offload, translate_errors
 
 Ctx = grpc.ServicerContext
 DEFAULT_PROMPT_TOKENS = 512
@@ -71,10 +71,22 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     Construct once (``SchedulerServicer(load_catalog())``) and share: the label table,
     model profiles and price table are built here; calls are thread-safe.
+
+    ``inline_seconds``, when given, is the work a RankNodes call may do where it arrives: one that
+    would size more new device shapes than that pays for (rpc/cost.py's PER_SHAPE_SECONDS each)
+    raises Offload over gRPC, and core.scheduling.rank.TooManyShapes in-process, before sizing any.
+    The serving process sets it to its heavy lane's threshold and reruns such calls in the lane.
     """
 
-    def __init__(self, catalog: Catalog, profiles: Mapping[str, ModelProfile] | None = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        profiles: Mapping[str, ModelProfile] | None = None,
+        *,
+        inline_seconds: float | None = None,
+    ) -> None:
         self.catalog = catalog
+        self.max_fresh_shapes = None if inline_seconds is None else max(1, int(inline_seconds / cost.PER_SHAPE_SECONDS))
         self.specs_of = SpecResolver(catalog, BandwidthTable.from_catalog(catalog))
         self.table = LabelTable(catalog)
         self.cheapest: dict[str, CloudInstance] = cheapest_per_device(catalog)
@@ -359,7 +371,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     def _ranker(self, request: scheduling_pb2.RankNodesRequest, ref: convert.ModelRef, parts: _WorkloadParts) -> Ranker:
         workload = self._serving(request.workload, ref, parts)
         memo = self._memo(request.workload, request.devices_per_replica)
-        return Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest, memo)
+        return Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest, memo, self.max_fresh_shapes)
 
     def _rank_groups_encoded(self, request: scheduling_pb2.RankNodesRequest) -> bytes:
         """``_rank_encoded`` for node groups only, in the grouped layout: work per group, not per node.
@@ -490,13 +502,16 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         bad.raise_if_any()
         serving = self._serving(workload, ref, parts)
         memo = self._memo(workload, devices_per_replica)
-        ranker = Ranker(Sizer(serving, self.specs_of), self.catalog, self.cheapest, memo)
+        ranker = Ranker(Sizer(serving, self.specs_of), self.catalog, self.cheapest, memo, self.max_fresh_shapes)
         return ranker.rank_shapes(names, shapes, None, devices_per_replica, Policy(chosen or Policy.BEST_FIT), top_k)
 
     @translate_errors
     def RankNodes(self, request: scheduling_pb2.RankNodesRequest, context: Ctx) -> scheduling_pb2.RankNodesResponse:
         """Which nodes can serve the workload, best first."""
-        return self.rank(request)
+        try:
+            return self.rank(request)
+        except TooManyShapes as e:
+            raise Offload(e.fresh * cost.PER_SHAPE_SECONDS) from None
 
     def wire_methods(self) -> dict[str, Callable[[bytes, Ctx], bytes]]:
         """Methods a server may call with the request's wire bytes, answering the response's.
@@ -516,7 +531,10 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     def _rank_nodes_encoded(
         self, parsed: tuple[scheduling_pb2.RankNodesRequest, rank_wire.WireRequest | None], context: Ctx
     ) -> bytes:
-        return self._rank_encoded(*parsed)
+        try:
+            return self._rank_encoded(*parsed)
+        except TooManyShapes as e:
+            raise Offload(e.fresh * cost.PER_SHAPE_SECONDS) from None
 
     # ----- RightSize -----
 

@@ -139,13 +139,26 @@ def failed_precondition_status(error: FailedPrecondition) -> grpc.Status:
     )
 
 
+class Offload(Exception):
+    """The call costs more than the serving process runs inline: it is to run again in the heavy lane.
+
+    Raised before any costly work; the serving process (runtime/) catches it.
+    """
+
+    def __init__(self, estimate_seconds: float) -> None:
+        self.estimate_seconds = estimate_seconds
+        super().__init__(f"about {estimate_seconds * 1e3:.0f} ms of work")
+
+
 def translate_errors(handler: Handler) -> Handler:
-    """Turn core errors into statuses; anything unexpected becomes INTERNAL, never UNKNOWN."""
+    """Turn core errors into statuses; anything unexpected becomes INTERNAL, never UNKNOWN (Offload passes)."""
 
     @functools.wraps(handler)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return handler(self, request, context)
+        except Offload:
+            raise
         except InvalidArgument as e:
             context.abort_with_status(invalid_argument_status(e))
         except NotFound as e:

@@ -30,6 +30,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from accelplan_server.rpc import cost, deadlines
+from accelplan_server.rpc.status import Offload
 from accelplan_server.runtime.context import Aborted, HandlerContext
 from accelplan_server.runtime.fleet_shapes import FleetShapes
 from accelplan_server.runtime.lanes import HeavyLane, retry_status
@@ -241,6 +242,41 @@ class CallGuard:
                 raise Aborted(grpc.StatusCode.CANCELLED, "the call was cancelled")
             return bytes(inner(request, HandlerContext(deadline, lambda: not context.done())).SerializeToString())
 
+        async def heavy(payload: Any, deadline: float | None, needed: float, context: Any) -> bytes:
+            """``payload`` (the request, or its wire bytes for a wire method) run in the heavy lane."""
+            if lane is None:
+                raise Aborted(grpc.StatusCode.INTERNAL, f"{name} asked for the heavy lane, which is off")
+            if lane.full():
+                status = lane.refusal()
+                raise Aborted(status.code, status.details, tuple(status.trailing_metadata))
+            if budget is None:
+                return await lane.run(name, payload, deadline, needed)
+            peer = context.peer()
+            running = budget.heavy.get(peer, 0)
+            if running >= budget.heavy_calls:
+                status = retry_status(
+                    f"this connection already has {running} expensive calls in progress; wait for one to finish",
+                    max(0.1, needed * running),
+                )
+                raise Aborted(status.code, status.details, tuple(status.trailing_metadata))
+            budget.heavy[peer] = running + 1
+            try:
+                out = await lane.run(name, payload, deadline, needed)
+            finally:
+                left = budget.heavy.get(peer, 1) - 1
+                if left > 0:
+                    budget.heavy[peer] = left
+                else:
+                    budget.heavy.pop(peer, None)
+            return hand_over(out, context)
+
+        def admit(remaining: float | None, needed: float) -> None:
+            if guard and remaining is not None and remaining < needed:
+                raise Aborted(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"{remaining * 1e3:.1f} ms left of the deadline; this request needs about {needed * 1e3:.1f} ms",
+                )
+
         async def behavior(_requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             start = time.perf_counter()
             code = "OK"
@@ -269,12 +305,7 @@ class CallGuard:
                     needed = estimate(request, shapes.shape(raw, fleet_field, request))
                 else:
                     needed = estimate(request)
-                if guard and remaining is not None and remaining < needed:
-                    raise Aborted(
-                        grpc.StatusCode.DEADLINE_EXCEEDED,
-                        f"{remaining * 1e3:.1f} ms left of the deadline; "
-                        f"this request needs about {needed * 1e3:.1f} ms",
-                    )
+                admit(remaining, needed)
                 if wire_call is not None:  # the servicer parses and serializes
                     try:
                         out = wire_call(raw, HandlerContext(deadline, lambda: not context.done()))
@@ -282,37 +313,21 @@ class CallGuard:
                         raise Aborted(
                             grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a valid {type_name}"
                         ) from None
+                    except Offload as e:  # read, checked, and found to cost more than runs here
+                        admit(remaining, e.estimate_seconds)
+                        return await heavy(raw, deadline, e.estimate_seconds, context)
                     return hand_over(out, context)
                 if lane is not None and needed >= threshold:
-                    if lane.full():
-                        status = lane.refusal()
-                        raise Aborted(status.code, status.details, tuple(status.trailing_metadata))
-                    if budget is None:
-                        return await lane.run(name, request, deadline, needed)
-                    peer = context.peer()
-                    running = budget.heavy.get(peer, 0)
-                    if running >= budget.heavy_calls:
-                        status = retry_status(
-                            f"this connection already has {running} expensive calls in progress; "
-                            "wait for one to finish",
-                            max(0.1, needed * running),
-                        )
-                        raise Aborted(status.code, status.details, tuple(status.trailing_metadata))
-                    budget.heavy[peer] = running + 1
-                    try:
-                        out = await lane.run(name, request, deadline, needed)
-                    finally:
-                        left = budget.heavy.get(peer, 1) - 1
-                        if left > 0:
-                            budget.heavy[peer] = left
-                        else:
-                            budget.heavy.pop(peer, None)
-                    return hand_over(out, context)
+                    return await heavy(request, deadline, needed, context)
                 if pool is not None and blocking:
                     loop = asyncio.get_running_loop()
                     out = await loop.run_in_executor(pool, run_on_thread, request, deadline, context)
                     return hand_over(out, context)
-                response = inner(request, HandlerContext(deadline, lambda: not context.done()))
+                try:
+                    response = inner(request, HandlerContext(deadline, lambda: not context.done()))
+                except Offload as e:
+                    admit(remaining, e.estimate_seconds)
+                    return await heavy(request, deadline, e.estimate_seconds, context)
                 return hand_over(response.SerializeToString(), context)
             except Aborted as e:
                 code = e.code.name

@@ -3,9 +3,11 @@
 A 16,384-chip plan holds a CPU for a few hundred milliseconds of pure Python;
 on the event loop (or on a thread, under the GIL) it would stall every cheap
 call and health check meanwhile. Requests the cost model (rpc/cost.py) prices
-at or above ``threshold_seconds`` are sent here instead: a
-``ProcessPoolExecutor`` of ``workers`` processes (spawned, niced, each with
-its own servicer over the same catalogue), at most ``queue_limit`` requests
+at or above ``threshold_seconds`` are sent here instead, and so are calls whose
+cost shows only once their request is read (a RankNodes over thousands of
+distinct device shapes: its servicer raises rpc.status.Offload before sizing
+any): a ``ProcessPoolExecutor`` of ``workers`` processes (spawned, niced, each
+with its own servicers over the same catalogue), at most ``queue_limit`` requests
 queued or running. Past that a call is refused at once with RESOURCE_EXHAUSTED
 and a google.rpc.RetryInfo saying when to try again.
 """
@@ -40,6 +42,7 @@ HEAVY_NICE = 5
 """Heavy-lane processes run at a lower priority so the event loop (cheap calls, health) wins the CPU."""
 
 _servicer: Any = None
+_scheduler: Any = None
 
 
 @dataclass(frozen=True)
@@ -61,30 +64,40 @@ def default_workers() -> int:
 
 
 def _init_worker(data_dir: str | None) -> None:
-    """Runs once in each lane process: a servicer over the catalogue, lower priority, dies with its parent."""
-    global _servicer
+    """Runs once in each lane process: servicers over the catalogue, lower priority, dies with its parent."""
+    global _servicer, _scheduler
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent()
     with contextlib.suppress(OSError):
         os.nice(HEAVY_NICE)
     from accelplan_server.core.catalog import load_catalog
     from accelplan_server.rpc.planner import PlannerServicer
+    from accelplan_server.rpc.scheduler import SchedulerServicer
 
-    _servicer = PlannerServicer(load_catalog(Path(data_dir) if data_dir else None))
+    catalog = load_catalog(Path(data_dir) if data_dir else None)
+    _servicer = PlannerServicer(catalog)
+    _scheduler = SchedulerServicer(catalog)  # no inline limit: here is where the long calls run
 
 
 def _warm() -> bool:
     return _servicer is not None
 
 
-def _run(method: str, request: Message, deadline_wall: float | None) -> tuple[str, Any, str, Metadata]:
-    """In a lane process: ("ok", response bytes, "", ()) or ("abort", code name, details, trailing metadata)."""
+def _run(method: str, request: Message | bytes, deadline_wall: float | None) -> tuple[str, Any, str, Metadata]:
+    """In a lane process: ("ok", response bytes, "", ()) or ("abort", code name, details, trailing metadata).
+
+    ``request`` is the request message, or its wire bytes for a method the servicer reads as bytes
+    (SchedulerService.RankNodes: its ``wire_methods``).
+    """
     # Monotonic clocks are per boot on Linux, so the parent's deadline carries over as is.
     context = HandlerContext(deadline_wall)
     if deadline_wall is not None and deadline_wall <= time.monotonic():
         return ("abort", "DEADLINE_EXCEEDED", "the deadline passed while the request waited in the heavy lane", ())
+    servicer = _servicer if hasattr(_servicer, method) else _scheduler
     try:
-        response = getattr(_servicer, method)(request, context)
+        if isinstance(request, bytes):
+            return ("ok", servicer.wire_methods()[method](request, context), "", ())
+        response = getattr(servicer, method)(request, context)
     except Aborted as e:
         return ("abort", e.code.name, e.details, e.trailing_metadata)
     return ("ok", response.SerializeToString(), "", ())
@@ -138,8 +151,10 @@ class HeavyLane:
             wait,
         )
 
-    async def run(self, method: str, request: Message, deadline: float | None, estimate_seconds: float) -> bytes:
-        """The serialized response; raises Aborted with the handler's status."""
+    async def run(
+        self, method: str, request: Message | bytes, deadline: float | None, estimate_seconds: float
+    ) -> bytes:
+        """The serialized response; raises Aborted with the handler's status (``request`` as ``_run`` takes it)."""
         loop = asyncio.get_running_loop()
         self.in_flight += 1
         self._queued_seconds += estimate_seconds

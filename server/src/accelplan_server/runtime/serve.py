@@ -292,7 +292,8 @@ async def start_async(
     capture = HandlerCapture()
     planner_service_pb2_grpc.add_PlannerServiceServicer_to_server(servicer, capture)  # type: ignore[arg-type]
     scheduling = HandlerCapture()
-    scheduler = SchedulerServicer(catalog)
+    # RankNodes sizing more new shapes than the lane's threshold pays for reruns in the lane (rpc.status.Offload).
+    scheduler = SchedulerServicer(catalog, inline_seconds=config.heavy_threshold_seconds if lane is not None else None)
     scheduler_service_pb2_grpc.add_SchedulerServiceServicer_to_server(scheduler, scheduling)  # type: ignore[arg-type]
     wire = {SCHEDULER_SERVICE_NAME: scheduler.wire_methods()}
     for name, captured in ((SERVICE_NAME, capture), (SCHEDULER_SERVICE_NAME, scheduling)):

@@ -178,21 +178,39 @@ class ShapeMemo(Protocol):
         ...
 
 
+class TooManyShapes(Exception):
+    """A ranking would size more shapes than its budget allows (nothing was sized)."""
+
+    def __init__(self, fresh: int, limit: int) -> None:
+        self.fresh = fresh
+        """Distinct shapes the ranking would size (those not remembered)."""
+        self.limit = limit
+        super().__init__(f"{fresh} device shapes to size; this ranking may size {limit}")
+
+
 class Ranker:
     """Ranks nodes for one workload (a Sizer) against the catalogue's prices.
 
     ``memo``, when given, holds results of earlier calls for this same workload and replica
     size (a scheduler asks about one pod several times: filter, then prioritize, then its
     replicas); shapes without a key (``NodeShape.key`` empty) are never remembered.
+    ``max_fresh``, when given, is how many shapes a ranking may size: past it, ``rank``
+    raises TooManyShapes before sizing any (a caller runs such rankings elsewhere).
     """
 
     def __init__(
-        self, sizer: Sizer, catalog: Catalog, cheapest: dict[str, CloudInstance], memo: ShapeMemo | None = None
+        self,
+        sizer: Sizer,
+        catalog: Catalog,
+        cheapest: dict[str, CloudInstance],
+        memo: ShapeMemo | None = None,
+        max_fresh: int | None = None,
     ) -> None:
         self.sizer = sizer
         self.catalog = catalog
         self.cheapest = cheapest
         self.memo = memo
+        self.max_fresh = max_fresh
 
     def evaluate(self, shape: NodeShape, devices_per_replica: int) -> ShapeResult:
         """Size one replica on a node of this shape."""
@@ -352,6 +370,10 @@ class Ranker:
         by_key: dict[tuple[object, ...], ShapeResult] = {}
         if self.memo is not None and keyed:
             by_key = {k: r for k, r in zip(keyed, self.memo.get_many(keyed), strict=True) if r is not None}
+        if self.max_fresh is not None:
+            todo = {s.key or (id(s),) for s in listed}.difference(by_key)
+            if len(todo) > self.max_fresh:
+                raise TooManyShapes(len(todo), self.max_fresh)
         fresh: list[tuple[tuple[object, ...], ShapeResult]] = []
         out: dict[NodeShape, ShapeResult] = {}
         for shape in listed:
