@@ -190,10 +190,11 @@ def warm_ups(loads: list[scheduling_pb2.Workload]) -> list[scheduling_pb2.Worklo
 
 
 def own_process(
-    method: str, requests: list[Any], warm: list[Any], rounds: int, go_binary: Path | None, *go_args: str
-) -> dict[str, float]:
+    method: str, requests: list[Any], warm: list[Any], rounds: int, go_binary: Path | None, codec: str = "sdk"
+) -> dict[str, dict[str, float]]:
     """``measure`` against ``accelplan serve`` in its own process (fresh, so nothing is remembered), from this
-    process's Python client or, with ``go_binary``, from the Go SDK (bench/goclient, given ``go_args``)."""
+    process's Python client (result key "python") or, with ``go_binary``, from the Go SDK (bench/goclient;
+    ``codec`` sdk, grpc-default or both: one result per codec, the two codecs' calls interleaved)."""
     proc, address = start_server(None, [])
     try:
         if go_binary is None:
@@ -207,7 +208,7 @@ def own_process(
                         t = time.perf_counter()
                         call(r)
                         per_request[k].append(time.perf_counter() - t)
-            return summarize(per_request)
+            return {"python": summarize(per_request)}
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "requests.bin"
             with path.open("wb") as f:
@@ -215,26 +216,10 @@ def own_process(
                     body = r.SerializeToString()
                     f.write(struct.pack("<I", len(body)) + body)
             out = Path(tmp) / "times.json"
-            subprocess.run(
-                [
-                    str(go_binary),
-                    "-server",
-                    address,
-                    "-method",
-                    method,
-                    "-requests",
-                    str(path),
-                    "-warm",
-                    str(len(warm)),
-                    "-rounds",
-                    str(rounds),
-                    "-out",
-                    str(out),
-                    *go_args,
-                ],
-                check=True,
-            )
-            return summarize(json.loads(out.read_text())["seconds"])
+            command = [str(go_binary), "-server", address, "-method", method, "-requests", str(path)]
+            command += ["-warm", str(len(warm)), "-rounds", str(rounds), "-out", str(out), "-codec", codec]
+            subprocess.run(command, check=True)
+            return {name: summarize(times) for name, times in json.loads(out.read_text()).items()}
     finally:
         proc.kill()
         proc.wait()
@@ -391,10 +376,9 @@ def main() -> None:
             ]
             for label, method, requests, warm_requests in forms:
                 for client, binary in (("Python", None), ("Go", go_binary)):
-                    results[f"{label}, gRPC to its own process, {client} client"] = own_process(
-                        method, requests, warm_requests, args.rounds, binary
-                    )
-            # More labels than Go's small maps hold: grpc-go's default codec writes them in a random order
+                    (found,) = own_process(method, requests, warm_requests, args.rounds, binary).values()
+                    results[f"{label}, gRPC to its own process, {client} client"] = found
+            # More labels than a small Go map holds: grpc-go's default codec writes them in a random order
             # per message, so nodes of one shape differ in their bytes unless the client sorts them.
             wide = [
                 scheduling_pb2.NodeInventory(
@@ -402,19 +386,19 @@ def main() -> None:
                 )
                 for i, n in enumerate(slim)
             ]
-            for codec in ("sdk", "grpc-default"):
+            by_codec = own_process(
+                "RankNodes",
+                [scheduling_pb2.RankNodesRequest(workload=w, nodes=wide, verdict_layout=grouped) for w in loads],
+                [scheduling_pb2.RankNodesRequest(workload=w, nodes=wide, verdict_layout=grouped) for w in warm],
+                args.rounds,
+                go_binary,
+                "both",
+            )
+            for codec, found in by_codec.items():
                 results[
                     f"RankNodes {args.nodes} nodes x {len(wide[0].labels)} labels (grouped verdicts), "
-                    f"gRPC to its own process, Go client, {codec} codec"
-                ] = own_process(
-                    "RankNodes",
-                    [scheduling_pb2.RankNodesRequest(workload=w, nodes=wide, verdict_layout=grouped) for w in loads],
-                    [scheduling_pb2.RankNodesRequest(workload=w, nodes=wide, verdict_layout=grouped) for w in warm],
-                    args.rounds,
-                    go_binary,
-                    "-codec",
-                    codec,
-                )
+                    f"gRPC to its own process, Go client, {codec} codec (calls interleaved)"
+                ] = found
 
     width = max(len(k) for k in results)
     for key, value in results.items():

@@ -1,15 +1,16 @@
 // Command goclient times SchedulerService calls from a compiled client, as a Go scheduler
-// plugin (Kueue, scheduler-plugins) would make them: bench.scheduler_bench --go-client runs it.
+// plugin (Kueue, scheduler-plugins) would make them: bench.scheduler_bench --own-process runs it.
 //
 //	go run . -server 127.0.0.1:50051 -method RankNodes -requests reqs.bin -warm 3 -rounds 7 -out times.json
 //
-// -codec grpc-default marshals as grpc-go does by default (map fields in Go's random iteration
-// order) instead of the client's deterministic codec.
-//
 // The requests file holds length-prefixed serialized requests (4-byte little-endian length, then
 // the bytes); the first -warm are sent once, untimed. Every other request is sent -rounds times,
-// round by round, and each call's time (marshal, the RPC, unmarshal of the answer) is written
-// as {"seconds": [[request 0's rounds], [request 1's rounds], ...]}.
+// round by round, and each call's time (marshal, the RPC, unmarshal of the answer) is written as
+// {"<codec>": [[request 0's rounds], [request 1's rounds], ...]}.
+//
+// -codec picks how requests are marshalled: sdk (the Go client's deterministic codec: map fields
+// in key order), grpc-default (grpc-go's default: map fields in Go's random iteration order), or
+// both (two connections, each call made on one then the other, so both see the same server state).
 package main
 
 import (
@@ -51,6 +52,46 @@ func readRequests(path string) ([][]byte, error) {
 	return out, nil
 }
 
+// dial connects with the named codec.
+func dial(server, codec string) *accelplan.Client {
+	opts := []accelplan.Option{accelplan.WithTimeout(30 * time.Second)}
+	if codec == "grpc-default" {
+		opts = append(opts, accelplan.WithDialOptions(
+			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(encoding.GetCodecV2(protocodec.Name)))))
+	}
+	client, err := accelplan.Dial(server, opts...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return client
+}
+
+// calls turns each serialized request into a call on client.
+func calls(client *accelplan.Client, method string, raws [][]byte) []func() error {
+	ctx := context.Background()
+	big := grpc.MaxCallRecvMsgSize(64 << 20)
+	out := make([]func() error, len(raws))
+	for i, raw := range raws {
+		switch method {
+		case "RankNodes":
+			req := &accelplanv1.RankNodesRequest{}
+			if err := proto.Unmarshal(raw, req); err != nil {
+				log.Fatalf("request %d: %v", i, err)
+			}
+			out[i] = func() error { _, err := client.RankNodes(ctx, req, big); return err }
+		case "RightSize":
+			req := &accelplanv1.RightSizeRequest{}
+			if err := proto.Unmarshal(raw, req); err != nil {
+				log.Fatalf("request %d: %v", i, err)
+			}
+			out[i] = func() error { _, err := client.RightSize(ctx, req, big); return err }
+		default:
+			log.Fatalf("unknown -method %q", method)
+		}
+	}
+	return out
+}
+
 func main() {
 	server := flag.String("server", accelplan.DefaultTarget, "server address (host:port)")
 	method := flag.String("method", "RankNodes", "RankNodes or RightSize")
@@ -58,75 +99,52 @@ func main() {
 	warm := flag.Int("warm", 0, "how many leading requests are warm-ups (sent once, untimed)")
 	rounds := flag.Int("rounds", 3, "times each timed request is sent")
 	out := flag.String("out", "", "where to write the times (JSON)")
-	codec := flag.String("codec", "sdk", "sdk (the client's deterministic marshalling) or grpc-default")
+	codec := flag.String("codec", "sdk", "sdk, grpc-default or both")
 	flag.Parse()
 
+	codecs := []string{*codec}
+	switch *codec {
+	case "sdk", "grpc-default":
+	case "both":
+		codecs = []string{"sdk", "grpc-default"}
+	default:
+		log.Fatalf("unknown -codec %q", *codec)
+	}
 	raws, err := readRequests(*requests)
 	if err != nil {
 		log.Fatal(err)
 	}
-	opts := []accelplan.Option{accelplan.WithTimeout(30 * time.Second)}
-	switch *codec {
-	case "sdk":
-	case "grpc-default": // map fields in Go's iteration order, as grpc-go writes them by default
-		opts = append(opts, accelplan.WithDialOptions(
-			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(encoding.GetCodecV2(protocodec.Name)))))
-	default:
-		log.Fatalf("unknown -codec %q", *codec)
-	}
-	client, err := accelplan.Dial(*server, opts...)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer client.Close()
-	big := grpc.MaxCallRecvMsgSize(64 << 20)
-
-	var call func(ctx context.Context, raw []byte) (func() error, error)
-	switch *method {
-	case "RankNodes":
-		call = func(ctx context.Context, raw []byte) (func() error, error) {
-			req := &accelplanv1.RankNodesRequest{}
-			if err := proto.Unmarshal(raw, req); err != nil {
-				return nil, err
-			}
-			return func() error { _, err := client.RankNodes(ctx, req, big); return err }, nil
-		}
-	case "RightSize":
-		call = func(ctx context.Context, raw []byte) (func() error, error) {
-			req := &accelplanv1.RightSizeRequest{}
-			if err := proto.Unmarshal(raw, req); err != nil {
-				return nil, err
-			}
-			return func() error { _, err := client.RightSize(ctx, req, big); return err }, nil
-		}
-	default:
-		log.Fatalf("unknown -method %q", *method)
-	}
-
-	ctx := context.Background()
-	calls := make([]func() error, len(raws))
-	for i, raw := range raws {
-		if calls[i], err = call(ctx, raw); err != nil {
-			log.Fatalf("request %d: %v", i, err)
-		}
-	}
-	for _, c := range calls[:*warm] {
-		if err := c(); err != nil {
-			log.Fatalf("warm-up: %v", err)
-		}
-	}
-	timed := calls[*warm:]
-	seconds := make([][]float64, len(timed))
-	for r := 0; r < *rounds; r++ {
-		for i, c := range timed {
-			start := time.Now()
+	made := make([][]func() error, len(codecs))
+	for k, name := range codecs {
+		client := dial(*server, name)
+		defer client.Close()
+		made[k] = calls(client, *method, raws)
+		for i, c := range made[k][:*warm] {
 			if err := c(); err != nil {
-				log.Fatalf("request %d: %v", i, err)
+				log.Fatalf("warm-up %d: %v", i, err)
 			}
-			seconds[i] = append(seconds[i], time.Since(start).Seconds())
 		}
 	}
-	body, err := json.Marshal(map[string]any{"seconds": seconds})
+	seconds := make([][][]float64, len(codecs))
+	for k := range codecs {
+		seconds[k] = make([][]float64, len(raws)-*warm)
+	}
+	for r := 0; r < *rounds; r++ {
+		for i := range seconds[0] {
+			for k := range codecs {
+				start := time.Now()
+				if err := made[k][*warm+i](); err != nil {
+					log.Fatalf("request %d: %v", i, err)
+				}
+				seconds[k][i] = append(seconds[k][i], time.Since(start).Seconds())
+			}
+		}
+	}
+	result := map[string][][]float64{}
+	for k, name := range codecs {
+		result[name] = seconds[k]
+	}
+	body, err := json.Marshal(result)
 	if err != nil {
 		log.Fatal(err)
 	}
