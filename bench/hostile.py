@@ -10,6 +10,7 @@ Attacks:
   half-open   4 connections x 10 GetModel calls with HEADERS and no body, and 16 reflection streams
   heavy       32 distinct 16,384-chip PlanSharding calls in flight (4,096 four-chip TPUs, 405B)
   shapes      6 distinct RankNodes calls in flight, each over 4,000 nodes that are 4,000 device shapes
+  rightsize   32 distinct RightSize calls in flight, each sizing every sku up to 64 devices with speed
   unread      100 PlanSharding calls (~0.6 MB answers) on one connection that never reads them
   idle        1,000 TCP connections that never say anything
 
@@ -96,6 +97,14 @@ def shapes(address: str) -> Callable[[], None]:
     return lambda: cm.__exit__(None, None, None)
 
 
+def rightsize(address: str) -> Callable[[], None]:
+    cm = attack.heavy_in_flight(
+        address, 32, timeout=60, method=attack.SCHEDULER + "RightSize", build=attack.heavy_right_size
+    )
+    cm.__enter__()
+    return lambda: cm.__exit__(None, None, None)
+
+
 def unread(address: str) -> Callable[[], None]:
     payload = attack.heavy_plan(0).SerializeToString()
     sock = attack.unread(address, attack.PLANNER + "PlanSharding", payload, 100, seconds=10)
@@ -112,6 +121,7 @@ ATTACKS: dict[str, Callable[[str], Callable[[], None]]] = {
     "half-open": half_open,
     "heavy": heavy,
     "shapes": shapes,
+    "rightsize": rightsize,
     "unread": unread,
     "idle": idle,
 }

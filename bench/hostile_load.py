@@ -190,6 +190,20 @@ def many_shapes_rank(i: int, nodes: int = 2000) -> scheduling_pb2.RankNodesReque
     )
 
 
+def heavy_right_size(i: int) -> scheduling_pb2.RightSizeRequest:
+    """A distinct RightSize over the whole catalogue up to 64 devices with a speed target no sku meets:
+    every precision and replica size of every sku is sized, speed included (~30-65 ms of CPU)."""
+    return scheduling_pb2.RightSizeRequest(
+        workload=scheduling_pb2.Workload(
+            model=models_pb2.ModelSpec(model_id="llama-3.1-8b"),
+            concurrency=64 + i,
+            context_length=32768,
+            min_decode_tokens_per_second=10_000,
+        ),
+        max_devices=64,
+    )
+
+
 def cheap_request() -> bytes:
     """A GetModel request, serialized."""
     return models_pb2.GetModelRequest(model_id="llama-3.1-8b").SerializeToString()

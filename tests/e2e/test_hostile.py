@@ -21,7 +21,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from accelplan.v1 import models_pb2, planner_service_pb2_grpc
+from accelplan.v1 import models_pb2, planner_service_pb2_grpc, scheduling_pb2
 from accelplan_server.core.catalog import load_catalog
 from accelplan_server.rpc.scheduler import SchedulerServicer
 from bench import hostile_load as attack
@@ -143,6 +143,35 @@ def test_rankings_over_thousands_of_shapes_run_in_the_heavy_lane() -> None:
         local = SchedulerServicer(load_catalog())
         for i in (0, 5):
             assert answers[i] == local.rank_bytes(build(i).SerializeToString())
+    finally:
+        _stop(s)
+
+
+def test_right_sizes_priced_above_the_threshold_are_answered_from_the_heavy_lane() -> None:
+    """RightSize is priced by skus, precisions and replica sizes (rpc/cost.py): with a 1 ms threshold every
+    one goes to the lane, which takes one call at a time here, so of six sent at once some are refused as a
+    full lane's are, and the others get the in-process answer."""
+    s = launch_server("--heavy-threshold-ms", "1", "--heavy-queue", "1")
+    local = SchedulerServicer(load_catalog())
+
+    def request(i: int) -> scheduling_pb2.RightSizeRequest:
+        model = models_pb2.ModelSpec(model_id="qwen2.5-72b")
+        return scheduling_pb2.RightSizeRequest(
+            workload=scheduling_pb2.Workload(model=model, concurrency=1 + i), max_devices=16
+        )
+
+    try:
+        with grpc.insecure_channel(s.address) as ch:
+            call = ch.unary_unary(attack.SCHEDULER + "RightSize", request_serializer=None, response_deserializer=None)
+            call(request(99).SerializeToString(), timeout=60)  # starts the lane's process
+            futures = [call.future(request(i).SerializeToString(), timeout=60) for i in range(6)]
+            errors = [f.exception(timeout=60) for f in futures]
+        refused = [e for e in errors if e is not None]
+        assert refused, "no call reached the lane"
+        assert all(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for e in refused), refused  # type: ignore[attr-defined]
+        for i, (f, e) in enumerate(zip(futures, errors, strict=True)):
+            if e is None:
+                assert scheduling_pb2.RightSizeResponse.FromString(f.result()) == local.right_size(request(i))
     finally:
         _stop(s)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2
+from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, scheduling_pb2
 from accelplan_server.rpc import cost, deadlines, limits
 
 H = hardware_pb2
@@ -77,3 +77,25 @@ def test_the_deadline_guard_uses_the_same_model() -> None:
     request = planning_pb2.PlanShardingRequest(fleet=_tpus(4096, 4))
     assert model(request) == cost.estimate_seconds("PlanSharding", request)
     assert deadlines.cost_model(deadlines.SERVICE_PREFIX + "GetModel") is None
+
+
+def test_right_size_is_priced_by_skus_precisions_and_replica_sizes() -> None:
+    """The catalogue-wide default stays inline (under the 20 ms lane threshold); 32 or 64 devices at every
+    precision go to the lane; a fixed precision or a few listed skus cost less; caps bound it."""
+
+    def price(max_devices: int = 0, quantization: int = 0, skus: int = 0) -> float:
+        request = scheduling_pb2.RightSizeRequest(
+            workload=scheduling_pb2.Workload(quantization=quantization),  # type: ignore[arg-type]
+            max_devices=max_devices,
+            skus=[f"sku-{i}" for i in range(skus)],
+        )
+        return cost.right_size_seconds(request, 45)
+
+    assert price() == price(8) < 0.02 <= price(32) < price(64)
+    assert price(64, quantization=3) < price(64) / 4
+    assert price(64, skus=2) < price(64, skus=45) == price(64)
+    assert price(10_000) == price(64)  # the search never tries more than MAX_SEARCHED_DEVICES
+    model = deadlines.cost_model(deadlines.SCHEDULER_PREFIX + "RightSize", None, 45)
+    assert model is not None and model(scheduling_pb2.RightSizeRequest(max_devices=64)) == price(64)
+    assert deadlines.cost_model(deadlines.SCHEDULER_PREFIX + "RightSize") is None  # catalogue size unknown
+    assert deadlines.cost_model(deadlines.SCHEDULER_PREFIX + "RankNodes", None, 45) is None  # priced as it runs

@@ -17,6 +17,7 @@ from accelplan_server.core.quantization import Quantization as Q
 from accelplan_server.core.scheduling.labels import LabelTable
 from accelplan_server.core.scheduling.rank import TooManyShapes
 from accelplan_server.rpc import cost
+from accelplan_server.rpc.deadlines import InlineBudget
 from accelplan_server.rpc.scheduler import SchedulerServicer
 from accelplan_server.rpc.status import Offload
 from accelplan_server.runtime.context import HandlerContext
@@ -287,6 +288,22 @@ def test_a_budget_of_new_shapes_refuses_before_sizing_any(catalog: Catalog) -> N
     first = dict(list(nodes.items())[:3])
     rank(limited, w, first)  # three new shapes: within the budget, and now remembered
     assert rank(limited, w, nodes) == SchedulerServicer(catalog).rank(request)  # two new ones left
+
+
+def test_an_inline_budget_hands_long_sizings_back(catalog: Catalog) -> None:
+    """Past its seconds with work left, InlineBudget raises Offload (the whole estimated at the pace so far);
+    a servicer given inline_seconds hands a RightSize back that way, and answers it without one."""
+    budget = InlineBudget(0.0)
+    budget(3, 3)  # nothing left to do: no offload
+    with pytest.raises(Offload) as e:
+        budget(1, 45)
+    assert e.value.estimate_seconds > 0
+    request = scheduling_pb2.RightSizeRequest(workload=workload("llama-3.1-8b", concurrency=7))
+    with pytest.raises(Offload):
+        SchedulerServicer(catalog, inline_seconds=0.0).right_size(request)
+    assert SchedulerServicer(catalog, inline_seconds=60.0).right_size(request) == SchedulerServicer(catalog).right_size(
+        request
+    )
 
 
 def test_slo_miss_names_the_number(servicer: SchedulerServicer) -> None:

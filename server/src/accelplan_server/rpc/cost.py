@@ -28,6 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from accelplan_server.core.scheduling.devices import AUTO_ORDER
+from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES
+from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, candidate_counts
 from accelplan_server.rpc import limits
 
 BASE_SECONDS = 0.0005
@@ -50,6 +53,14 @@ PER_SHAPE_SECONDS = 0.0004
 the search tries, the roofline for those that fit): 0.27-0.34 ms a shape when 1,000-10,000 nodes are
 all different shapes (bench/RESULTS.md, "RankNodes: many shapes go to the heavy lane"). RankNodes is
 priced as it runs, once its nodes are read and their shapes known (rpc/scheduler.py)."""
+
+PER_RIGHT_SIZE_REPLICA_SECONDS = 0.000008
+"""RightSize: sizing one replica size of one sku at one precision (memory, then the roofline if it fits)."""
+PER_RIGHT_SIZE_DEVICE_SECONDS = 0.0000015
+"""RightSize: what each device of such a replica adds (the arrangement and roofline grow with them).
+With the one above, the whole catalogue (45 skus) at every precision with a speed target is priced at
+56 ms up to 64 devices, 33 up to 32, 20 up to 16 and 13 up to 8; the slowest of 5 models took 49, 18,
+15 and 9 ms (bench/RESULTS.md, "RightSize priced, and every long sizing bounded where it runs")."""
 
 LayersOf = Callable[[Any], int | None]
 """The number of layers of a request's ModelSpec, or None when unknown (a bare parameter count)."""
@@ -95,3 +106,16 @@ def estimate_seconds(
             shards = min(chips, layers)  # a GPU pipeline has at most one stage per layer
         seconds += PER_SHARD_SECONDS * shards
     return seconds
+
+
+def right_size_seconds(request: Any, catalogue_skus: int) -> float:
+    """Upper-bound CPU seconds of a RightSizeRequest over a catalogue of ``catalogue_skus`` accelerators.
+
+    Every listed sku (all of them when none is listed) at every precision the workload leaves open,
+    each replica size the search tries up to ``max_devices``.
+    """
+    skus = min(len(request.skus), catalogue_skus) or catalogue_skus
+    counts = candidate_counts(min(request.max_devices or DEFAULT_MAX_DEVICES, MAX_SEARCHED_DEVICES))
+    levels = 1 if request.workload.quantization else len(AUTO_ORDER)
+    per_level = len(counts) * PER_RIGHT_SIZE_REPLICA_SECONDS + sum(counts) * PER_RIGHT_SIZE_DEVICE_SECONDS
+    return BASE_SECONDS + skus * levels * per_level

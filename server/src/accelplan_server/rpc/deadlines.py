@@ -11,13 +11,16 @@ microseconds.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import grpc
 
 from accelplan_server.rpc import cost
+from accelplan_server.rpc.status import Offload
 
 SERVICE_PREFIX = "/accelplan.v1.PlannerService/"
+SCHEDULER_PREFIX = "/accelplan.v1.SchedulerService/"
 FLEET_METHODS = cost.FLEET_METHODS
 """Methods whose work grows with ``request.fleet``."""
 BASE_SECONDS = cost.BASE_SECONDS
@@ -25,19 +28,43 @@ BASE_SECONDS = cost.BASE_SECONDS
 CHECKED_FLEET_SIZE = 64
 """Fleets with more devices than this are checked again after validation."""
 
+
+class InlineBudget:
+    """A progress hook (core's ``progress(done, total)``) raising Offload past ``seconds`` of running here.
+
+    What the call did is dropped, and the serving process reruns it in the heavy lane. For work
+    whose size shows only as it goes (RightSize's skus, RankNodes' shapes): calls under the
+    budget finish where they are, and no call holds the event loop much past it.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        """Offload (estimating the whole at the pace so far) when over budget with work left."""
+        spent = time.perf_counter() - self.start
+        if spent > self.seconds and done < total:
+            raise Offload(spent / max(1, done) * total)
+
+
 Cost = Callable[..., float]
 """(request, shape=None) -> estimated seconds; ``shape`` as rpc/cost.py's ``fleet_chips`` returns."""
 
 
-def cost_model(method: str, layers_of: cost.LayersOf | None = None) -> Cost | None:
+def cost_model(method: str, layers_of: cost.LayersOf | None = None, catalogue_skus: int = 0) -> Cost | None:
     """Estimated seconds a request to ``method`` needs, or None for methods not worth checking.
 
-    rpc/cost.py prices fleets by devices, chips and layers; the other methods take microseconds.
+    rpc/cost.py prices fleets by devices, chips and layers, and RightSize (given the catalogue's
+    size) by skus, precisions and replica sizes; the other methods take microseconds, or (RankNodes)
+    are priced as they run.
     """
     if method.startswith(SERVICE_PREFIX):
         name = method[len(SERVICE_PREFIX) :]
         if name in FLEET_METHODS:
             return lambda request, shape=None: cost.estimate_seconds(name, request, layers_of, shape)
+    if method == SCHEDULER_PREFIX + "RightSize" and catalogue_skus > 0:
+        return lambda request, shape=None: cost.right_size_seconds(request, catalogue_skus)
     return None
 
 

@@ -32,6 +32,7 @@ from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, Servin
 from accelplan_server.rpc import convert, cost, limits, messages, rank_wire
 from accelplan_server.rpc.answers import remembered
 from accelplan_server.rpc.convert import Violations
+from accelplan_server.rpc.deadlines import InlineBudget
 from accelplan_server.rpc.shape_memo import ShapeMemo
 from accelplan_server.rpc.status import Offload, translate_errors
 
@@ -72,9 +73,10 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     Construct once (``SchedulerServicer(load_catalog())``) and share: the label table,
     model profiles and price table are built here; calls are thread-safe.
 
-    ``inline_seconds``, when given, is the work a RankNodes call may do where it arrives: one that
+    ``inline_seconds``, when given, is the work a call may do where it arrives: a RankNodes that
     would size more new device shapes than that pays for (rpc/cost.py's PER_SHAPE_SECONDS each)
-    raises Offload over gRPC, and core.scheduling.rank.TooManyShapes in-process, before sizing any.
+    raises Offload over gRPC, and core.scheduling.rank.TooManyShapes in-process, before sizing any;
+    a RankNodes or RightSize still sizing after that long raises Offload (rpc.deadlines.InlineBudget).
     The serving process sets it to its heavy lane's threshold and reruns such calls in the lane.
     """
 
@@ -86,6 +88,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         inline_seconds: float | None = None,
     ) -> None:
         self.catalog = catalog
+        self.inline_seconds = inline_seconds
         self.max_fresh_shapes = None if inline_seconds is None else max(1, int(inline_seconds / cost.PER_SHAPE_SECONDS))
         self.specs_of = SpecResolver(catalog, BandwidthTable.from_catalog(catalog))
         self.table = LabelTable(catalog)
@@ -102,6 +105,10 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         self._instances = {sku: messages.instance_message(i) for sku, i in self.cheapest.items()}
         self._memo_owner = object()
         """Keys this servicer's remembered shape results (results depend on its catalogue)."""
+
+    def _budget(self) -> InlineBudget | None:
+        """A fresh inline budget for one call, when this servicer has one."""
+        return None if self.inline_seconds is None else InlineBudget(self.inline_seconds)
 
     # ----- the workload -----
 
@@ -371,7 +378,9 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
     def _ranker(self, request: scheduling_pb2.RankNodesRequest, ref: convert.ModelRef, parts: _WorkloadParts) -> Ranker:
         workload = self._serving(request.workload, ref, parts)
         memo = self._memo(request.workload, request.devices_per_replica)
-        return Ranker(Sizer(workload, self.specs_of), self.catalog, self.cheapest, memo, self.max_fresh_shapes)
+        return Ranker(
+            Sizer(workload, self.specs_of), self.catalog, self.cheapest, memo, self.max_fresh_shapes, self._budget()
+        )
 
     def _rank_groups_encoded(self, request: scheduling_pb2.RankNodesRequest) -> bytes:
         """``_rank_encoded`` for node groups only, in the grouped layout: work per group, not per node.
@@ -502,7 +511,9 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         bad.raise_if_any()
         serving = self._serving(workload, ref, parts)
         memo = self._memo(workload, devices_per_replica)
-        ranker = Ranker(Sizer(serving, self.specs_of), self.catalog, self.cheapest, memo, self.max_fresh_shapes)
+        ranker = Ranker(
+            Sizer(serving, self.specs_of), self.catalog, self.cheapest, memo, self.max_fresh_shapes, self._budget()
+        )
         return ranker.rank_shapes(names, shapes, None, devices_per_replica, Policy(chosen or Policy.BEST_FIT), top_k)
 
     @translate_errors
@@ -570,6 +581,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
             request.max_devices or DEFAULT_MAX_DEVICES,
             Objective(objective or Objective.FEWEST_DEVICES),
             request.top_k,
+            self._budget(),
         )
         resp = scheduling_pb2.RightSizeResponse(
             context_length=workload.context_length, assumptions=self._assumptions(workload, request.workload)

@@ -134,6 +134,8 @@ class CallGuard:
     budget: ConnectionBudget | None = None
     fleet_shapes: FleetShapes = field(default_factory=FleetShapes)
     layers_of: cost.LayersOf | None = None
+    catalogue_skus: int = 0
+    """Accelerators in the served catalogue (RightSize's cost grows with them); 0 leaves RightSize unpriced."""
     thread_pool: Executor | None = None
     tracker: CallTracker = field(default_factory=CallTracker)
 
@@ -204,7 +206,7 @@ class CallGuard:
         assert parse is not None
         message_type = getattr(getattr(parse, "__self__", None), "DESCRIPTOR", None)
         type_name = message_type.full_name if message_type is not None else "request"
-        estimate = deadlines.cost_model(method, self.layers_of)
+        estimate = deadlines.cost_model(method, self.layers_of, self.catalogue_skus)
         wire_call = wire if wire is not None and not blocking and estimate is None else None
         shapes = self.fleet_shapes
         message_fields = getattr(message_type, "fields_by_name", {})

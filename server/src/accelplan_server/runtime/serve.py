@@ -283,6 +283,7 @@ async def start_async(
         guard_deadlines=config.guard_deadlines,
         lane=lane,
         layers_of=_layers_of(servicer),
+        catalogue_skus=len(catalog.accelerators),
         thread_pool=pool,
         budget=ConnectionBudget(config.max_unread_bytes_per_connection),
     )

@@ -8,7 +8,7 @@ the price-dependent numbers and the score are per node.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -205,12 +205,15 @@ class Ranker:
         cheapest: dict[str, CloudInstance],
         memo: ShapeMemo | None = None,
         max_fresh: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.sizer = sizer
         self.catalog = catalog
         self.cheapest = cheapest
         self.memo = memo
         self.max_fresh = max_fresh
+        self.progress = progress
+        """Called with (shapes sized, shapes to size) before each shape is sized; it may raise to stop."""
 
     def evaluate(self, shape: NodeShape, devices_per_replica: int) -> ShapeResult:
         """Size one replica on a node of this shape."""
@@ -370,16 +373,21 @@ class Ranker:
         by_key: dict[tuple[object, ...], ShapeResult] = {}
         if self.memo is not None and keyed:
             by_key = {k: r for k, r in zip(keyed, self.memo.get_many(keyed), strict=True) if r is not None}
-        if self.max_fresh is not None:
-            todo = {s.key or (id(s),) for s in listed}.difference(by_key)
-            if len(todo) > self.max_fresh:
-                raise TooManyShapes(len(todo), self.max_fresh)
+        todo = 0
+        if self.max_fresh is not None or self.progress is not None:
+            todo = len({s.key or (id(s),) for s in listed}.difference(by_key))
+            if self.max_fresh is not None and todo > self.max_fresh:
+                raise TooManyShapes(todo, self.max_fresh)
         fresh: list[tuple[tuple[object, ...], ShapeResult]] = []
         out: dict[NodeShape, ShapeResult] = {}
+        sized = 0
         for shape in listed:
             key = shape.key or (id(shape),)
             found = by_key.get(key)
             if found is None:
+                if self.progress is not None:
+                    self.progress(sized, todo)
+                sized += 1
                 found = by_key[key] = self.evaluate(shape, devices_per_replica)
                 if shape.key:
                     fresh.append((key, found))

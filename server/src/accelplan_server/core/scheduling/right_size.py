@@ -18,6 +18,9 @@ from accelplan_server.core.scheduling.sizing import Attempt, Cause, Sizer, candi
 
 DEFAULT_MAX_DEVICES = 8
 
+Progress = Callable[[int, int], None]
+"""Called with (items done, items in all) as a long computation goes; it may raise to stop it."""
+
 
 class Objective(enum.IntEnum):
     """How variants are ordered (accelplan.v1.RightSizeObjective's numbers)."""
@@ -75,11 +78,23 @@ class RightSizer:
         for t in table.tpus.values():
             self.per_node[t.sku] = t.max_chips_per_node
 
-    def size(self, models: Sequence[AcceleratorModel], max_devices: int, objective: Objective, top_k: int) -> Sizing:
-        """Variants best first by ``objective`` and the rejected skus (catalogue order)."""
+    def size(
+        self,
+        models: Sequence[AcceleratorModel],
+        max_devices: int,
+        objective: Objective,
+        top_k: int,
+        progress: Progress | None = None,
+    ) -> Sizing:
+        """Variants best first by ``objective`` and the rejected skus (catalogue order).
+
+        ``progress(done, total)`` is called before each sku; an exception it raises stops the sizing.
+        """
         variants: list[Variant] = []
         rejected: list[Rejection] = []
-        for model in models:
+        for done, model in enumerate(models):
+            if progress is not None:
+                progress(done, len(models))
             found = self._one(model, max_devices)
             if isinstance(found, Rejection):
                 rejected.append(found)
