@@ -157,13 +157,18 @@ def measure(call: Any, requests: list[Any], rounds: int) -> dict[str, float]:
     for r in requests[:3]:
         call(r)
     cache.set_total_bytes(cache.total_bytes())  # drops every entry, the warm-up's included
+    return summarize(time_rounds(call, requests, rounds))
+
+
+def time_rounds(call: Any, requests: list[Any], rounds: int) -> list[list[float]]:
+    """Each request's call times (seconds), round by round: every request once per round."""
     per_request: list[list[float]] = [[] for _ in requests]
     for _ in range(rounds):
         for k, r in enumerate(requests):
             t = time.perf_counter()
             call(r)
             per_request[k].append(time.perf_counter() - t)
-    return summarize(per_request)
+    return per_request
 
 
 def summarize(per_request: list[list[float]]) -> dict[str, float]:
@@ -202,13 +207,7 @@ def own_process(
                 call = getattr(scheduler_service_pb2_grpc.SchedulerServiceStub(channel), method)
                 for r in warm:
                     call(r)
-                per_request: list[list[float]] = [[] for _ in requests]
-                for _ in range(rounds):
-                    for k, r in enumerate(requests):
-                        t = time.perf_counter()
-                        call(r)
-                        per_request[k].append(time.perf_counter() - t)
-            return {"python": summarize(per_request)}
+                return {"python": summarize(time_rounds(call, requests, rounds))}
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "requests.bin"
             with path.open("wb") as f:
