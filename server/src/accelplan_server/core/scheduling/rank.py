@@ -8,7 +8,7 @@ the price-dependent numbers and the score are per node.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -18,7 +18,15 @@ from accelplan_server.core.planning.sharding import chip_view, device_link_bandw
 from accelplan_server.core.quantization import Quantization as Q
 from accelplan_server.core.scheduling.devices import AUTO_ORDER, supported_levels
 from accelplan_server.core.scheduling.labels import NodeShape
-from accelplan_server.core.scheduling.sizing import Attempt, Cause, Sizer, candidate_counts, closest_miss, gib
+from accelplan_server.core.scheduling.sizing import (
+    Attempt,
+    Cause,
+    Progress,
+    Sizer,
+    candidate_counts,
+    closest_miss,
+    gib,
+)
 
 INFEASIBLE = 1000
 """Sort value of an infeasible node: after every feasible one (those sort by 100 - score)."""
@@ -205,7 +213,7 @@ class Ranker:
         cheapest: dict[str, CloudInstance],
         memo: ShapeMemo | None = None,
         max_fresh: int | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.sizer = sizer
         self.catalog = catalog

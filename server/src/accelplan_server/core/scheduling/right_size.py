@@ -14,12 +14,9 @@ from accelplan_server.core.quantization import Quantization as Q
 from accelplan_server.core.scheduling.artifacts import DEFAULT_DEVICES_PER_NODE, Artifacts, artifacts_for
 from accelplan_server.core.scheduling.devices import AUTO_ORDER, catalog_device, device_links, supported_levels
 from accelplan_server.core.scheduling.labels import LabelTable
-from accelplan_server.core.scheduling.sizing import Attempt, Cause, Sizer, candidate_counts, closest_miss
+from accelplan_server.core.scheduling.sizing import Attempt, Cause, Progress, Sizer, candidate_counts, closest_miss
 
 DEFAULT_MAX_DEVICES = 8
-
-Progress = Callable[[int, int], None]
-"""Called with (items done, items in all) as a long computation goes; it may raise to stop it."""
 
 
 class Objective(enum.IntEnum):

@@ -8,7 +8,7 @@ spec resolver for device figures. This module only chooses the split and compare
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -24,6 +24,10 @@ from accelplan_server.core.quantization import Quantization as Q
 GIB = 2**30
 MEMORY_UTILIZATION = DEFAULT_GPU_MEMORY_UTILIZATION
 """Share of each device's memory the engine may use (vLLM's --gpu-memory-utilization default, 0.9)."""
+
+
+Progress = Callable[[int, int], None]
+"""Called with (items done, items in all) as a long sizing goes (shapes, skus); it may raise to stop it."""
 
 
 def gib(n: float) -> str:
