@@ -220,7 +220,7 @@ def test_name_fields_and_verdicts_match_messages() -> None:
     verdicts = [scheduling_pb2.NodeVerdict(node_name=n) for n in names]
     assert rank_wire.name_fields(names) == [v.SerializeToString() for v in verdicts]
     groups = [("g1",), ("g2",)]
-    tails = {id(g): scheduling_pb2.NodeVerdict(feasible=True, reason=g[0], score=7).SerializeToString() for g in groups}
+    tails = {g: scheduling_pb2.NodeVerdict(feasible=True, reason=g[0], score=7).SerializeToString() for g in groups}
     group_of = [groups[i % 2] for i in range(len(names))]
     order = [3, 0, 4, 1]
     expected = scheduling_pb2.RankNodesResponse()

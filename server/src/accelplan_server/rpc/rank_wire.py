@@ -16,15 +16,18 @@ list operations:
 * ``encode_ranked`` writes RankNodesResponse.ranked (VERDICT_LAYOUT_GROUPED): RankedNodes.node_names
   is field 1 as the request's names are, so the names are the request's name fields joined.
 
+Per-node steps call ``operator.getitem`` / ``concat``, not ``bytes.__getitem__`` / ``__add__``: those
+unbound slot wrappers pack each call's arguments in a tuple, which doubles a step's time.
+
 Tests hold both to the per-message path (tests/unit/test_rank_wire.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, repeat
-from operator import getitem
-from typing import Any, NamedTuple, overload
+from operator import concat, getitem
+from typing import Any, NamedTuple, cast, overload
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
@@ -75,6 +78,9 @@ def _views() -> tuple[Any, Any]:
 
 
 _RequestView, _NodeNames = _views()
+# typeshed types these generically (overloads, Sequence): as used here they take and give bytes.
+_slice = cast("Callable[[bytes, slice], bytes]", getitem)
+_concat = cast("Callable[[bytes, bytes], bytes]", concat)
 _HEAD = [slice(0, 2 + n) for n in range(0x80)]
 _REST = [slice(2 + n, None) for n in range(0x80)]
 
@@ -137,15 +143,15 @@ def read_request(raw: bytes) -> WireRequest | None:
         return None
     if max(lengths) >= 0x80 or min(lengths) == 0:  # a longer name, or an empty one (proto3 writes none)
         return None
-    heads: list[bytes] = list(map(bytes.__getitem__, bodies, map(_HEAD.__getitem__, lengths)))
-    if sum(map(len, heads)) != 2 * n + sum(lengths):  # a name longer than its node's bytes
+    heads: list[bytes] = list(map(_slice, bodies, map(_HEAD.__getitem__, lengths)))
+    joined = b"".join(heads)
+    if len(joined) != 2 * n + sum(lengths):  # a name longer than its node's bytes
         return None
     try:
-        # Tags and lengths are ASCII, so this validates every name's UTF-8 in one pass.
-        b"".join(heads).decode()
+        joined.decode()  # tags and lengths are ASCII: every name's UTF-8 checked in one pass
     except UnicodeDecodeError:
         return None
-    rests: list[bytes] = list(map(bytes.__getitem__, bodies, map(_REST.__getitem__, lengths)))
+    rests: list[bytes] = list(map(_slice, bodies, map(_REST.__getitem__, lengths)))
     distinct = dict.fromkeys(rests)
     if len(distinct) > max(MAX_DISTINCT_NODES, n // 8):
         return None
@@ -196,27 +202,27 @@ def name_fields(names: Sequence[str]) -> list[bytes]:
     else:
         encoded = [name.encode() for name in names]
     if encoded and all(encoded) and max(map(len, encoded)) < len(_NAME_PREFIXES):  # C-level passes for the usual names
-        return list(map(bytes.__add__, map(_NAME_PREFIXES.__getitem__, map(len, encoded)), encoded))
+        return list(map(_concat, map(_NAME_PREFIXES.__getitem__, map(len, encoded)), encoded))
     tag = bytes([NAME_TAG])
     return [tag + varint(len(b)) + b if b else b"" for b in encoded]
 
 
 def encode_verdicts(
-    order: Sequence[int], group_of: Sequence[object], heads: Sequence[bytes], tail_of: Mapping[int, bytes]
+    order: Sequence[int], keys: Sequence[object], heads: Sequence[bytes], tail_of: Mapping[object, bytes]
 ) -> bytes:
     """RankNodesResponse.verdicts (field 1) on the wire, for the request positions in ``order``.
 
-    ``heads[i]`` is position i's name field; ``tail_of[id(group_of[i])]`` the rest of its verdict
+    ``heads[i]`` is position i's name field; ``tail_of[keys[i]]`` the rest of its verdict
     (fields 2 onwards, serialized once per group).
     """
-    gids = list(map(id, map(group_of.__getitem__, order)))
     ordered_heads = list(map(heads.__getitem__, order))
+    ordered_keys = list(map(keys.__getitem__, order))
     head_lengths = list(map(len, ordered_heads))
     distinct = set(head_lengths)
     tag = bytes([NAME_TAG])  # RankNodesResponse.verdicts is field 1 too
-    prefix_of = {g: {h: tag + varint(h + len(tail)) for h in distinct} for g, tail in tail_of.items()}
-    prefixes = map(getitem, map(prefix_of.__getitem__, gids), head_lengths)
-    tails = map(tail_of.__getitem__, gids)
+    prefix_of = {key: {h: tag + varint(h + len(tail)) for h in distinct} for key, tail in tail_of.items()}
+    prefixes = map(getitem, map(prefix_of.__getitem__, ordered_keys), head_lengths)
+    tails = map(tail_of.__getitem__, ordered_keys)
     return b"".join(chain.from_iterable(zip(prefixes, ordered_heads, tails, strict=True)))
 
 

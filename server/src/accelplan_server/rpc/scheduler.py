@@ -445,8 +445,7 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         rest = self._summary(request, workload, ranking.feasible_count, ranking.shape_count).SerializeToString()
         if request.verdict_layout == scheduling_pb2.VERDICT_LAYOUT_GROUPED:
             return rest + rank_wire.encode_ranked(ranking.order, ranking.keys, heads, tails)
-        by_group = {id(ranking.groups[key]): tail for key, tail in tails.items()}
-        return rank_wire.encode_verdicts(ranking.order, ranking.group_of, heads, by_group) + rest
+        return rank_wire.encode_verdicts(ranking.order, ranking.keys, heads, tails) + rest
 
     def rank_labels(
         self,

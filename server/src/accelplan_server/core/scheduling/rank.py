@@ -110,14 +110,6 @@ class Ranking:
         self.feasible_count = feasible_count
         self.shape_count = shape_count
         self._verdicts: list[Verdict] | None = None
-        self._group_of: list[Group] | None = None
-
-    @property
-    def group_of(self) -> list[Group]:
-        """Per request position: its group (shared tuples); built on first use."""
-        if self._group_of is None:
-            self._group_of = list(map(self.groups.__getitem__, self.keys))
-        return self._group_of
 
     def verdict(self, position: int) -> Verdict:
         """The verdict of the node at ``position`` in the request."""
