@@ -9,9 +9,11 @@ server's phases after the first call for a workload find its shape results remem
 
 * client encode / decode: ``SerializeToString`` of the request, ``FromString`` of the response;
 * server: ``SchedulerServicer.rank_bytes`` (what the aio handler runs for RankNodes: request bytes
-  in, response bytes out), and inside it ``rank_wire.read_request`` (nodes read as bytes; a request
-  of node groups alone is parsed as a message and ranked per group instead), the checks
-  and core ranking (``_ranking``), and the rest: encoding the response;
+  in, response bytes out), and inside it ``_read`` (the request read; its nodes found among the node
+  sets kept from earlier requests, ``rpc/node_sets.py``) beside what reading a new node set costs
+  (``rank_wire.read_request``, nodes read as bytes; a request of node groups alone is parsed as a
+  message and ranked per group instead), the checks and core ranking (``_ranking``), and the
+  rest: encoding the response;
 * transport floor: a bare grpc.aio server in a thread of this process (as the bench runs
   accelplan's) answering requests of the same size with a fixed answer of the same size.
 """
@@ -115,10 +117,11 @@ def main() -> None:
             for request in requests:
                 raw = timed("client: encode the request", request.SerializeToString)
                 answer = timed("server: rank_bytes (all of the handler's work)", servicer.rank_bytes, raw)
-                wire = timed("  read the nodes as bytes (rank_wire.read_request)", rank_wire.read_request, raw)
+                timed("  a new node set: read the nodes as bytes (rank_wire.read_request)", rank_wire.read_request, raw)
+                header, wire, nodes = timed("  read the request, its node set kept (_read)", servicer._read, raw)
                 if wire is not None:
-                    timed("  checks, nodes' shapes, core ranking (_ranking)", servicer._ranking, wire.header, wire)
-                    timed("  the above and the response's encoding", servicer._rank_encoded, wire.header, wire)
+                    timed("  checks, core ranking (_ranking)", servicer._ranking, header, wire, nodes)
+                    timed("  the above and the response's encoding", servicer._rank_encoded, header, wire, nodes)
                 else:  # node groups alone: parsed as a message, ranked and encoded per group
                     header = timed("  parse the request", scheduling_pb2.RankNodesRequest.FromString, raw)
                     timed("  checks, groups, ranking, encoding", servicer._rank_groups_encoded, header)

@@ -16,7 +16,7 @@ import pytest
 from accelplan.v1 import hardware_pb2, models_pb2, planning_pb2, quantization_pb2, scheduling_pb2
 from accelplan_server.core import cache
 from accelplan_server.core.catalog import Catalog
-from accelplan_server.rpc import convert, shape_memo
+from accelplan_server.rpc import convert, node_sets, shape_memo
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.planner import PlannerServicer
 from accelplan_server.rpc.scheduler import SchedulerServicer
@@ -135,4 +135,35 @@ def test_remembered_shape_results_weigh_no_less_than_they_keep(context: int, cat
     count = len(shape_memo._RESULTS)
     print(f"{count} shape results: keep {kept / count:.0f} B each, charged {charged / count:.0f}")
     assert count == len(workloads) * 2 * len(SHAPES)  # every (workload, replica size, shape)
+    assert kept <= charged
+
+
+@pytest.mark.parametrize("name_chars", [4, 100])
+def test_kept_node_sets_weigh_no_less_than_they_keep(name_chars: int, catalog: Catalog) -> None:
+    servicer = SchedulerServicer(catalog)
+    w = scheduling_pb2.Workload(model=models_pb2.ModelSpec(model_id="llama-3.1-8b"))
+    requests = [
+        scheduling_pb2.RankNodesRequest(
+            workload=w,
+            top_k=k,  # a different set of bytes each
+            nodes=[
+                scheduling_pb2.NodeInventory(name=f"{k}-{i}-".ljust(name_chars, "n"), labels=SHAPES[i % 4])
+                for i in range(2000)
+            ],
+        ).SerializeToString()
+        for k in range(4)
+    ]
+    for raw in requests:
+        servicer.rank_bytes(raw)  # the label table's shapes and the shape results stay
+    node_sets._SETS.clear()
+
+    def rank_all() -> None:
+        for raw in requests:
+            servicer.rank_bytes(raw)
+
+    kept = _measure(rank_all)
+    charged = node_sets._SETS.nbytes
+    count = len(node_sets._SETS)
+    print(f"{count} node sets of 2,000 nodes: keep {kept / count:.0f} B each, charged {charged / count:.0f}")
+    assert count == len(requests)
     assert kept <= charged

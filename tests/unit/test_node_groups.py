@@ -142,6 +142,6 @@ def test_groups_alone_in_the_grouped_layout_are_ranked_per_group(
 def test_ranking_leaves_the_wire_request_as_it_was(servicer: SchedulerServicer) -> None:
     wire = rank_wire.read_request(grouped(inventories(), 10).SerializeToString())
     assert wire is not None and wire.header.node_groups
-    first = servicer._ranking(wire.header, wire)[0]
+    first = servicer._ranking(wire.header, wire, None)[0]
     assert len(wire.names) == 10
-    assert servicer._ranking(wire.header, wire)[0] == first
+    assert servicer._ranking(wire.header, wire, None)[0] == first

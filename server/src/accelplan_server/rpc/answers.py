@@ -20,7 +20,7 @@ from accelplan_server.rpc import limits
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
-ANSWERS_SHARE = 0.5
+ANSWERS_SHARE = 0.45
 """Share of the process's cache budget that remembered answers may hold."""
 MESSAGE_BYTES_PER_WIRE_BYTE = 8
 """A parsed response held in memory weighs up to ~7x its wire size (measured: 1.6x for a 16,384-shard plan

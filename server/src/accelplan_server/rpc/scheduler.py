@@ -29,7 +29,7 @@ from accelplan_server.core.scheduling.labels import LabelTable, NodeShape
 from accelplan_server.core.scheduling.rank import Group, Policy, Ranker, Ranking, ShapeResult, TooManyShapes
 from accelplan_server.core.scheduling.right_size import DEFAULT_MAX_DEVICES, Objective, RightSizer, Variant
 from accelplan_server.core.scheduling.sizing import MAX_SEARCHED_DEVICES, ServingWorkload, Sizer
-from accelplan_server.rpc import convert, cost, limits, messages, rank_wire
+from accelplan_server.rpc import convert, cost, limits, messages, node_sets, rank_wire
 from accelplan_server.rpc.answers import remembered
 from accelplan_server.rpc.convert import Violations
 from accelplan_server.rpc.deadlines import InlineBudget
@@ -298,21 +298,50 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     def rank(self, request: scheduling_pb2.RankNodesRequest) -> scheduling_pb2.RankNodesResponse:
         """RankNodes for in-process callers; raises InvalidArgument / NotFound."""
-        wire = rank_wire.read_request(request.SerializeToString()) if rank_wire.worth_reading(request) else None
-        return scheduling_pb2.RankNodesResponse.FromString(self._rank_encoded(request, wire))
+        if rank_wire.worth_reading(request):
+            return scheduling_pb2.RankNodesResponse.FromString(self.rank_bytes(request.SerializeToString()))
+        return scheduling_pb2.RankNodesResponse.FromString(self._rank_encoded(request, None, None))
 
     def rank_bytes(self, raw: bytes) -> bytes:
         """RankNodes from a request's wire bytes to the response's.
 
         Raises InvalidArgument / NotFound, and DecodeError when ``raw`` is not a RankNodesRequest.
         """
+        return self._rank_encoded(*self._read(raw))
+
+    def _read(
+        self, raw: bytes
+    ) -> tuple[scheduling_pb2.RankNodesRequest, rank_wire.WireRequest | None, node_sets.NodeSet | None]:
+        """The request, its nodes as wire bytes where they read so, and what they read to.
+
+        Bytes after the workload field that this servicer has read before (a scheduler's next pod
+        over the same nodes) come from ``node_sets``; otherwise they are read here and kept.
+        DecodeError when ``raw`` is not a RankNodesRequest.
+        """
+        split = node_sets.split_workload(raw)
+        if split is not None:
+            workload, rest = split
+            known = node_sets.get(self, rest)
+            if known is None:
+                wire = rank_wire.read_request(rest)
+                if wire is None:  # not the plain form (nor is the whole request)
+                    return scheduling_pb2.RankNodesRequest.FromString(raw), None, None
+                if not wire.header.HasField("workload"):  # else a second workload field: read the whole
+                    bad = Violations()
+                    _, shapes, prices = self._nodes_from_wire(wire, bad)
+                    known = node_sets.NodeSet(wire.header, wire._replace(rests=[]), shapes, prices, bad)
+                    node_sets.put(self, rest, known)
+            if known is not None:
+                request = scheduling_pb2.RankNodesRequest()
+                request.CopyFrom(known.fields)
+                request.workload.MergeFromString(workload)
+                return request, known.wire._replace(header=request), known
         wire = rank_wire.read_request(raw)
-        request = wire.header if wire is not None else scheduling_pb2.RankNodesRequest.FromString(raw)
-        return self._rank_encoded(request, wire)
+        return (wire.header if wire is not None else scheduling_pb2.RankNodesRequest.FromString(raw)), wire, None
 
     def rank_plain(self, request: scheduling_pb2.RankNodesRequest) -> scheduling_pb2.RankNodesResponse:
         """``rank`` one message per node: the reference the wire-bytes path is tested against."""
-        _, ranking, workload = self._ranking(request, None)
+        _, ranking, workload = self._ranking(request, None, None)
         resp = self._summary(request, workload, ranking.feasible_count, ranking.shape_count)
         grouped: dict[bytes, int] = {}
         for i in ranking.order:
@@ -332,18 +361,34 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
         return resp
 
     def _ranking(
-        self, request: scheduling_pb2.RankNodesRequest, wire: rank_wire.WireRequest | None
+        self,
+        request: scheduling_pb2.RankNodesRequest,
+        wire: rank_wire.WireRequest | None,
+        nodes: node_sets.NodeSet | None,
     ) -> tuple[Sequence[str], Ranking, ServingWorkload]:
-        """Checks (every bad field at once), then the core's ranking; nodes from ``wire`` when given."""
+        """Checks (every bad field at once), then the core's ranking.
+
+        Nodes from ``nodes`` (what ``wire`` read to) when given, else read from ``wire`` or the message.
+        """
         bad = Violations()
         ref, parts, policy = self._checks(request, bad)
         names: Sequence[str]
-        names, shapes, prices = self._nodes_from_wire(wire, bad) if wire is not None else self._nodes(request, bad)
+        if wire is not None and nodes is not None:
+            bad.items.extend(nodes.violations.items)
+            bad.missing.extend(nodes.violations.missing)
+            names, shapes, prices = wire.names, nodes.shapes, nodes.prices
+        elif wire is not None:
+            names, shapes, prices = self._nodes_from_wire(wire, bad)
+        else:
+            names, shapes, prices = self._nodes(request, bad)
         node_count = len(names)
         starts: list[int] = []
         groups = self._read_groups(request.node_groups, limits.MAX_RANK_NODES - node_count, bad)
         if groups:
-            names = every = list(names)  # not the wire request's own list
+            # New lists: a node set's own are kept for later requests.
+            names = every = list(names)
+            shapes = list(shapes)
+            prices = None if prices is None else list(prices)
             for members, shape, price in groups:
                 starts.append(len(every))
                 every += members
@@ -431,12 +476,17 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
             assumptions=self._assumptions(workload, request.workload),
         )
 
-    def _rank_encoded(self, request: scheduling_pb2.RankNodesRequest, wire: rank_wire.WireRequest | None) -> bytes:
+    def _rank_encoded(
+        self,
+        request: scheduling_pb2.RankNodesRequest,
+        wire: rank_wire.WireRequest | None,
+        nodes: node_sets.NodeSet | None,
+    ) -> bytes:
         """The RankNodesResponse's wire bytes: every group's verdict serialized once, names added as bytes."""
         grouped = request.verdict_layout == scheduling_pb2.VERDICT_LAYOUT_GROUPED
         if grouped and wire is None and request.node_groups and not request.nodes:
             return self._rank_groups_encoded(request)
-        names, ranking, workload = self._ranking(request, wire)
+        names, ranking, workload = self._ranking(request, wire, nodes)
         tails = {key: _group_verdict(group).SerializeToString() for key, group in ranking.groups.items()}
         if wire is None:
             heads = rank_wire.name_fields(names)
@@ -533,13 +583,13 @@ class SchedulerServicer(scheduler_service_pb2_grpc.SchedulerServiceServicer):
 
     def _rank_nodes_wire(self, raw: bytes, context: Ctx) -> bytes:
         """RankNodes from and to wire bytes (DecodeError before any status is set)."""
-        wire = rank_wire.read_request(raw)
-        request = wire.header if wire is not None else scheduling_pb2.RankNodesRequest.FromString(raw)
-        return self._rank_nodes_encoded((request, wire), context)
+        return self._rank_nodes_encoded(self._read(raw), context)
 
     @translate_errors
     def _rank_nodes_encoded(
-        self, parsed: tuple[scheduling_pb2.RankNodesRequest, rank_wire.WireRequest | None], context: Ctx
+        self,
+        parsed: tuple[scheduling_pb2.RankNodesRequest, rank_wire.WireRequest | None, node_sets.NodeSet | None],
+        context: Ctx,
     ) -> bytes:
         try:
             return self._rank_encoded(*parsed)
