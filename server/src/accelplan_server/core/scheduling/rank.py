@@ -41,9 +41,8 @@ class Policy(enum.IntEnum):
     CHEAPEST = 4
 
 
-@dataclass(frozen=True)
-class ShapeResult:
-    """The verdict every node of one shape shares."""
+class ShapeResult(NamedTuple):
+    """The verdict every node of one shape shares (a tuple: a frozen dataclass pays a setattr per field)."""
 
     feasible: bool
     reason: str
@@ -136,6 +135,18 @@ class _Devices(NamedTuple):
     available_keys: tuple[tuple[object, ...], ...]
     link_gbps: float
     """Best device-to-device link."""
+
+
+class _Facts(NamedTuple):
+    """A shape's facts that come from the catalogue (worked out once per NodeShape and catalogue)."""
+
+    catalog: Catalog
+    label: str
+    """How reasons name the device: the node's product label, else the sku's or device's name."""
+    every_runs: tuple[Q, ...]
+    """Levels the devices run, widest first."""
+    available_runs: tuple[Q, ...]
+    """Levels the available devices run."""
 
 
 def _devices(shape: NodeShape) -> _Devices:
@@ -242,13 +253,16 @@ class Ranker:
             return result(False, shape.assumptions[0] if shape.assumptions else "No accelerators.", None, True)
         if every[0].type is AcceleratorType.CPU:
             return result(False, "The node lists only CPUs; accelplan places models on accelerators.", None, True)
-        found = self._search(shape, available, facts.available_keys, facts.link_gbps, devices_per_replica)
+        label, every_runs, available_runs = self._facts(shape)[1:]
+        found = self._search(
+            label, available_runs, available, facts.available_keys, facts.link_gbps, devices_per_replica
+        )
         if isinstance(found, str) or not found.ok:
             why = found if isinstance(found, str) else found.miss
             attempt = None if isinstance(found, str) else found
             unresolvable = True
             if len(available) < len(every):
-                again = self._search(shape, every, facts.every_keys, facts.link_gbps, devices_per_replica)
+                again = self._search(label, every_runs, every, facts.every_keys, facts.link_gbps, devices_per_replica)
                 unresolvable = isinstance(again, str) or not again.ok
             return result(False, _sentence(why), attempt, unresolvable)
         replicas = len(available) // found.device_count
@@ -260,33 +274,41 @@ class Ranker:
         )
         more = f"; {replicas} replicas fit" if replicas > 1 else ""
         reason = (
-            f"Fits at {found.quantization.display_name} on {found.device_count} x {self._label(shape)} ({split}): "
+            f"Fits at {found.quantization.display_name} on {found.device_count} x {label} ({split}): "
             f"{gib(found.memory_per_device_bytes)} of {gib(found.usable_bytes)} usable per device{speed}{more}."
         )
         return result(True, reason, found, False, replicas)
 
-    def _label(self, shape: NodeShape) -> str:
-        if shape.product:
-            return shape.product
-        d = shape.fleet.accelerators[0]
-        model = self.catalog.accelerator(d.sku) if d.sku else None
-        return model.name if model else (d.name or d.type.name)
+    def _facts(self, shape: NodeShape) -> _Facts:
+        """The shape's facts from the catalogue (its device's name, the levels it runs), remembered on it."""
+
+        def work() -> _Facts:
+            facts = _devices(shape)
+            d = shape.fleet.accelerators[0]
+            model = self.catalog.accelerator(d.sku) if d.sku else None
+            label = shape.product or (model.name if model else (d.name or d.type.name))
+            sku_model = self.catalog.accelerator(shape.sku) if shape.sku else None
+            every = supported_levels(facts.every[0], sku_model)
+            available = supported_levels(facts.available[0], sku_model) if facts.available else ()
+            return _Facts(self.catalog, label, every, available)
+
+        found = shape.memo("rank.facts", work)
+        return found if found.catalog is self.catalog else work()  # else first ranked against another catalogue
 
     def _search(
         self,
-        shape: NodeShape,
+        label: str,
+        runs: tuple[Q, ...],
         devices: list[Accelerator],
         keys: tuple[tuple[object, ...], ...],
         link: float,
         n_wanted: int,
     ) -> Attempt | str:
-        label = self._label(shape)
+        """The first replica size that serves the workload (``runs``: the levels the devices run), else why not."""
         if not devices:
             return f"needs {max(1, n_wanted)} device(s); every device of the node is unavailable"
         if n_wanted > len(devices):
             return f"needs {n_wanted} devices per replica; the node has {len(devices)}"
-        model = self.catalog.accelerator(shape.sku) if shape.sku else None
-        runs = supported_levels(devices[0], model)
         wanted = self.sizer.workload.quantization
         if wanted is not None:
             if wanted not in runs:
