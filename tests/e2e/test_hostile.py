@@ -261,6 +261,10 @@ def test_idle_connections_past_a_low_soft_limit_leave_the_server_answering() -> 
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
+        if "listening on " not in line:
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+            raise AssertionError(f"the server did not start (exit {proc.returncode}): {line!r}\n{err[-3000:]}")
         s.address = line.split("listening on ")[1].strip()
         socks = attack.idle(s.address, 400)
         assert len(socks) == 400
