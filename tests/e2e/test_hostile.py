@@ -13,7 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -102,18 +104,28 @@ def test_half_open_streams_hold_no_thread_with_tls_and_token(tmp_path: Path) -> 
         _stop(s)
 
 
+def _probe_under_heavy_calls(
+    address: str, count: int, seconds: float, what: str, collect: Callable[[Any], Any], **heavy: Any
+) -> tuple[attack.Probe, list[Any]]:
+    """Cheap calls and health checks for ``seconds`` while ``count`` heavy calls run (attack.heavy_in_flight with
+    ``heavy``): the probe and ``collect(future)`` of each heavy call. Fails unless the heavy calls were still
+    running when the probe ended and every health check and cheap call succeeded."""
+    attack.probe(address, 1.0)  # warm: connections, the heavy lane's processes
+    with attack.heavy_in_flight(address, count, timeout=120, **heavy) as futures:
+        time.sleep(0.2)
+        during = attack.probe(address, seconds)
+        assert sum(f.done() for f in futures) < count, f"the {what} finished before the probe: no load"
+        outcomes = [collect(f) for f in futures]
+    assert during.health_total > 0 and during.health_ok == during.health_total, during
+    assert during.cheap_errors == 0, during
+    return during, outcomes
+
+
 def test_heavy_plans_do_not_starve_cheap_calls_or_health() -> None:
     """Finding 2: with 32 distinct 16,384-chip plans in flight, health checks all pass, GetModel p99 <= 20 ms."""
     s = launch_server()
     try:
-        attack.probe(s.address, 1.0)  # warm: connections, the heavy lane's processes
-        with attack.heavy_in_flight(s.address, 32, timeout=120) as futures:
-            time.sleep(0.2)
-            during = attack.probe(s.address, 3.0)
-            assert sum(f.done() for f in futures) < 32, "the heavy plans finished before the probe: no load"
-            results = [f.exception(timeout=120) for f in futures]
-        assert during.health_total > 0 and during.health_ok == during.health_total, during
-        assert during.cheap_errors == 0, during
+        during, results = _probe_under_heavy_calls(s.address, 32, 3.0, "heavy plans", lambda f: f.exception(120))
         assert during.p99() <= 20.0, f"GetModel p99 {during.p99():.1f} ms under 32 heavy plans"
         assert all(e is None for e in results), [e for e in results if e is not None][:1]
     finally:
@@ -128,16 +140,9 @@ def test_rankings_over_thousands_of_shapes_run_in_the_heavy_lane() -> None:
     s = launch_server()
     build = functools.partial(attack.many_shapes_rank, nodes=4000)
     try:
-        attack.probe(s.address, 1.0)  # warm: connections, the heavy lane's processes
-        with attack.heavy_in_flight(
-            s.address, 6, timeout=120, method=attack.SCHEDULER + "RankNodes", build=build
-        ) as futures:
-            time.sleep(0.2)
-            during = attack.probe(s.address, 2.0)
-            assert sum(f.done() for f in futures) < 6, "the rankings finished before the probe: no load"
-            answers = [f.result(timeout=120) for f in futures]
-        assert during.health_total > 0 and during.health_ok == during.health_total, during
-        assert during.cheap_errors == 0, during
+        during, answers = _probe_under_heavy_calls(
+            s.address, 6, 2.0, "rankings", lambda f: f.result(120), method=attack.SCHEDULER + "RankNodes", build=build
+        )
         slowest = max(during.latencies_ms)
         assert slowest <= 150.0, f"a GetModel waited {slowest:.0f} ms behind rankings of 4,000 shapes"
         local = SchedulerServicer(load_catalog())
