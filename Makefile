@@ -5,12 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVE_STAMP := $(VENV)/.serve-installed
-PYPROJECTS := pyproject.toml client/python/pyproject.toml server/pyproject.toml
+PYPROJECTS := pyproject.toml client/python/pyproject.toml server/pyproject.toml server/setup.py
+# The compiled fast paths (server/setup.py): a change rebuilds them through the editable install.
+COMPILED := $(shell find server/src -name '*.pyx')
 
 .PHONY: serve test test-python test-sdks test-packages check-manifests e2e-container e2e-kubernetes conformance lint typecheck generate check-generated buf-lint buf-breaking clean
 
 # Serving only: the two distributions (editable) and the runtime pins; no dev tools.
-$(SERVE_STAMP): $(PYPROJECTS)
+$(SERVE_STAMP): $(PYPROJECTS) $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e client/python -e server -e .

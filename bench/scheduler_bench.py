@@ -31,7 +31,9 @@ import grpc
 from accelplan.v1 import models_pb2, scheduler_service_pb2_grpc, scheduling_pb2
 from accelplan_server.core import cache
 from accelplan_server.core.catalog import load_catalog
+from accelplan_server.core.scheduling import labels
 from accelplan_server.core.scheduling.labels import KEYS
+from accelplan_server.rpc import rank_wire
 from accelplan_server.rpc.scheduler import SchedulerServicer
 from accelplan_server.runtime.serve import ServerConfig, start
 from bench.hostile import start_server
@@ -247,7 +249,18 @@ def main() -> None:
         help="also time the gRPC rows against `accelplan serve` in its own process, from this Python client "
         "and from the Go SDK (bench/goclient, built with `go build`)",
     )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="run the plain-Python paths, as an install without a C compiler does (the compiled loops "
+        "server/setup.py builds switched off in this process: in-process and in-process gRPC rows only)",
+    )
     args = parser.parse_args()
+    if args.plain and args.own_process:
+        parser.error("--plain switches the compiled loops off in this process only; --own-process servers keep them")
+    if args.plain:
+        labels._compiled = None
+        rank_wire._compiled = None
 
     catalog = load_catalog()
     servicer = SchedulerServicer(catalog)

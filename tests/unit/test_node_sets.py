@@ -47,7 +47,9 @@ def test_later_workloads_over_kept_nodes_answer_as_read_anew(
     servicer: SchedulerServicer, kw: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = request(1, **kw)
-    servicer.rank_bytes(base.SerializeToString())
+    # deterministic: map entries sorted, so a copy's bytes equal the original's (a plain serialization
+    # writes a copied map in its own hash order), as a caller repeating its node list sends them.
+    servicer.rank_bytes(base.SerializeToString(deterministic=True))
     assert len(node_sets._SETS) == 1
 
     def read_again(*_: object) -> None:
@@ -59,7 +61,7 @@ def test_later_workloads_over_kept_nodes_answer_as_read_anew(
         with monkeypatch.context() as m:
             m.setattr(servicer, "_nodes_from_wire", read_again)
             m.setattr(rank_wire, "read_request", read_again)
-            assert servicer.rank_bytes(req.SerializeToString()) == expected
+            assert servicer.rank_bytes(req.SerializeToString(deterministic=True)) == expected
     assert len(node_sets._SETS) == 1
 
 

@@ -35,6 +35,11 @@ from google.protobuf.message import DecodeError
 from accelplan.v1 import scheduling_pb2
 from accelplan_server.rpc import limits
 
+try:
+    from accelplan_server.rpc import _verdicts as _compiled
+except ImportError:  # installed without a C compiler: the plain path
+    _compiled = None  # type: ignore[assignment]
+
 MAX_DISTINCT_NODES = 64
 """Distinct node bodies above which (and above 1 in 8 nodes) reading per message is as cheap."""
 
@@ -213,8 +218,18 @@ def encode_verdicts(
     """RankNodesResponse.verdicts (field 1) on the wire, for the request positions in ``order``.
 
     ``heads[i]`` is position i's name field; ``tail_of[keys[i]]`` the rest of its verdict
-    (fields 2 onwards, serialized once per group).
+    (fields 2 onwards, serialized once per group). Written by the compiled ``_verdicts`` where it
+    is built (one buffer, ~10x faster at 5,000 nodes), else by ``plain_encode_verdicts``.
     """
+    if _compiled is not None and type(tail_of) is dict:
+        return _compiled.encode_verdicts(order, keys, heads, tail_of)
+    return plain_encode_verdicts(order, keys, heads, tail_of)
+
+
+def plain_encode_verdicts(
+    order: Sequence[int], keys: Sequence[object], heads: Sequence[bytes], tail_of: Mapping[object, bytes]
+) -> bytes:
+    """``encode_verdicts`` in Python: the reference the compiled one is tested against."""
     ordered_heads = list(map(heads.__getitem__, order))
     ordered_keys = list(map(keys.__getitem__, order))
     head_lengths = list(map(len, ordered_heads))

@@ -39,6 +39,7 @@ from accelplan.v1 import (
 from accelplan_server.core.catalog import Catalog, load_catalog
 from accelplan_server.rpc.planner import PlannerServicer
 from accelplan_server.rpc.scheduler import SchedulerServicer
+from accelplan_server.runtime import compiled
 from accelplan_server.runtime.context import HandlerCapture
 from accelplan_server.runtime.interceptors import CallGuard, ConnectionBudget
 from accelplan_server.runtime.lanes import HeavyLane, LaneConfig, default_workers
@@ -481,6 +482,7 @@ def serve(config: ServerConfig, interceptors: Sequence[grpc.ServerInterceptor[An
 
     def started(served: Served) -> None:
         warn_if_plaintext(config)
+        compiled.warn_if_missing()
         log_limits(config, open_files)
         scheme = "TLS" if config.tls else "plaintext"
         log.info(

@@ -23,6 +23,7 @@ from accelplan_server.adapters.kubernetes.extender import Extender
 from accelplan_server.adapters.kubernetes.nodecache import NodeCache, NodeWatcher
 from accelplan_server.adapters.kubernetes.ranking import GrpcRanker, LocalRanker, Ranker, RankError, ShapeRanker
 from accelplan_server.adapters.kubernetes.wire import BadArgs, field
+from accelplan_server.runtime import compiled
 
 log = logging.getLogger("accelplan.extender")
 
@@ -155,6 +156,7 @@ async def _serve(args: argparse.Namespace) -> int:
         cache = NodeCache()
         watcher = NodeWatcher(cache, args.kubeconfig or os.environ.get("KUBECONFIG"))
         watcher.start()
+    compiled.warn_if_missing()
     extender = Extender(ShapeRanker(_ranker(args)), cache)
     gc.collect()  # the catalogue and servicer are built: keep the collector from walking them per request
     gc.freeze()

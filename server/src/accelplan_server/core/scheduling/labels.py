@@ -31,6 +31,11 @@ from accelplan_server.core.hardware.accelerators import (
 from accelplan_server.core.memo import Memoizing
 from accelplan_server.core.scheduling.devices import catalog_device, device_links, scaled
 
+try:
+    from accelplan_server.core.scheduling import _label_keys as _compiled
+except ImportError:  # installed without a C compiler: every node takes the plain path
+    _compiled = None  # type: ignore[assignment]
+
 MIB = 2**20
 GIB = 2**30
 MAX_LABEL_VALUE_LENGTH = 256
@@ -274,7 +279,30 @@ class LabelTable:
         return self._shape(_key(labels.get, labels), labels)
 
     def shapes(self, many: Sequence[Mapping[str, str]]) -> tuple[list[NodeShape], list[tuple[int, InvalidArgument]]]:
-        """``shape`` for each node, and (position, error) for the nodes whose labels are bad."""
+        """``shape`` for each node, and (position, error) for the nodes whose labels are bad.
+
+        Shapes read before come from the compiled loop (``_label_keys``) where it is built; the
+        rest, and every node without it, from ``plain_shapes``.
+        """
+        if _compiled is None:
+            return self.plain_shapes(many)
+        found, missed = _compiled.shapes(list(many), self._cache, KEYS)
+        if not missed:
+            return found, []
+        shapes, errors = self.plain_shapes([many[i] for i in missed])
+        left = iter(shapes)
+        failed = {missed[i] for i, _ in errors}
+        for i in missed:
+            if i not in failed:
+                found[i] = next(left)
+        if errors:
+            found = [s for s in found if s is not None]
+        return found, [(missed[i], e) for i, e in errors]
+
+    def plain_shapes(
+        self, many: Sequence[Mapping[str, str]]
+    ) -> tuple[list[NodeShape], list[tuple[int, InvalidArgument]]]:
+        """``shapes`` in Python, node by node: the reference the compiled loop is tested against."""
         cache_get = self._cache.get
         out: list[NodeShape] = []
         errors: list[tuple[int, InvalidArgument]] = []

@@ -28,6 +28,11 @@ from accelplan_server.core.scheduling.sizing import (
     gib,
 )
 
+try:
+    from accelplan_server.core.scheduling import _rank_order as _compiled
+except ImportError:  # installed without a C compiler: the plain sort
+    _compiled = None  # type: ignore[assignment]
+
 INFEASIBLE = 1000
 """Sort value of an infeasible node: after every feasible one (those sort by 100 - score)."""
 
@@ -380,11 +385,13 @@ class Ranker:
             score = _score(found, policy, fastest, cheapest, cost) if found.feasible else 0
             groups[g] = (found, score, price, cost)
             sort_value[g] = 100 - score if found.feasible else INFEASIBLE
-        ranks = list(map(sort_value.__getitem__, gkeys))
-        order = sorted(range(len(ranks)), key=ranks.__getitem__)  # stable: ties keep request order
+        if _compiled is not None:
+            order, feasible_count = _compiled.order(gkeys, sort_value, INFEASIBLE)
+        else:
+            order, feasible_count = plain_order(gkeys, sort_value)
         if top_k:
             order = order[:top_k]
-        return Ranking(order, names, gkeys, groups, len(ranks) - ranks.count(INFEASIBLE), shape_count)
+        return Ranking(order, names, gkeys, groups, feasible_count, shape_count)
 
     def _results(
         self, shapes: Iterable[NodeShape], devices_per_replica: int
@@ -429,6 +436,16 @@ class Ranker:
         share = price * a.device_count / max(1, s.device_total)
         concurrency = self.sizer.workload.concurrency
         return price, share / (a.decode_tokens_per_second * concurrency * 3600) * 1e6
+
+
+def plain_order(keys: Sequence[object], sort_value: Mapping[object, int]) -> tuple[list[int], int]:
+    """(request positions by their key's sort value, ties in request order; how many are feasible).
+
+    The reference for the compiled ``_rank_order.order`` (a counting sort, no call per position).
+    """
+    ranks = list(map(sort_value.__getitem__, keys))
+    order = sorted(range(len(ranks)), key=ranks.__getitem__)  # stable: ties keep request order
+    return order, len(ranks) - ranks.count(INFEASIBLE)
 
 
 def _score(s: ShapeResult, policy: Policy, fastest: float, cheapest: float | None, cost: float | None) -> int:
