@@ -31,7 +31,7 @@ import grpc
 from accelplan.v1 import models_pb2, scheduler_service_pb2_grpc, scheduling_pb2
 from accelplan_server.core import cache
 from accelplan_server.core.catalog import load_catalog
-from accelplan_server.core.scheduling import labels
+from accelplan_server.core.scheduling import labels, rank
 from accelplan_server.core.scheduling.labels import KEYS
 from accelplan_server.rpc import rank_wire
 from accelplan_server.rpc.scheduler import SchedulerServicer
@@ -260,6 +260,7 @@ def main() -> None:
         parser.error("--plain switches the compiled loops off in this process only; --own-process servers keep them")
     if args.plain:
         labels._compiled = None
+        rank._compiled = None
         rank_wire._compiled = None
 
     catalog = load_catalog()

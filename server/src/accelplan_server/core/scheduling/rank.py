@@ -335,6 +335,7 @@ class Ranker:
         miss = closest_miss(misses)
         if miss is None:
             return f"{self.sizer.workload.profile.layer_count} layers cannot be split over {counts[-1]} devices"
+        miss = self.sizer.explained(miss, label)
         if miss.cause is Cause.MEMORY and wanted is None and len(levels) > 1:
             return miss.miss.replace(" at ", " even at ", 1)
         return miss

@@ -136,7 +136,7 @@ class RightSizer:
         miss = closest_miss(misses)
         if miss is None:
             return Rejection(model.sku, f"No split of the model over up to {max_devices} devices.", Cause.MEMORY)
-        text = miss.miss
+        text = self.sizer.explained(miss, model.name).miss
         if miss.cause is Cause.MEMORY and wanted is None and len(levels) > 1:
             text = text.replace(" at ", " even at ", 1)
         return Rejection(model.sku, text[:1].upper() + text[1:] + ".", miss.cause, miss.device_count, miss.quantization)

@@ -213,12 +213,7 @@ class Sizer:
         need = self.memory_per_device(q, tp, pp)
         base = Attempt(q, n, tp, pp, need, device_memory, usable)
         if need > usable:
-            on = "1 device" if n == 1 else f"{n} devices"
-            miss = (
-                f"needs {gib(need)} per device at {q.display_name} on {on}; {label} has {gib(device_memory)} "
-                f"({gib(usable)} usable at {MEMORY_UTILIZATION:g} memory utilization)"
-            )
-            return _with(base, Cause.MEMORY, miss)
+            return base._replace(cause=Cause.MEMORY)  # the text, when reported: ``explained``
         w = self.workload
         if not (need_speed or w.has_slo):
             return base
@@ -229,20 +224,40 @@ class Sizer:
             return base
         decode, ttft = speed
         base = Attempt(q, n, tp, pp, need, device_memory, usable, decode, ttft)
-        where = f"at {q.display_name} on {n} device{'s' if n > 1 else ''}"
         if w.min_decode_tokens_per_second is not None and decode < w.min_decode_tokens_per_second:
-            miss = (
-                f"decode {decode:.1f} tokens/s per sequence {where} is below the required "
-                f"{w.min_decode_tokens_per_second:g}"
-            )
-            return _with(base, Cause.DECODE_SPEED, miss)
+            return base._replace(cause=Cause.DECODE_SPEED)
         if w.max_time_to_first_token_seconds is not None and ttft > w.max_time_to_first_token_seconds:
-            miss = (
-                f"time to first token {ttft:.3g} s for {w.prompt_tokens}-token prompts {where} is above the allowed "
-                f"{w.max_time_to_first_token_seconds:g} s"
-            )
-            return _with(base, Cause.TIME_TO_FIRST_TOKEN, miss)
+            return base._replace(cause=Cause.TIME_TO_FIRST_TOKEN)
         return base
+
+    def explained(self, a: Attempt, label: str) -> Attempt:
+        """``a`` with its ``miss`` spelled out (``label``: the device's name).
+
+        Sizing leaves a miss's text empty: a search tries many sizes and reports one, and
+        formatting the others' numbers was a third of a cold ranking's time.
+        """
+        if a.ok or a.miss:
+            return a
+        on = f"{a.device_count} device{'s' if a.device_count > 1 else ''}"
+        q = a.quantization.display_name
+        w = self.workload
+        if a.cause is Cause.DECODE_SPEED and w.min_decode_tokens_per_second is not None:
+            miss = (
+                f"decode {a.decode_tokens_per_second:.1f} tokens/s per sequence at {q} on {on} is below the "
+                f"required {w.min_decode_tokens_per_second:g}"
+            )
+        elif a.cause is Cause.TIME_TO_FIRST_TOKEN and w.max_time_to_first_token_seconds is not None:
+            miss = (
+                f"time to first token {a.time_to_first_token_seconds:.3g} s for {w.prompt_tokens}-token prompts at "
+                f"{q} on {on} is above the allowed {w.max_time_to_first_token_seconds:g} s"
+            )
+        else:
+            miss = (
+                f"needs {gib(a.memory_per_device_bytes)} per device at {q} on {on}; {label} has "
+                f"{gib(a.device_memory_bytes)} ({gib(a.usable_bytes)} usable at {MEMORY_UTILIZATION:g} memory "
+                "utilization)"
+            )
+        return a._replace(miss=miss)
 
 
 def _with(a: Attempt, cause: Cause, miss: str) -> Attempt:
