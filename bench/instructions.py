@@ -11,8 +11,13 @@ checkout's code (its server and client sources on PYTHONPATH), for a before/afte
 Cases (60 distinct workloads, as bench.scheduler_bench; 5,000 nodes in 18 shapes):
 * rank-bytes-per-node / rank-bytes-grouped: ``SchedulerServicer.rank_bytes`` on RankNodes requests
   of the labels accelplan reads, per-node or grouped verdicts, after a first call for each (warm);
+* rank-labels-5000: ``rank_labels`` over 5,000 nodes' label dicts (26 labels each), after a first call
+  for each workload (warm: the per-node work, what an in-process extender without a node cache pays);
 * rank-cold-500: ``rank_shapes`` over 500 nodes with every cache emptied first (a workload's first call);
-* right-size-cold: ``right_size`` over the whole catalogue, caches emptied first.
+* right-size-cold: ``right_size`` over the whole catalogue, caches emptied first;
+* extender-names-5000 / extender-full-500: the extender's /filter then /prioritize for one pod (as
+  bench.extender_bench: 5,000 node names with a warm node cache, or 500 full Node objects; bodies
+  as bytes, answers encoded with orjson; nothing remembered between pods), in-process, no HTTP.
 """
 
 from __future__ import annotations
@@ -27,7 +32,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-CASES = ("rank-bytes-per-node", "rank-bytes-grouped", "rank-cold-500", "right-size-cold")
+CASES = (
+    "rank-bytes-per-node",
+    "rank-bytes-grouped",
+    "rank-labels-5000",
+    "rank-cold-500",
+    "right-size-cold",
+    "extender-names-5000",
+    "extender-full-500",
+)
 WORKLOADS = 60
 
 
@@ -58,6 +71,14 @@ def _calls(case: str) -> list[Callable[[], object]]:
             servicer.rank_bytes(raw)
         return [lambda raw=raw: servicer.rank_bytes(raw) for raw in raws]
 
+    if case.startswith("extender"):
+        return _extender_calls(case)
+    if case == "rank-labels-5000":
+        nodes = [(f"node-{i}", node_labels(i)) for i in range(5000)]
+        for w in loads:
+            servicer.rank_labels(w, nodes)
+        return [lambda w=w: servicer.rank_labels(w, nodes) for w in loads]
+
     def cold(call: Callable[[], object]) -> Callable[[], object]:
         def run() -> object:
             cache.set_total_bytes(cache.total_bytes())  # drops every entry
@@ -76,6 +97,38 @@ def _calls(case: str) -> list[Callable[[], object]]:
     for call in calls[:3]:
         call()
     return calls
+
+
+def _extender_calls(case: str) -> list[Callable[[], object]]:
+    import orjson
+
+    from accelplan_server.adapters.kubernetes.extender import Extender
+    from accelplan_server.adapters.kubernetes.nodecache import NodeCache
+    from accelplan_server.adapters.kubernetes.ranking import LocalRanker, ShapeRanker
+    from bench.extender_bench import node, pods
+
+    cache = None
+    if case == "extender-names-5000":
+        cached = [node(i) for i in range(5000)]
+        cache = NodeCache()
+        cache.replace(cached)
+        sent: dict[str, object] = {"Nodes": None, "NodeNames": [n["metadata"]["name"] for n in cached]}
+    else:
+        full = {"metadata": {"resourceVersion": ""}, "items": [node(i) for i in range(500)]}
+        sent = {"Nodes": full, "NodeNames": None}
+    extender = Extender(ShapeRanker(LocalRanker(), remembered=0), cache)
+    sends = [(p, orjson.dumps({"Pod": p, **sent})) for p in pods(WORKLOADS)]
+
+    def call(pod: object, body: bytes) -> object:
+        """/filter, then /prioritize of the nodes that passed (its body encoded as kube-scheduler would)."""
+        result = extender.filter(body)
+        orjson.dumps(result)
+        later = orjson.dumps({"Pod": pod, "Nodes": result["Nodes"], "NodeNames": result["NodeNames"]})
+        return orjson.dumps(extender.prioritize(later))
+
+    for pod, body in sends[:3]:
+        call(pod, body)
+    return [lambda pod=pod, body=body: call(pod, body) for pod, body in sends]
 
 
 def _inner(case: str, reps: int) -> None:

@@ -58,9 +58,8 @@ class NodeCache:
 
     def shapes(self, names: list[str]) -> list[Shape | None]:
         """Each node's shape; a few names the watch has not delivered yet are read from the API server."""
-        get = self._shapes.get
-        found = [get(n) for n in names]
-        if self.fetch is not None and time.monotonic() - self._fetch_failed_at >= FETCH_PAUSE_SECONDS:
+        found = list(map(self._shapes.get, names))
+        if self.fetch is not None and None in found and time.monotonic() - self._fetch_failed_at >= FETCH_PAUSE_SECONDS:
             missing = [i for i, s in enumerate(found) if s is None][:MAX_FETCHES]
             for i in missing:
                 try:
@@ -71,7 +70,7 @@ class NodeCache:
                     break
                 if node is not None:
                     self.apply("ADDED", node)
-                    found[i] = get(names[i])
+                    found[i] = self._shapes.get(names[i])
         return found
 
     def _intern(self, labels: Mapping[str, Any]) -> Shape:
