@@ -28,6 +28,7 @@ from typing import Any
 
 import grpc
 
+from accelplan.client import PlannerClient, prepare_nodes
 from accelplan.v1 import models_pb2, scheduler_service_pb2_grpc, scheduling_pb2
 from accelplan_server.core import cache
 from accelplan_server.core.catalog import load_catalog
@@ -201,9 +202,19 @@ def own_process(
 ) -> dict[str, dict[str, float]]:
     """``measure`` against ``accelplan serve`` in its own process (fresh, so nothing is remembered), from this
     process's Python client (result key "python") or, with ``go_binary``, from the Go SDK (bench/goclient;
-    ``codec`` sdk, grpc-default or both: one result per codec, the two codecs' calls interleaved)."""
+    ``codec`` sdk, grpc-default, prepared or both: one result per codec, the two codecs' calls interleaved).
+    ``codec`` prepared (RankNodes): the nodes serialized once per request before timing (``prepare_nodes``,
+    Go's ``PrepareNodes``), each call sending its workload in front of them (``rank_prepared``)."""
     proc, address = start_server(None, [])
     try:
+        if go_binary is None and codec == "prepared":  # RankNodes: nodes serialized once per request, untimed
+            options = [("grpc.max_receive_message_length", 64 << 20)]
+            with PlannerClient(address, timeout=30, options=options) as client:
+                prepared = [(r.workload, prepare_nodes(r)) for r in [*warm, *requests]]
+                for w, nodes in prepared[: len(warm)]:
+                    client.rank_prepared(w, nodes)
+                times = time_rounds(lambda p: client.rank_prepared(*p), prepared[len(warm) :], rounds)
+                return {"python": summarize(times)}
         if go_binary is None:
             with grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
                 call = getattr(scheduler_service_pb2_grpc.SchedulerServiceStub(channel), method)
@@ -391,6 +402,11 @@ def main() -> None:
                 for client, binary in (("Python", None), ("Go", go_binary)):
                     (found,) = own_process(method, requests, warm_requests, args.rounds, binary).values()
                     results[f"{label}, gRPC to its own process, {client} client"] = found
+                    if method == "RankNodes" and not requests[0].node_groups:
+                        (found,) = own_process(
+                            method, requests, warm_requests, args.rounds, binary, "prepared"
+                        ).values()
+                        results[f"{label}, gRPC to its own process, {client} client, nodes prepared once"] = found
             # More labels than a small Go map holds: grpc-go's default codec writes them in a random order
             # per message, so nodes of one shape differ in their bytes unless the client sorts them.
             wide = [

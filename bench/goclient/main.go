@@ -9,8 +9,11 @@
 // {"<codec>": [[request 0's rounds], [request 1's rounds], ...]}.
 //
 // -codec picks how requests are marshalled: sdk (the Go client's deterministic codec: map fields
-// in key order), grpc-default (grpc-go's default: map fields in Go's random iteration order), or
-// both (two connections, each call made on one then the other, so both see the same server state).
+// in key order), grpc-default (grpc-go's default: map fields in Go's random iteration order),
+// prepared (RankNodes only: the nodes marshalled once with accelplan.PrepareNodes, untimed, as a
+// scheduler does when its node list changes; each call marshals its Workload, RankPrepared), or
+// both (sdk and grpc-default: two connections, each call made on one then the other, so both see
+// the same server state).
 package main
 
 import (
@@ -66,8 +69,8 @@ func dial(server, codec string) *accelplan.Client {
 	return client
 }
 
-// calls turns each serialized request into a call on client.
-func calls(client *accelplan.Client, method string, raws [][]byte) []func() error {
+// calls turns each serialized request into a call on client (RankPrepared over its prepared nodes when prepared).
+func calls(client *accelplan.Client, method string, raws [][]byte, prepared bool) []func() error {
 	ctx := context.Background()
 	big := grpc.MaxCallRecvMsgSize(64 << 20)
 	out := make([]func() error, len(raws))
@@ -77,6 +80,15 @@ func calls(client *accelplan.Client, method string, raws [][]byte) []func() erro
 			req := &accelplanv1.RankNodesRequest{}
 			if err := proto.Unmarshal(raw, req); err != nil {
 				log.Fatalf("request %d: %v", i, err)
+			}
+			if prepared {
+				nodes, err := accelplan.PrepareNodes(req)
+				if err != nil {
+					log.Fatalf("request %d: %v", i, err)
+				}
+				workload := req.GetWorkload()
+				out[i] = func() error { _, err := client.RankPrepared(ctx, workload, nodes, big); return err }
+				continue
 			}
 			out[i] = func() error { _, err := client.RankNodes(ctx, req, big); return err }
 		case "RightSize":
@@ -99,12 +111,12 @@ func main() {
 	warm := flag.Int("warm", 0, "how many leading requests are warm-ups (sent once, untimed)")
 	rounds := flag.Int("rounds", 3, "times each timed request is sent")
 	out := flag.String("out", "", "where to write the times (JSON)")
-	codec := flag.String("codec", "sdk", "sdk, grpc-default or both")
+	codec := flag.String("codec", "sdk", "sdk, grpc-default, prepared or both")
 	flag.Parse()
 
 	codecs := []string{*codec}
 	switch *codec {
-	case "sdk", "grpc-default":
+	case "sdk", "grpc-default", "prepared":
 	case "both":
 		codecs = []string{"sdk", "grpc-default"}
 	default:
@@ -118,7 +130,7 @@ func main() {
 	for k, name := range codecs {
 		client := dial(*server, name)
 		defer client.Close()
-		made[k] = calls(client, *method, raws)
+		made[k] = calls(client, *method, raws, name == "prepared")
 		for i, c := range made[k][:*warm] {
 			if err := c(); err != nil {
 				log.Fatalf("warm-up %d: %v", i, err)

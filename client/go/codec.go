@@ -20,6 +20,9 @@ type deterministicCodec struct{}
 func (deterministicCodec) Name() string { return protocodec.Name }
 
 func (deterministicCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if b, ok := v.(preparedRequest); ok { // RankPrepared: already on the wire
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
 	m, ok := v.(proto.Message)
 	if !ok {
 		return nil, fmt.Errorf("accelplan: cannot marshal %T: not a proto.Message", v)

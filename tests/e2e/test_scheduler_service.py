@@ -6,7 +6,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from accelplan.client import PlannerClient, PlannerError
+from accelplan.client import PlannerClient, PlannerError, prepare_nodes
 from accelplan.v1 import models_pb2, scheduling_pb2
 from tests.e2e.conftest import ServerProcess
 
@@ -95,3 +95,32 @@ def test_rank_nodes_wire_bytes_in_and_out(server: ServerProcess) -> None:
                 assert "not a valid accelplan.v1.RankNodesRequest" in (e.details() or "")
             else:
                 raise AssertionError("expected INVALID_ARGUMENT")
+
+
+def test_rank_prepared_answers_as_rank_nodes(client: PlannerClient) -> None:
+    """Nodes serialized once (prepare_nodes), a workload per call: the same answers as whole requests."""
+    shapes = [
+        {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.count": "8", "zone": "a"},
+        {"nvidia.com/gpu.product": "NVIDIA-L4", "nvidia.com/gpu.count": "2", "zone": "b"},
+    ]
+    base = scheduling_pb2.RankNodesRequest(
+        workload=scheduling_pb2.Workload(model=models_pb2.ModelSpec(model_id="left-out")),
+        nodes=[scheduling_pb2.NodeInventory(name=f"node-{i}", labels=shapes[i % 2]) for i in range(300)],
+        policy=scheduling_pb2.PLACEMENT_POLICY_FASTEST,
+        top_k=50,
+    )
+    prepared = prepare_nodes(base)
+    assert base.workload.model.model_id == "left-out"  # the caller's request is untouched
+    for model, context in (("llama-3.1-70b", 8192), ("qwen2.5-32b", 0), ("llama-3.1-8b", 2048)):
+        workload = scheduling_pb2.Workload(model=models_pb2.ModelSpec(model_id=model), context_length=context)
+        whole = scheduling_pb2.RankNodesRequest()
+        whole.CopyFrom(base)
+        whole.workload.CopyFrom(workload)
+        assert client.rank_prepared(workload, prepared) == client.rank_nodes(whole)
+    try:
+        client.rank_prepared(None, prepared)
+    except PlannerError as e:
+        assert e.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert any(v.field.startswith("workload") for v in e.violations)
+    else:
+        raise AssertionError("expected INVALID_ARGUMENT for a request without a workload")

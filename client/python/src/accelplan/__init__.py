@@ -4,7 +4,7 @@
 ``accelplan.client.PlannerClient`` is a small typed client over them.
 """
 
-from accelplan.client import FieldViolation, PlannerClient, PlannerError, node_verdicts
+from accelplan.client import FieldViolation, PlannerClient, PlannerError, PreparedNodes, node_verdicts, prepare_nodes
 
-__all__ = ["FieldViolation", "PlannerClient", "PlannerError", "node_verdicts"]
+__all__ = ["FieldViolation", "PlannerClient", "PlannerError", "PreparedNodes", "node_verdicts", "prepare_nodes"]
 __version__ = "0.1.0"

@@ -155,6 +155,11 @@ class PlannerClient:
         self.stub = planner_service_pb2_grpc.PlannerServiceStub(self._channel)
         self.scheduler = scheduler_service_pb2_grpc.SchedulerServiceStub(self._channel)
         """SchedulerService on the same channel (RankNodes, RightSize)."""
+        self._rank_bytes = self._channel.unary_unary(
+            "/accelplan.v1.SchedulerService/RankNodes",
+            request_serializer=None,  # rank_prepared sends bytes it composed
+            response_deserializer=scheduling_pb2.RankNodesResponse.FromString,
+        )
 
     def close(self) -> None:
         """Close the channel."""
@@ -254,11 +259,56 @@ class PlannerClient:
         """
         return self._call(self.scheduler.RankNodes, request, timeout)
 
+    def rank_prepared(
+        self, workload: scheduling_pb2.Workload | None, nodes: PreparedNodes, *, timeout: float | None = None
+    ) -> scheduling_pb2.RankNodesResponse:
+        """RankNodes for ``workload`` over nodes serialized once (``prepare_nodes``).
+
+        The server reads the request ``prepare_nodes`` was given with its workload set to this one.
+        """
+        body = nodes.body
+        if workload is not None:
+            w = workload.SerializeToString(deterministic=True)
+            body = b"\x0a" + _varint(len(w)) + w + body  # field 1, first: where the server looks for it
+        response: scheduling_pb2.RankNodesResponse = self._call(self._rank_bytes, body, timeout)
+        return response
+
     def right_size(
         self, request: scheduling_pb2.RightSizeRequest, *, timeout: float | None = None
     ) -> scheduling_pb2.RightSizeResponse:
         """SchedulerService.RightSize: devices, counts and precisions that serve a workload, with artifacts."""
         return self._call(self.scheduler.RightSize, request, timeout)
+
+
+@dataclass(frozen=True)
+class PreparedNodes:
+    """A RankNodesRequest without its workload, serialized once (``prepare_nodes``).
+
+    A scheduler ranks the same nodes for pod after pod: ``PlannerClient.rank_prepared`` puts each
+    pod's Workload in front of these bytes, so a call serializes one small message instead of every
+    node, and the server, which keeps node sets by the bytes after the workload field, reads the
+    nodes once. Prepare again when the nodes change.
+    """
+
+    body: bytes
+
+
+def prepare_nodes(request: scheduling_pb2.RankNodesRequest) -> PreparedNodes:
+    """``request``'s fields but its workload (left out when set), serialized deterministically."""
+    rest = scheduling_pb2.RankNodesRequest()
+    rest.CopyFrom(request)
+    rest.ClearField("workload")
+    return PreparedNodes(rest.SerializeToString(deterministic=True))
+
+
+def _varint(n: int) -> bytes:
+    """The protobuf varint of ``n`` (n >= 0)."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def node_verdicts(response: scheduling_pb2.RankNodesResponse) -> list[scheduling_pb2.NodeVerdict]:
