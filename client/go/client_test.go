@@ -55,10 +55,16 @@ func (f *fakePlanner) EstimateMemory(ctx context.Context, _ *accelplanv1.Estimat
 
 func dialFake(t *testing.T, opts ...accelplan.Option) (*accelplan.Client, *fakePlanner) {
 	t.Helper()
+	fake := &fakePlanner{}
+	return dialServer(t, func(srv *grpc.Server) { accelplanv1.RegisterPlannerServiceServer(srv, fake) }, opts...), fake
+}
+
+// dialServer serves what register adds on an in-memory listener and dials it with opts.
+func dialServer(t *testing.T, register func(*grpc.Server), opts ...accelplan.Option) *accelplan.Client {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	fake := &fakePlanner{}
-	accelplanv1.RegisterPlannerServiceServer(srv, fake)
+	register(srv)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	dialer := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
@@ -68,7 +74,7 @@ func dialFake(t *testing.T, opts ...accelplan.Option) (*accelplan.Client, *fakeP
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	return c, fake
+	return c
 }
 
 func TestDefaults(t *testing.T) {

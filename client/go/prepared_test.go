@@ -3,11 +3,9 @@ package accelplan_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	accelplan "github.com/accelplan/accelplan/client/go"
@@ -44,18 +42,8 @@ func nodes(n int) []*accelplanv1.NodeInventory {
 }
 
 func TestRankPreparedSendsTheRequestRankNodesWould(t *testing.T) {
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
 	echo := &echoScheduler{}
-	accelplanv1.RegisterSchedulerServiceServer(srv, echo)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	dialer := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
-	c, err := accelplan.Dial("passthrough:///bufnet", accelplan.WithDialOptions(grpc.WithContextDialer(dialer)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := dialServer(t, func(srv *grpc.Server) { accelplanv1.RegisterSchedulerServiceServer(srv, echo) })
 
 	base := &accelplanv1.RankNodesRequest{
 		Workload:      &accelplanv1.Workload{Model: model("ignored")},
