@@ -238,6 +238,13 @@ def serve(nodes_file: str | None) -> None:
 
     gc.collect()  # as `accelplan extender` does once the catalogue (and node list) is loaded
     gc.freeze()
+    try:  # as `accelplan extender` does (trees from before runtime.allocator run without it)
+        from accelplan_server.adapters.kubernetes.server import MAX_BODY_BYTES
+        from accelplan_server.runtime import allocator
+
+        allocator.reuse_large_blocks(MAX_BODY_BYTES)
+    except ImportError:
+        pass
 
     handler_seconds: dict[str, list[float]] = {"filter": [], "prioritize": [], "filter_cpu": [], "prioritize_cpu": []}
 

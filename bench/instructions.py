@@ -102,10 +102,13 @@ def _calls(case: str) -> list[Callable[[], object]]:
 def _extender_calls(case: str) -> list[Callable[[], object]]:
     import orjson
 
+    from accelplan_server.adapters.kubernetes import wire
     from accelplan_server.adapters.kubernetes.extender import Extender
     from accelplan_server.adapters.kubernetes.nodecache import NodeCache
     from accelplan_server.adapters.kubernetes.ranking import LocalRanker, ShapeRanker
     from bench.extender_bench import node, pods
+
+    encode = getattr(wire, "encode", orjson.dumps)  # trees before wire.encode answered with orjson fragments
 
     cache = None
     if case == "extender-names-5000":
@@ -122,9 +125,9 @@ def _extender_calls(case: str) -> list[Callable[[], object]]:
     def call(pod: object, body: bytes) -> object:
         """/filter, then /prioritize of the nodes that passed (its body encoded as kube-scheduler would)."""
         result = extender.filter(body)
-        orjson.dumps(result)
-        later = orjson.dumps({"Pod": pod, "Nodes": result["Nodes"], "NodeNames": result["NodeNames"]})
-        return orjson.dumps(extender.prioritize(later))
+        encode(result)
+        later = encode({"Pod": pod, "Nodes": result["Nodes"], "NodeNames": result["NodeNames"]})
+        return encode(extender.prioritize(later))
 
     for pod, body in sends[:3]:
         call(pod, body)

@@ -18,6 +18,7 @@ import pytest
 from accelplan_server.adapters.kubernetes.extender import Extender
 from accelplan_server.adapters.kubernetes.nodecache import NodeCache
 from accelplan_server.adapters.kubernetes.ranking import LocalRanker, ShapeRanker
+from accelplan_server.adapters.kubernetes.wire import encode
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "kubernetes"
 
@@ -34,8 +35,8 @@ def _raw(pattern: str) -> bytes:
 
 
 def _decoded(result: dict[str, Any]) -> dict[str, Any]:
-    """The answer as kube-scheduler reads it (passing nodes are orjson fragments until encoded)."""
-    decoded: dict[str, Any] = orjson.loads(orjson.dumps(result))
+    """The answer as kube-scheduler reads it (passing nodes are msgspec.Raw until encoded)."""
+    decoded: dict[str, Any] = orjson.loads(encode(result))
     return decoded
 
 

@@ -43,7 +43,7 @@ class Extender:
     """Answers /filter and /prioritize for kube-scheduler, ranking through RankNodes.
 
     ``filter`` and ``prioritize`` take the raw request body (or its decoded JSON) and return
-    what to encode as the answer (orjson: passing nodes are orjson.Fragment).
+    what to encode as the answer (with ``wire.encode``: passing nodes may be msgspec.Raw).
     """
 
     def __init__(self, ranker: ShapeRanker, cache: NodeCache | None = None) -> None:

@@ -5,7 +5,8 @@ images, ~60 labels each: ~7 KB a node), and expects the passing ones back in ful
 Decoding all of that into Python objects costs more than everything else the
 extender does, so the body is split with msgspec into raw JSON per node, each
 node's name and device labels are decoded from its raw bytes (the other fields
-are skipped), and the passing nodes go back as the same bytes (orjson.Fragment).
+are skipped), and the passing nodes go back as the same bytes: msgspec.Raw slices
+that reference the request body rather than copy it, written out by ``encode``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Args(NamedTuple):
     pod: Mapping[str, Any]
     names: list[str]
     shapes: list[Shape] | None  # None: node names only (nodeCacheCapable), shapes come from the cache
-    nodes: list[Any] | None  # the Node objects as sent (dicts or orjson.Fragment), when sent in full
+    nodes: list[Any] | None  # the Node objects as sent (dicts or msgspec.Raw), when sent in full
 
 
 def field(obj: Mapping[str, Any], name: str) -> Any:
@@ -135,6 +136,14 @@ def _node_shape(node: _Node, raw: msgspec.Raw | None) -> Shape:
     return shape
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode(answer: Any) -> bytes:
+    """An answer as JSON; Node objects passed through as msgspec.Raw are written as they came."""
+    return _ENCODER.encode(answer)
+
+
 def parse_args(body: bytes, *, keep_nodes: bool = True) -> Args:
     """Args from the request body; BadArgs when it is not an ExtenderArgs.
 
@@ -158,7 +167,7 @@ def parse_args(body: bytes, *, keep_nodes: bool = True) -> Args:
             pod,
             [n.metadata.name for n in nodes],
             [_node_shape(n, r) for n, r in zip(nodes, raws, strict=True)],
-            [orjson.Fragment(bytes(r)) for r in raws],
+            raws,
         )
     except (msgspec.DecodeError, orjson.JSONDecodeError) as e:
         raise BadArgs(f"not an ExtenderArgs: {e}") from None
