@@ -1,4 +1,4 @@
-"""Every example in README.md runs as written against a live server.
+"""Every example in README.md and the Python client's README runs as written against a live server.
 
 The SDK READMEs' programs (marked ``<!-- example: FILE -->``) are run by scripts/consumers/* against the
 packaged SDKs (`make test-packages`).
@@ -7,7 +7,8 @@ Shell lines (``sh`` blocks, and the ``$`` lines of ``console`` blocks) run in ba
 repository root with .venv/bin first on PATH and the server's address in place of
 localhost:50051 (and in $ACCELPLAN_SERVER); ``python`` blocks run in this interpreter.
 Left out, each for its stated reason: ``make serve`` / ``make test`` (they start a server on the
-fixed port or run this suite), ``accelplan serve`` with production TLS files, and grpcurl lines
+fixed port or run this suite), ``accelplan serve`` with production TLS files, ``pip install`` of the
+released package (scripts/consumers/python installs the built wheels instead), and grpcurl lines
 when grpcurl is not installed (the buf curl lines beside them make the same calls).
 """
 
@@ -23,10 +24,10 @@ import pytest
 from tests.e2e.conftest import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-READMES = [ROOT / "README.md"]
-BLOCK = re.compile(r"^```(sh|console|python)\n(.*?)^```", re.S | re.M)
+READMES = [ROOT / "README.md", ROOT / "client/python/README.md"]
+BLOCK = re.compile(r"^``` ?(sh|console|python)\n(.*?)^```", re.S | re.M)
 DEFAULT_ADDRESS = "localhost:50051"
-LEFT_OUT = ("make ", "accelplan serve", ".venv/bin/accelplan serve")
+LEFT_OUT = ("make ", "accelplan serve", ".venv/bin/accelplan serve", "pip install")
 
 
 def _shell_commands(lang: str, body: str) -> list[str]:
@@ -51,15 +52,16 @@ def examples() -> list[tuple[str, str, str]]:
     found = []
     for readme in READMES:
         text = readme.read_text(encoding="utf-8")
+        name = str(readme.relative_to(ROOT))
         for n, m in enumerate(BLOCK.finditer(text)):
             lang, body = m.group(1), m.group(2)
             line = text[: m.start()].count("\n") + 1
             if lang == "python":
-                found.append((f"{readme.name}:{line}", lang, body))
+                found.append((f"{name}:{line}", lang, body))
                 continue
             for command in _shell_commands(lang, body):
                 if not command.startswith(LEFT_OUT):
-                    found.append((f"{readme.name}:{line}:{command.split()[0]}:{n}", "sh", command))
+                    found.append((f"{name}:{line}:{command.split()[0]}:{n}", "sh", command))
     return found
 
 
