@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import resource
 import socket
 import subprocess
 import sys
@@ -250,16 +249,19 @@ def test_unread_streams_pin_bounded_memory() -> None:
 def test_idle_connections_past_a_low_soft_limit_leave_the_server_answering() -> None:
     """Finding 7: soft RLIMIT_NOFILE 256 (hard 4096), 400 idle TCP connections, and calls still answered."""
 
-    def low_soft_limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))
-
+    # The limit is set by a small Python that then execs the server, not by preexec_fn: preexec_fn makes
+    # this process fork with gRPC loaded, and gRPC's fork handler can then abort the child before its
+    # exec (its poller meets the epoll fd that close_fds just closed; grpc/grpc#43055).
+    low_soft_limit = (
+        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096)); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "accelplan.cli", "serve", "--port", "0", "--log-level", "INFO"],
+        [sys.executable, "-c", low_soft_limit, "-m", "accelplan.cli", "serve", "--port", "0", "--log-level", "INFO"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        preexec_fn=low_soft_limit,
     )
     s = ServerProcess(proc, "")
     socks: list[socket.socket] = []
