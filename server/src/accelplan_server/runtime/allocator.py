@@ -1,12 +1,13 @@
 """The C allocator's thresholds, set so that request-sized buffers are reused instead of mapped afresh.
 
-A 3.4 MB extender body (500 full Nodes) is allocated, copied and freed on every /filter. glibc serves
-a block above its mmap threshold with a new mapping and gives heap above its trim threshold back to
-the kernel, so each call faults its pages in again (on the benchmark VM, ~15% of the extender's CPU
-per filter; bench/RESULTS.md). Raising both thresholds to the largest buffer a request can make keeps
-freed blocks in the heap for the next call, at the cost of holding up to twice that much freed
-memory. Other C libraries (musl, macOS) are left as they are. (`accelplan serve`, whose messages are
-at most 4 MiB, showed no gain beyond the noise, so it keeps glibc's defaults.)
+A RankNodes request of 5,000 nodes (0.8 MB) and its answer (1 MB), or an extender body of 500 full
+Nodes (3.4 MB), are allocated, copied and freed on every call. glibc serves a block above its mmap
+threshold (128 KiB at first) with a new mapping and gives heap above its trim threshold back to the
+kernel, so each call faults its pages in again: on the benchmark VM a third of `accelplan serve`'s CPU
+per such RankNodes call and ~15% of the extender's per filter (bench/RESULTS.md). Raising both
+thresholds to the largest buffer a request can make keeps freed blocks in the heap for the next call,
+at the cost of holding up to twice that much freed memory (16 MiB for `accelplan serve`, 64 MiB for
+the extender). Other C libraries (musl, macOS) are left as they are.
 """
 
 from __future__ import annotations

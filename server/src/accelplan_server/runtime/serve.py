@@ -39,7 +39,7 @@ from accelplan.v1 import (
 from accelplan_server.core.catalog import Catalog, load_catalog
 from accelplan_server.rpc.planner import PlannerServicer
 from accelplan_server.rpc.scheduler import SchedulerServicer
-from accelplan_server.runtime import compiled
+from accelplan_server.runtime import allocator, compiled
 from accelplan_server.runtime.context import HandlerCapture
 from accelplan_server.runtime.interceptors import CallGuard, ConnectionBudget
 from accelplan_server.runtime.lanes import HeavyLane, LaneConfig, default_workers
@@ -461,6 +461,7 @@ async def serve_async(
     """Serve until SIGTERM or SIGINT, then drain; returns the exit code (PortInUse propagates)."""
     served = await start_async(config, interceptors, catalog=catalog, serve_metrics=serve_metrics)
     freeze_startup_objects()
+    allocator.reuse_large_blocks(2 * MAX_MESSAGE_BYTES)  # a request and its answer: at most a message each
     if on_started is not None:
         on_started(served)
     await wait_for_stop_signal(
